@@ -1,0 +1,41 @@
+"""Read and admin API. For now: GET /health, reporting PostgreSQL, Redis and Kafka."""
+
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from logpipe.config import get_settings
+from logpipe.health import check_health
+from logpipe.http import create_resolver, json_response
+from logpipe.models import HealthReport
+from logpipe.observability import logger, metrics
+
+settings = get_settings()
+app = create_resolver()
+
+
+@app.get(
+    "/health",
+    summary="Health of the pipeline's dependencies",
+    tags=["operations"],
+    responses={
+        200: {"description": "All dependencies up", "content": {"application/json": {"model": HealthReport}}},
+        503: {
+            "description": "At least one dependency down",
+            "content": {"application/json": {"model": HealthReport}},
+        },
+    },
+)
+def get_health():
+    report = check_health(settings)
+    if report.status == "up":
+        return json_response(200, report.model_dump(mode="json", by_alias=True))
+    headers = {"Retry-After": str(settings.retry_after_seconds)}
+    return json_response(503, report.model_dump(mode="json", by_alias=True), headers)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,48 @@
+"""Ingest API: validated log events from HTTP to Kafka, answered only once the broker acknowledged."""
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from logpipe.config import get_settings
+from logpipe.http import create_resolver, json_response
+from logpipe.ingest import ingest_event
+from logpipe.models import ErrorBody, IngestAccepted, LogEventIn
+from logpipe.observability import logger, metrics
+
+settings = get_settings()
+app = create_resolver()
+
+_ERRORS = {
+    status: {"description": description, "content": {"application/json": {"model": ErrorBody}}}
+    for status, description in {
+        400: "Malformed JSON",
+        413: "A size limit was exceeded",
+        415: "Not JSON",
+        422: "The event breaks the schema or a limit",
+        503: "Kafka unavailable; retry after Retry-After seconds",
+    }.items()
+}
+
+
+@app.post(
+    "/api/logs",
+    summary="Ingest one log event",
+    description="Validates the event and answers 202 once Kafka has acknowledged the write (acks=all).",
+    tags=["ingest"],
+    responses={
+        202: {"description": "Queued", "content": {"application/json": {"model": IngestAccepted}}},
+        **_ERRORS,
+    },
+)
+def post_log(event: Annotated[LogEventIn, Body()]):
+    accepted = ingest_event(event, settings)
+    return json_response(202, IngestAccepted(id=accepted.id).model_dump(mode="json"))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

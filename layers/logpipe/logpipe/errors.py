@@ -1,0 +1,36 @@
+"""Domain errors. Each carries its HTTP status and error code; logpipe.http maps them to responses."""
+
+from typing import Any
+
+
+class LogpipeError(Exception):
+    status_code = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class InvalidEventError(LogpipeError):
+    """The event is well-formed JSON but breaks a rule (limits, timestamps, levels)."""
+
+    status_code = 422
+    code = "invalid_event"
+
+
+class PayloadTooLargeError(LogpipeError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class DependencyUnavailableError(LogpipeError):
+    """A backing service (Kafka, PostgreSQL, Redis) failed or timed out; the client should retry."""
+
+    status_code = 503
+    code = "service_unavailable"
+
+    def __init__(self, message: str, details: Any = None, retry_after_seconds: int = 5) -> None:
+        super().__init__(message, details)
+        self.retry_after_seconds = retry_after_seconds

@@ -1,0 +1,81 @@
+"""HTTP shaping shared by the API functions: the resolver factory and the one error format.
+
+Every error leaves as {"status":"error","error":{"code","message","details"}}; domain errors carry their
+own status, validation failures become 400/415/422, a failing dependency 503 with Retry-After.
+"""
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
+
+from logpipe.errors import DependencyUnavailableError, LogpipeError
+from logpipe.models import ErrorBody, ErrorDetail
+from logpipe.observability import logger
+
+
+def json_response(status_code: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        status_code=status_code, content_type=content_types.APPLICATION_JSON, body=body, headers=headers
+    )
+
+
+def error_response(
+    status_code: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
+) -> Response:
+    body = ErrorBody(error=ErrorDetail(code=code, message=message, details=details))
+    return json_response(status_code, body.model_dump(mode="json"), headers)
+
+
+def create_resolver() -> APIGatewayHttpResolver:
+    app = APIGatewayHttpResolver(enable_validation=True)
+    app.exception_handler(LogpipeError)(_domain_error)
+    app.exception_handler(RequestValidationError)(_validation_error)
+    app.exception_handler(RequestUnsupportedContentType)(_unsupported_content_type)
+    app.not_found(_not_found)
+    app.exception_handler(Exception)(_unexpected_error)
+    return app
+
+
+def _domain_error(error: LogpipeError) -> Response:
+    headers = None
+    if isinstance(error, DependencyUnavailableError):
+        headers = {"Retry-After": str(error.retry_after_seconds)}
+        logger.warning("dependency unavailable", extra={"error": error.message})
+    return error_response(error.status_code, error.code, error.message, error.details, headers)
+
+
+def _validation_error(error: RequestValidationError) -> Response:
+    problems = [
+        {
+            "field": _field_path(problem.get("loc", ())),
+            "message": problem.get("msg", ""),
+            "type": problem.get("type"),
+        }
+        for problem in error.errors()
+    ]
+    if any(problem["type"] == "json_invalid" for problem in problems):
+        return error_response(400, "malformed_json", "The request body is not valid JSON")
+    return error_response(422, "validation_failed", "The request does not match the schema", problems)
+
+
+def _unsupported_content_type(_error: RequestUnsupportedContentType) -> Response:
+    return error_response(415, "unsupported_media_type", "Content-Type must be application/json")
+
+
+def _not_found(_error: NotFoundError) -> Response:
+    return error_response(404, "not_found", "No such route")
+
+
+def _unexpected_error(error: Exception) -> Response:
+    logger.exception("unhandled error", extra={"error_type": type(error).__name__})
+    return error_response(500, "internal_error", "Internal server error")
+
+
+def _field_path(location: Any) -> str:
+    parts = [str(part) for part in location if part != "body"]
+    return ".".join(parts) or "body"

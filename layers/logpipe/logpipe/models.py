@@ -1,0 +1,97 @@
+"""Pydantic models: the ingest request body, the normalized event (Kafka value) and API answers."""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
+
+
+class Level(StrEnum):
+    TRACE = "TRACE"
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARN = "WARN"
+    ERROR = "ERROR"
+    FATAL = "FATAL"
+
+    @classmethod
+    def parse(cls, value: Any) -> "Level":
+        """Case-insensitive; WARNING is accepted as WARN."""
+        if isinstance(value, str):
+            name = value.strip().upper()
+            return cls("WARN" if name == "WARNING" else name)
+        return cls(value)
+
+
+class CamelModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+
+class LogEventIn(CamelModel):
+    """What a client sends: the seed's four fields plus optional metadata."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    organization_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+    level: Level
+    message: str = Field(min_length=1)
+    source: str = Field(min_length=1, max_length=256)
+    id: UUID | None = None
+    timestamp: AwareDatetime | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    trace_id: str | None = Field(default=None, max_length=128)
+    span_id: str | None = Field(default=None, max_length=128)
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _normalize_level(cls, value: Any) -> Level:
+        return Level.parse(value)
+
+
+class LogEvent(CamelModel):
+    """The normalized event: the Kafka record value and the stored row."""
+
+    id: UUID
+    organization_id: str
+    level: Level
+    message: str
+    source: str
+    timestamp: datetime
+    received_at: datetime
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    trace_id: str | None = None
+    span_id: str | None = None
+
+
+class IngestAccepted(BaseModel):
+    status: Literal["success"] = "success"
+    id: UUID
+    message: str = "Log event queued for processing"
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorBody(BaseModel):
+    status: Literal["error"] = "error"
+    error: ErrorDetail
+
+
+DependencyStatus = Literal["up", "down"]
+
+
+class DependencyHealth(BaseModel):
+    status: DependencyStatus
+    latency_ms: float = Field(serialization_alias="latencyMs")
+    error: str | None = None
+
+
+class HealthReport(BaseModel):
+    status: DependencyStatus
+    dependencies: dict[str, DependencyHealth]

@@ -1,0 +1,88 @@
+"""Fixtures shared by every test level: sample events from events/, Lambda contexts, function loading."""
+
+import importlib.util
+import json
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EVENTS_DIR = REPO_ROOT / "events"
+
+# Defaults match local/services.py; a running stack's `make env` exports override them.
+os.environ.setdefault("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+os.environ.setdefault("DATABASE_URL", "postgresql://logpipe:logpipe@127.0.0.1:5432/logpipe")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "logpipe-tests")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "LogpipeTests")
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+
+
+@dataclass
+class FakeLambdaContext:
+    function_name: str = "test-function"
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 512
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    log_group_name: str = "/aws/lambda/test-function"
+    log_stream_name: str = "2026/11/27/[$LATEST]test"
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+@pytest.fixture
+def lambda_context() -> FakeLambdaContext:
+    return FakeLambdaContext()
+
+
+@pytest.fixture
+def sample_event() -> Callable[[str], dict]:
+    """Load events/<name>.json: the same files `sam local invoke -e` takes."""
+
+    def load(name: str) -> dict:
+        return json.loads((EVENTS_DIR / f"{name}.json").read_text())
+
+    return load
+
+
+def load_function(name: str) -> ModuleType:
+    """Import functions/<name>/app.py under a unique module name, as Lambda would load `app.handler`."""
+    path = REPO_ROOT / "functions" / name / "app.py"
+    spec = importlib.util.spec_from_file_location(f"logpipe_function_{name}", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def producer_function() -> ModuleType:
+    return load_function("producer")
+
+
+@pytest.fixture(scope="session")
+def consumer_function() -> ModuleType:
+    return load_function("consumer")
+
+
+@pytest.fixture(scope="session")
+def gateway_function() -> ModuleType:
+    return load_function("gateway")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test by the folder it lives in, so `-m unit|integration|e2e` selects a level."""
+    for item in items:
+        level = Path(item.fspath).relative_to(REPO_ROOT / "tests").parts[0]
+        if level in {"unit", "integration", "e2e"}:
+            item.add_marker(getattr(pytest.mark, level))

@@ -1,0 +1,65 @@
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+import pytest
+
+from logpipe.config import Settings
+from logpipe.errors import InvalidEventError, PayloadTooLargeError
+from logpipe.ingest import normalize_event
+from logpipe.models import LogEventIn
+
+NOW = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
+SETTINGS = Settings(
+    kafka_bootstrap_servers="k:9092",
+    database_url="postgresql://x",
+    redis_url="redis://x",
+    max_message_bytes=64,
+    max_attributes=2,
+    max_past_skew_seconds=3600,
+    max_future_skew_seconds=60,
+)
+
+
+def event_in(**overrides) -> LogEventIn:
+    body = {"organizationId": "acme", "level": "info", "message": "hello", "source": "svc", **overrides}
+    return LogEventIn.model_validate(body)
+
+
+def test_fills_in_id_and_timestamp() -> None:
+    event = normalize_event(event_in(), SETTINGS, NOW)
+    assert isinstance(event.id, UUID)
+    assert event.timestamp == NOW
+    assert event.received_at == NOW
+
+
+def test_keeps_the_client_id_and_converts_timestamps_to_utc() -> None:
+    client_id = "0b6f2f0e-3c1e-4f0e-9d55-0d6a2f1a9a01"
+    event = normalize_event(event_in(id=client_id, timestamp="2026-11-27T11:30:00+02:00"), SETTINGS, NOW)
+    assert str(event.id) == client_id
+    assert event.timestamp == datetime(2026, 11, 27, 9, 30, tzinfo=UTC)
+    assert event.timestamp.tzinfo is UTC
+
+
+def test_message_over_the_byte_limit_is_413() -> None:
+    with pytest.raises(PayloadTooLargeError) as caught:
+        normalize_event(event_in(message="é" * 33), SETTINGS, NOW)  # 66 bytes, 33 characters
+    assert caught.value.status_code == 413
+
+
+def test_too_many_attributes_is_422() -> None:
+    with pytest.raises(InvalidEventError, match="attributes"):
+        normalize_event(event_in(attributes={"a": 1, "b": 2, "c": 3}), SETTINGS, NOW)
+
+
+@pytest.mark.parametrize("offset", [timedelta(hours=-2), timedelta(minutes=5)])
+def test_timestamps_outside_the_skew_window_are_refused(offset: timedelta) -> None:
+    with pytest.raises(InvalidEventError, match="timestamp"):
+        normalize_event(event_in(timestamp=(NOW + offset).isoformat()), SETTINGS, NOW)
+
+
+@pytest.mark.parametrize(
+    "overrides", [{"message": "a\x00b"}, {"attributes": {"k": "v\x00"}}, {"source": "s\x00"}]
+)
+def test_nul_characters_are_refused_before_they_reach_postgresql(overrides: dict) -> None:
+    with pytest.raises(InvalidEventError, match="NUL"):
+        normalize_event(event_in(**overrides), SETTINGS, NOW)
