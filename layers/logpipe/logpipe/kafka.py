@@ -72,7 +72,7 @@ def publish_events(events: Sequence[LogEvent]) -> None:
 
 
 def publish_dead_letters(letters: Sequence[DeadLetter]) -> None:
-    """Publish to the dead-letter topic and wait for the ack: only then may the source offsets be committed."""
+    """Publish to the dead-letter topic and wait for the ack; only then may source offsets be committed."""
     topic = get_settings().kafka_dlq_topic
     _produce_and_wait([(topic, letter.key, letter.value, letter.headers()) for letter in letters])
 
