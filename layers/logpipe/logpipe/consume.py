@@ -50,9 +50,7 @@ def process_batch(records: Iterable[ConsumerRecordRecords]) -> BatchOutcome:
     )
     metrics.add_metric(name="log_events_processed_total", unit=MetricUnit.Count, value=outcome.stored)
     if outcome.dead_lettered:
-        metrics.add_metric(
-            name="log_events_dead_lettered_total", unit=MetricUnit.Count, value=outcome.dead_lettered
-        )
+        metrics.add_metric(name="log_events_dead_lettered_total", unit=MetricUnit.Count, value=outcome.dead_lettered)
         metrics.add_metric(name="log_events_errors_total", unit=MetricUnit.Count, value=outcome.dead_lettered)
     logger.info("batch processed", extra=outcome.__dict__)
     return outcome

@@ -12,15 +12,12 @@ from logpipe.config import get_settings
 from logpipe.errors import DependencyUnavailableError
 from logpipe.models import LogEvent
 
-_COLUMNS = (
-    "id, organization_id, occurred_at, level, message, source, attributes, trace_id, span_id, received_at"
-)
+_COLUMNS = "id, organization_id, occurred_at, level, message, source, attributes, trace_id, span_id, received_at"
 
 # Rows land in a per-connection staging table first, so one COPY feeds an INSERT that claims each id in
 # log_event_ids; only ids claimed by this statement reach log_events, which makes redelivery harmless.
 _CREATE_STAGING = (
-    "CREATE TEMP TABLE IF NOT EXISTS log_events_staging"
-    " (LIKE log_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    "CREATE TEMP TABLE IF NOT EXISTS log_events_staging (LIKE log_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
 )
 _COPY_STAGING = f"COPY log_events_staging ({_COLUMNS}) FROM STDIN"
 _INSERT_NEW = f"""

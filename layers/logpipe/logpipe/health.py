@@ -21,8 +21,7 @@ def check_health(settings: Settings, probes: dict[str, Probe] = DEFAULT_PROBES) 
         # The margin lets a client library report its own timeout before we give up on it.
         deadline = time.monotonic() + settings.dependency_timeout_seconds + 0.5
         results = {
-            name: _result(future, deadline, settings.dependency_timeout_seconds)
-            for name, future in futures.items()
+            name: _result(future, deadline, settings.dependency_timeout_seconds) for name, future in futures.items()
         }
     finally:
         # A probe stuck past its deadline must not hold the answer hostage.
@@ -36,9 +35,7 @@ def _timed(probe: Probe) -> DependencyHealth:
     try:
         probe()
     except Exception as exc:  # any failure means "down"; the message says why
-        return DependencyHealth(
-            status="down", latency_ms=_elapsed_ms(started), error=f"{type(exc).__name__}: {exc}"
-        )
+        return DependencyHealth(status="down", latency_ms=_elapsed_ms(started), error=f"{type(exc).__name__}: {exc}")
     return DependencyHealth(status="up", latency_ms=_elapsed_ms(started))
 
 
@@ -46,9 +43,7 @@ def _result(future, deadline: float, timeout: float) -> DependencyHealth:
     try:
         return future.result(timeout=max(0.0, deadline - time.monotonic()))
     except FutureTimeout:
-        return DependencyHealth(
-            status="down", latency_ms=timeout * 1000, error=f"no answer within {timeout}s"
-        )
+        return DependencyHealth(status="down", latency_ms=timeout * 1000, error=f"no answer within {timeout}s")
 
 
 def _elapsed_ms(started: float) -> float:

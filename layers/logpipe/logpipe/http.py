@@ -19,9 +19,7 @@ from logpipe.observability import logger
 
 
 def json_response(status_code: int, body: Any, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        status_code=status_code, content_type=content_types.APPLICATION_JSON, body=body, headers=headers
-    )
+    return Response(status_code=status_code, content_type=content_types.APPLICATION_JSON, body=body, headers=headers)
 
 
 def error_response(

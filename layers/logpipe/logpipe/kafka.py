@@ -116,9 +116,7 @@ def _unavailable(message: str) -> DependencyUnavailableError:
 def ping() -> None:
     """Raise unless the broker answers and the events topic exists."""
     settings = get_settings()
-    metadata = _producer().list_topics(
-        topic=settings.kafka_topic, timeout=settings.dependency_timeout_seconds
-    )
+    metadata = _producer().list_topics(topic=settings.kafka_topic, timeout=settings.dependency_timeout_seconds)
     topic = metadata.topics.get(settings.kafka_topic)
     if topic is None or topic.error is not None:
         raise RuntimeError(f"topic {settings.kafka_topic} unavailable: {topic.error if topic else 'missing'}")

@@ -9,9 +9,7 @@ def test_health_is_200_when_every_dependency_answers(
     gateway_function, sample_event, lambda_context, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     probes = {"postgresql": lambda: None, "redis": lambda: None, "kafka": lambda: None}
-    monkeypatch.setattr(
-        gateway_function, "check_health", lambda settings: health.check_health(settings, probes)
-    )
+    monkeypatch.setattr(gateway_function, "check_health", lambda settings: health.check_health(settings, probes))
 
     response = gateway_function.handler(sample_event("gateway_health"), lambda_context)
 
@@ -28,9 +26,7 @@ def test_health_is_503_with_retry_after_when_one_is_down(
         raise ConnectionRefusedError("redis down")
 
     probes = {"postgresql": lambda: None, "redis": refused, "kafka": lambda: None}
-    monkeypatch.setattr(
-        gateway_function, "check_health", lambda settings: health.check_health(settings, probes)
-    )
+    monkeypatch.setattr(gateway_function, "check_health", lambda settings: health.check_health(settings, probes))
 
     response = gateway_function.handler(sample_event("gateway_health"), lambda_context)
 

@@ -51,9 +51,7 @@ def test_malformed_json_is_400(producer_function, sample_event, lambda_context, 
     assert published == []
 
 
-def test_non_json_content_type_is_415(
-    producer_function, sample_event, lambda_context, published: list
-) -> None:
+def test_non_json_content_type_is_415(producer_function, sample_event, lambda_context, published: list) -> None:
     event = sample_event("producer_post_log")
     event["headers"]["content-type"] = "text/plain"
     status, _, body = invoke(producer_function, event, lambda_context)

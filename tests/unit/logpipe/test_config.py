@@ -26,7 +26,5 @@ def test_malformed_variable_fails_naming_it(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_defaults_follow_the_kafka_contract() -> None:
-    settings = Settings(
-        kafka_bootstrap_servers="k:9092", database_url="postgresql://x", redis_url="redis://x"
-    )
+    settings = Settings(kafka_bootstrap_servers="k:9092", database_url="postgresql://x", redis_url="redis://x")
     assert (settings.kafka_topic, settings.kafka_dlq_topic) == ("log-events", "log-events-dlq")

@@ -46,9 +46,7 @@ def test_stores_every_valid_record(sample_event, store: FakeStore, dead_letters:
     assert dead_letters == []
 
 
-def test_redelivered_batch_counts_duplicates_not_new_rows(
-    sample_event, store: FakeStore, dead_letters: list
-) -> None:
+def test_redelivered_batch_counts_duplicates_not_new_rows(sample_event, store: FakeStore, dead_letters: list) -> None:
     consume.process_batch(records(sample_event("consumer_msk_batch")))
     outcome = consume.process_batch(records(sample_event("consumer_msk_batch")))
     assert (outcome.stored, outcome.duplicates) == (0, 2)

@@ -57,9 +57,7 @@ def test_timestamps_outside_the_skew_window_are_refused(offset: timedelta) -> No
         normalize_event(event_in(timestamp=(NOW + offset).isoformat()), SETTINGS, NOW)
 
 
-@pytest.mark.parametrize(
-    "overrides", [{"message": "a\x00b"}, {"attributes": {"k": "v\x00"}}, {"source": "s\x00"}]
-)
+@pytest.mark.parametrize("overrides", [{"message": "a\x00b"}, {"attributes": {"k": "v\x00"}}, {"source": "s\x00"}])
 def test_nul_characters_are_refused_before_they_reach_postgresql(overrides: dict) -> None:
     with pytest.raises(InvalidEventError, match="NUL"):
         normalize_event(event_in(**overrides), SETTINGS, NOW)

@@ -1,0 +1,86 @@
+"""Integration fixtures: real Kafka, PostgreSQL and Redis, as started by `local/services.py up`."""
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+
+import psycopg
+import pytest
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+
+from logpipe.config import Settings, get_settings
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    settings = get_settings()
+    try:
+        with psycopg.connect(settings.database_url, connect_timeout=3) as conn:
+            conn.execute("SELECT 1 FROM log_events LIMIT 1")
+    except psycopg.Error as exc:
+        pytest.fail(f"PostgreSQL with migrations is required (run `make test` or `local/services.py up`): {exc}")
+    return settings
+
+
+@pytest.fixture
+def pg(settings: Settings) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def organization_id() -> str:
+    """A fresh tenant per test, so tests never see each other's rows."""
+    return f"it-{uuid.uuid4().hex[:12]}"
+
+
+def _end_offsets(consumer: Consumer, topic: str) -> list[TopicPartition]:
+    metadata = consumer.list_topics(topic, timeout=10)
+    partitions = metadata.topics[topic].partitions
+    ends = []
+    for partition in partitions:
+        _low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+        ends.append(TopicPartition(topic, partition, high))
+    return ends
+
+
+class TopicTail:
+    """Reads what lands on a topic after the moment it was created."""
+
+    def __init__(self, settings: Settings, topic: str) -> None:
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": settings.kafka_bootstrap_servers,
+                "group.id": f"it-tail-{uuid.uuid4().hex}",
+                "enable.auto.commit": False,
+            }
+        )
+        self.consumer.assign(_end_offsets(self.consumer, topic))
+
+    def wait_for(self, predicate: Callable[[Message], bool], timeout: float = 20.0) -> Message | None:
+        """The first message after the tail was opened that matches `predicate`, or None on timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            message = self.consumer.poll(0.5)
+            if message is None or (message.error() and message.error().code() == KafkaError._PARTITION_EOF):
+                continue
+            assert message.error() is None, message.error()
+            if predicate(message):
+                return message
+        return None
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+@pytest.fixture
+def tail(settings: Settings) -> Iterator[Callable[[str], TopicTail]]:
+    tails: list[TopicTail] = []
+
+    def open_tail(topic: str) -> TopicTail:
+        tails.append(TopicTail(settings, topic))
+        return tails[-1]
+
+    yield open_tail
+    for opened in tails:
+        opened.close()

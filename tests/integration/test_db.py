@@ -1,0 +1,83 @@
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+
+from logpipe import db
+from logpipe.models import Level, LogEvent
+
+NOW = datetime.now(UTC)
+
+
+def make_event(organization_id: str, **overrides) -> LogEvent:
+    fields = {
+        "id": uuid.uuid4(),
+        "organization_id": organization_id,
+        "level": Level.INFO,
+        "message": "disk almost full",
+        "source": "node-7",
+        "timestamp": NOW,
+        "received_at": NOW,
+        "attributes": {"disk": "/dev/sda1", "usage": 0.93},
+        "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+        "span_id": "00f067aa0ba902b7",
+    }
+    return LogEvent(**{**fields, **overrides})
+
+
+def rows(conn: psycopg.Connection, organization_id: str) -> list[tuple]:
+    return conn.execute(
+        "SELECT id, level, message, source, occurred_at, attributes, trace_id, span_id"
+        " FROM log_events WHERE organization_id = %s ORDER BY occurred_at",
+        (organization_id,),
+    ).fetchall()
+
+
+def test_stores_every_column(settings, pg: psycopg.Connection, organization_id: str) -> None:
+    event = make_event(organization_id)
+
+    assert db.store_events([event]) == 1
+
+    [(row_id, level, message, source, occurred_at, attributes, trace_id, span_id)] = rows(pg, organization_id)
+    assert (row_id, level, message, source) == (event.id, "INFO", "disk almost full", "node-7")
+    assert occurred_at == event.timestamp
+    assert attributes == {"disk": "/dev/sda1", "usage": 0.93}
+    assert (trace_id, span_id) == (event.trace_id, event.span_id)
+
+
+def test_redelivery_stores_nothing_twice(settings, pg: psycopg.Connection, organization_id: str) -> None:
+    events = [make_event(organization_id) for _ in range(50)]
+    assert db.store_events(events) == 50
+    assert db.store_events(events) == 0
+    assert db.store_events([*events[:10], make_event(organization_id)]) == 1
+    assert len(rows(pg, organization_id)) == 51
+
+
+def test_an_id_is_stored_once_even_with_another_timestamp(settings, pg, organization_id: str) -> None:
+    event = make_event(organization_id)
+    assert db.store_events([event]) == 1
+    assert db.store_events([event.model_copy(update={"timestamp": NOW - timedelta(days=2)})]) == 0
+    assert db.store_events([event, event]) == 0
+    assert len(rows(pg, organization_id)) == 1
+
+
+def test_duplicates_inside_one_batch_are_stored_once(settings, pg, organization_id: str) -> None:
+    event = make_event(organization_id)
+    assert db.store_events([event, event, event]) == 1
+    assert len(rows(pg, organization_id)) == 1
+
+
+def test_day_partitions_are_created_on_demand(settings, pg: psycopg.Connection, organization_id: str) -> None:
+    days = [NOW - timedelta(days=3), NOW - timedelta(days=1), NOW]
+    assert db.store_events([make_event(organization_id, timestamp=day) for day in days]) == 3
+
+    partitions = {
+        name
+        for (name,) in pg.execute(
+            "SELECT child.relname FROM pg_inherits"
+            " JOIN pg_class child ON child.oid = pg_inherits.inhrelid"
+            " JOIN pg_class parent ON parent.oid = pg_inherits.inhparent"
+            " WHERE parent.relname = 'log_events'"
+        )
+    }
+    assert {f"log_events_{day:%Y%m%d}" for day in days} <= partitions

@@ -1,0 +1,63 @@
+import json
+import uuid
+from datetime import UTC, datetime
+
+from logpipe import kafka
+from logpipe.kafka import DeadLetter
+from logpipe.models import Level, LogEvent
+
+
+def test_published_events_are_keyed_by_organization_and_carry_the_normalized_json(
+    settings, tail, organization_id: str
+) -> None:
+    now = datetime.now(UTC)
+    event = LogEvent(
+        id=uuid.uuid4(),
+        organization_id=organization_id,
+        level=Level.WARN,
+        message="slow query",
+        source="db",
+        timestamp=now,
+        received_at=now,
+    )
+    events_topic = tail(settings.kafka_topic)
+
+    kafka.publish_events([event])
+
+    message = events_topic.wait_for(lambda m: m.key() == organization_id.encode())
+    assert message is not None, "the event never reached log-events"
+    assert LogEvent.model_validate(json.loads(message.value())) == event
+    assert json.loads(message.value())["organizationId"] == organization_id
+
+
+def test_dead_letters_say_why_how_often_and_where_from(settings, tail) -> None:
+    marker = uuid.uuid4().hex.encode()
+    dlq = tail(settings.kafka_dlq_topic)
+
+    kafka.publish_dead_letters(
+        [
+            DeadLetter(
+                key=b"acme",
+                value=b"{broken " + marker,
+                reason="undecodable",
+                error="JSONDecodeError: Expecting value",
+                attempts=3,
+                source_topic="log-events",
+                source_partition=4,
+                source_offset=1234,
+            )
+        ]
+    )
+
+    message = dlq.wait_for(lambda m: marker in m.value())
+    assert message is not None, "the dead letter never reached log-events-dlq"
+    headers = dict(message.headers())
+    assert headers["x-dlq-reason"] == b"undecodable"
+    assert headers["x-dlq-attempts"] == b"3"
+    assert (headers["x-dlq-source-topic"], headers["x-dlq-source-partition"]) == (b"log-events", b"4")
+    assert headers["x-dlq-source-offset"] == b"1234"
+    assert message.key() == b"acme"
+
+
+def test_ping_sees_the_broker_and_the_topic(settings) -> None:
+    kafka.ping()
