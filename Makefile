@@ -1,0 +1,60 @@
+# The two commands of the README: `make run` and `make test`. Everything else supports them.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+PORT ?= 8080
+PYTEST_ARGS ?=
+
+.PHONY: help setup services run test test-unit lint format down env
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(INSTALLED): requirements-dev.txt layers/logpipe/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+setup: $(INSTALLED) ## create .venv with every dependency
+
+services: setup ## start Kafka, PostgreSQL and Redis natively (idempotent), create topics, migrate
+	$(PY) local/services.py up >/dev/null
+
+run: services ## start the services and serve the API on http://127.0.0.1:8080 (PORT=...; Ctrl-C stops the runner)
+	@eval "$$($(PY) local/services.py env)"; \
+	echo; \
+	echo "logpipe is up at http://127.0.0.1:$(PORT)  (services keep running; 'make down' stops them)"; \
+	echo "Try:"; \
+	echo "  curl -i -X POST http://127.0.0.1:$(PORT)/api/logs -H 'Content-Type: application/json' \\"; \
+	echo "    -d '{\"organizationId\":\"acme\",\"level\":\"INFO\",\"message\":\"User logged in\",\"source\":\"auth-service\"}'"; \
+	echo "  curl -s http://127.0.0.1:$(PORT)/health"; \
+	echo "  eval \"\$$(make -s env)\" && psql -c 'SELECT id, organization_id, level, message, source FROM log_events ORDER BY stored_at DESC LIMIT 5'"; \
+	echo; \
+	exec $(PY) local/runner.py --port $(PORT)
+
+test: services ## start the services and run every test (unit, integration, e2e)
+	eval "$$($(PY) local/services.py env)"; \
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: setup ## run the unit tests only (no services)
+	$(PY) -m pytest -m unit $(PYTEST_ARGS)
+
+lint: setup ## ruff lint and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup ## apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+down: ## stop the services started by `make run`/`make test` (data stays in local/.state)
+	@if [ -x $(PY) ]; then $(PY) local/services.py down; else $(PYTHON) local/services.py down; fi
+
+env: ## print the running stack's connection settings as export lines
+	@$(if $(wildcard $(PY)),$(PY),$(PYTHON)) local/services.py env
