@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     # Retry-After sent with 503 answers when a dependency is down.
     retry_after_seconds: int = Field(default=5, ge=1)
 
-    # Ingest limits; exceeding one is a 4xx (see docs/limits.md).
+    # Ingest limits; exceeding one is a 4xx (README, "Limits").
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_message_bytes: int = Field(default=32_768, ge=1)
     max_attributes: int = Field(default=64, ge=0)
