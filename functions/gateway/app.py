@@ -12,7 +12,7 @@ from logpipe.models import HealthReport
 from logpipe.observability import logger, metrics
 
 settings = get_settings()
-app = create_resolver()
+app = create_resolver(settings.max_body_bytes)
 
 
 @app.get(

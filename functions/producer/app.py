@@ -13,7 +13,7 @@ from logpipe.models import ErrorBody, IngestAccepted, LogEventIn
 from logpipe.observability import logger, metrics
 
 settings = get_settings()
-app = create_resolver()
+app = create_resolver(settings.max_body_bytes)
 
 _ERRORS = {
     status: {"description": description, "content": {"application/json": {"model": ErrorBody}}}

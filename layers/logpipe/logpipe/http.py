@@ -4,6 +4,8 @@ Every error leaves as {"status":"error","error":{"code","message","details"}}; d
 own status, validation failures become 400/415/422, a failing dependency 503 with Retry-After.
 """
 
+import base64
+import json
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
@@ -29,8 +31,24 @@ def error_response(
     return json_response(status_code, body.model_dump(mode="json"), headers)
 
 
-def create_resolver() -> APIGatewayHttpResolver:
-    app = APIGatewayHttpResolver(enable_validation=True)
+class LogpipeResolver(APIGatewayHttpResolver):
+    """The HTTP API resolver with validation on and a body-size limit checked before anything parses the body."""
+
+    def __init__(self, max_body_bytes: int) -> None:
+        super().__init__(enable_validation=True)
+        self.max_body_bytes = max_body_bytes
+
+    def resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        size = _body_size(event)
+        if size > self.max_body_bytes:
+            return _proxy_error(
+                413, "payload_too_large", f"The body is {size} bytes; the limit is {self.max_body_bytes}"
+            )
+        return super().resolve(event, context)
+
+
+def create_resolver(max_body_bytes: int) -> LogpipeResolver:
+    app = LogpipeResolver(max_body_bytes)
     app.exception_handler(LogpipeError)(_domain_error)
     app.exception_handler(RequestValidationError)(_validation_error)
     app.exception_handler(RequestUnsupportedContentType)(_unsupported_content_type)
@@ -72,6 +90,24 @@ def _not_found(_error: NotFoundError) -> Response:
 def _unexpected_error(error: Exception) -> Response:
     logger.exception("unhandled error", extra={"error_type": type(error).__name__})
     return error_response(500, "internal_error", "Internal server error")
+
+
+def _body_size(event: dict[str, Any]) -> int:
+    body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        return len(base64.b64decode(body))
+    return len(body.encode())
+
+
+def _proxy_error(status_code: int, code: str, message: str) -> dict[str, Any]:
+    """An HTTP API answer built without a resolver, for requests refused before routing."""
+    body = ErrorBody(error=ErrorDetail(code=code, message=message))
+    return {
+        "statusCode": status_code,
+        "headers": {"Content-Type": content_types.APPLICATION_JSON},
+        "body": json.dumps(body.model_dump(mode="json")),
+        "isBase64Encoded": False,
+    }
 
 
 def _field_path(location: Any) -> str:

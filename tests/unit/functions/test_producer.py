@@ -76,3 +76,13 @@ def test_unknown_route_is_a_json_404(producer_function, sample_event, lambda_con
     event["rawPath"] = event["requestContext"]["http"]["path"] = "/api/nope"
     status, _, body = invoke(producer_function, event, lambda_context)
     assert (status, body["error"]["code"]) == (404, "not_found")
+
+
+def test_a_body_over_the_limit_is_413_before_parsing(
+    producer_function, sample_event, lambda_context, published: list
+) -> None:
+    event = sample_event("producer_post_log")
+    event["body"] = "[" + " " * producer_function.settings.max_body_bytes + "]"
+    status, _, body = invoke(producer_function, event, lambda_context)
+    assert (status, body["error"]["code"]) == (413, "payload_too_large")
+    assert published == []
