@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     database_pool_max_size: int = Field(default=4, ge=1)
 
     redis_url: str = Field(min_length=1)
+    # How long a retried request (same Idempotency-Key or client id) is answered from its first result.
+    idempotency_ttl_seconds: int = Field(default=3600, ge=1)
 
     # How long a health probe waits for each dependency.
     dependency_timeout_seconds: float = Field(default=2.0, gt=0)

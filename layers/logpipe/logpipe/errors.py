@@ -25,6 +25,21 @@ class PayloadTooLargeError(LogpipeError):
     code = "payload_too_large"
 
 
+class IdempotencyConflictError(LogpipeError):
+    """An idempotency key (or client event id) was reused for a different request."""
+
+    status_code = 422
+    code = "idempotency_key_reused"
+
+
+class RequestInProgressError(LogpipeError):
+    """The first request with this idempotency key has not finished yet; retry shortly."""
+
+    status_code = 409
+    code = "request_in_progress"
+    retry_after_seconds = 1
+
+
 class DependencyUnavailableError(LogpipeError):
     """A backing service (Kafka, PostgreSQL, Redis) failed or timed out; the client should retry."""
 

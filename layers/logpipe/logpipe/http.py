@@ -15,7 +15,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestValidationError,
 )
 
-from logpipe.errors import DependencyUnavailableError, LogpipeError
+from logpipe.errors import DependencyUnavailableError, LogpipeError, RequestInProgressError
 from logpipe.models import ErrorBody, ErrorDetail
 from logpipe.observability import logger
 
@@ -59,8 +59,9 @@ def create_resolver(max_body_bytes: int) -> LogpipeResolver:
 
 def _domain_error(error: LogpipeError) -> Response:
     headers = None
-    if isinstance(error, DependencyUnavailableError):
+    if isinstance(error, DependencyUnavailableError | RequestInProgressError):
         headers = {"Retry-After": str(error.retry_after_seconds)}
+    if isinstance(error, DependencyUnavailableError):
         logger.warning("dependency unavailable", extra={"error": error.message})
     return error_response(error.status_code, error.code, error.message, error.details, headers)
 

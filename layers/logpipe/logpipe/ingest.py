@@ -1,14 +1,36 @@
-"""Ingest logic: turn a validated request into a normalized event and publish it to Kafka."""
+"""Ingest logic: turn a validated request into a normalized event and publish it to Kafka, once."""
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import uuid4
 
-from logpipe import kafka
-from logpipe.config import Settings
-from logpipe.errors import InvalidEventError, PayloadTooLargeError
-from logpipe.models import LogEvent, LogEventIn
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyPersistenceLayerError,
+    IdempotencyValidationError,
+)
+from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
+
+from logpipe import cache, kafka
+from logpipe.config import Settings, get_settings
+from logpipe.errors import (
+    DependencyUnavailableError,
+    IdempotencyConflictError,
+    InvalidEventError,
+    PayloadTooLargeError,
+    RequestInProgressError,
+)
+from logpipe.models import IngestAccepted, LogEvent, LogEventIn
 from logpipe.observability import MetricUnit, metrics, tracer
+
+# The key is scoped to the organization; the fingerprint makes a reused key with another body an error.
+idempotency_config = IdempotencyConfig(
+    event_key_jmespath="key",
+    payload_validation_jmespath="fingerprint",
+    expires_after_seconds=get_settings().idempotency_ttl_seconds,
+)
 
 
 def normalize_event(event_in: LogEventIn, settings: Settings, received_at: datetime) -> LogEvent:
@@ -29,12 +51,48 @@ def normalize_event(event_in: LogEventIn, settings: Settings, received_at: datet
 
 
 @tracer.capture_method
-def ingest_event(event_in: LogEventIn, settings: Settings) -> LogEvent:
-    """Validate, normalize and publish one event; returns once Kafka acknowledged it."""
+def ingest_event(event_in: LogEventIn, settings: Settings, idempotency_key: str | None = None) -> IngestAccepted:
+    """Publish one event and answer once Kafka acknowledged it.
+
+    With an Idempotency-Key, or else a client-chosen event id, a retry within the idempotency TTL gets the
+    first answer back and publishes nothing.
+    """
+    key = idempotency_key or (str(event_in.id) if event_in.id else None)
+    if key is None:
+        return _publish(event_in=event_in, settings=settings)
+    request = {
+        "key": f"{event_in.organization_id}:{key}",
+        "fingerprint": event_in.model_dump(mode="json", by_alias=True),
+    }
+    try:
+        return _publish_once(request=request, event_in=event_in, settings=settings)
+    except IdempotencyValidationError as exc:
+        raise IdempotencyConflictError("this idempotency key was already used for a different event") from exc
+    except IdempotencyAlreadyInProgressError as exc:
+        raise RequestInProgressError("a request with this idempotency key is still being processed") from exc
+    except IdempotencyPersistenceLayerError as exc:
+        raise DependencyUnavailableError(
+            f"Redis unavailable: {exc}",
+            details={"dependency": "redis"},
+            retry_after_seconds=settings.retry_after_seconds,
+        ) from exc
+
+
+def _publish(event_in: LogEventIn, settings: Settings) -> IngestAccepted:
     event = normalize_event(event_in, settings, received_at=datetime.now(UTC))
     kafka.publish_events([event])
     metrics.add_metric(name="log_events_received_total", unit=MetricUnit.Count, value=1)
-    return event
+    return IngestAccepted(id=event.id)
+
+
+@idempotent_function(
+    data_keyword_argument="request",
+    persistence_store=cache.idempotency_store(),
+    config=idempotency_config,
+    output_serializer=PydanticSerializer,
+)
+def _publish_once(request: dict[str, Any], event_in: LogEventIn, settings: Settings) -> IngestAccepted:
+    return _publish(event_in=event_in, settings=settings)
 
 
 def _check_limits(event_in: LogEventIn, settings: Settings, now: datetime) -> None:
