@@ -1,0 +1,314 @@
+"""Wiring: CLI, function pools, the HTTP front, the Kafka pollers, signals and graceful shutdown."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import uvicorn
+
+from .events import ApiInfo
+from .http_api import HttpApiApp, RouteTable
+from .kafka_poller import KafkaPoller
+from .template import Template, function_environment, load_template
+from .workers import FunctionPool, InvokeResult
+
+log = logging.getLogger("runner")
+
+DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+
+
+class BufferedStderrHandler(logging.StreamHandler):
+    """One write per 0.2 s instead of one per log line (the per-invocation INFO line is on the hot path).
+
+    WARNING and above, and anything logged when no event loop flushes, are written at once.
+    """
+
+    FLUSH_INTERVAL_S = 0.2
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+        self._lines: list[str] = []
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        loop.call_later(self.FLUSH_INTERVAL_S, self._tick)
+
+    def _tick(self) -> None:
+        self.flush()
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_later(self.FLUSH_INTERVAL_S, self._tick)
+
+    def detach(self) -> None:
+        self._loop = None
+        self.flush()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + "\n"
+        except Exception:
+            self.handleError(record)
+            return
+        with self._lock:
+            self._lines.append(line)
+        if record.levelno >= logging.WARNING or self._loop is None or len(self._lines) > 1000:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            lines, self._lines = self._lines, []
+        if lines:
+            self.stream.write("".join(lines))
+            self.stream.flush()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the runner decides how to shut down."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class Runner:
+    def __init__(
+        self,
+        template: Template,
+        *,
+        log_handler: BufferedStderrHandler | None = None,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        workers: int = 2,
+        prewarm: int = 1,
+        kafka: bool = True,
+        kafka_consumers: int = 1,
+        base_env: dict[str, str] | None = None,
+    ) -> None:
+        self.template = template
+        self.host = host
+        self.port = port
+        self.workers = workers
+        self.prewarm = prewarm
+        self.kafka = kafka
+        self.kafka_consumers = max(1, kafka_consumers)
+        self.base_env = dict(os.environ if base_env is None else base_env)
+        self.pools: dict[str, FunctionPool] = {}
+        self.pollers: list[KafkaPoller] = []
+        self.server: _Server | None = None
+        self._stop: asyncio.Event | None = None
+        self._signals = 0
+        self.log_handler = log_handler
+
+    # ------------------------------------------------------------------------------------------------------
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        if self.log_handler is not None:
+            self.log_handler.attach(loop)
+        try:
+            return await self._run(loop)
+        finally:
+            if self.log_handler is not None:
+                self.log_handler.detach()
+
+    async def _run(self, loop: asyncio.AbstractEventLoop) -> int:
+        self._stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._on_signal, sig)
+
+        tpl = self.template
+        for fid, spec in tpl.functions.items():
+            if not spec.http_routes and not spec.kafka_sources:
+                log.info("%s has no HttpApi or Kafka event; not started", fid)
+                continue
+            env = function_environment(spec, base_env=self.base_env, region=tpl.region, account_id=tpl.account_id)
+            pool = FunctionPool(
+                spec, env, region=tpl.region, account_id=tpl.account_id, max_workers=self.workers, loop=loop
+            )
+            pool.prewarm(self.prewarm)
+            self.pools[fid] = pool
+
+        api_name = tpl.http_api_ids[0] if tpl.http_api_ids else "ServerlessHttpApi"
+        api_id = hashlib.sha1(f"{tpl.stack_name}/{api_name}".encode()).hexdigest()[:10]
+        app = HttpApiApp(RouteTable(tpl.routes), self.pools, ApiInfo(api_id=api_id, account_id=tpl.account_id))
+        longest = max((spec.timeout_s for spec in tpl.functions.values()), default=30.0)
+        config = uvicorn.Config(
+            app,
+            host=self.host,
+            port=self.port,
+            http="httptools",
+            loop="asyncio",
+            lifespan="off",
+            access_log=False,
+            log_level="warning",
+            server_header=False,
+            proxy_headers=False,  # the runner is the API gateway: sourceIp is the peer address
+            timeout_graceful_shutdown=int(longest + 5),
+            backlog=4096,
+        )
+        self.server = _Server(config)
+        serve = asyncio.create_task(self._serve(self.server))
+        while not self.server.started and not serve.done():
+            await asyncio.sleep(0.01)
+        if serve.done():
+            log.error("the HTTP server did not start on %s:%s", self.host, self.port)
+            await self._shutdown_pools()
+            return 1
+        sock = self.server.servers[0].sockets[0].getsockname()
+        url = f"http://{self.host}:{sock[1]}"
+        print(f"Lambda runner serving {url} (template {tpl.path})", flush=True)
+        for route in tpl.routes:
+            log.info("route %-28s -> %s", route.route_key, route.function_id)
+
+        if self.kafka:
+            self._start_pollers(loop)
+
+        stop_wait = asyncio.create_task(self._stop.wait())
+        await asyncio.wait({serve, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+        log.info("shutting down: no new requests; finishing in-flight requests and batches")
+        self.server.should_exit = True
+        for poller in self.pollers:
+            poller.stop()
+        await asyncio.gather(serve, asyncio.to_thread(self._join_pollers), return_exceptions=True)
+        stop_wait.cancel()
+        await self._shutdown_pools()
+        log.info("stopped")
+        return 0
+
+    @staticmethod
+    async def _serve(server: _Server) -> None:
+        with contextlib.suppress(SystemExit):  # uvicorn's answer to a failed bind; it has logged why
+            await server.serve()
+
+    def _start_pollers(self, loop: asyncio.AbstractEventLoop) -> None:
+        for fid, spec in self.template.functions.items():
+            pool = self.pools.get(fid)
+            if pool is None:
+                continue
+            for source in spec.kafka_sources:
+                if not source.enabled:
+                    log.info("%s/%s is disabled (Enabled: false)", fid, source.event_id)
+                    continue
+                bootstrap = (
+                    self.base_env.get("KAFKA_BOOTSTRAP_SERVERS") or source.bootstrap_servers or DEFAULT_BOOTSTRAP
+                )
+                for index in range(self.kafka_consumers):
+                    poller = KafkaPoller(
+                        source,
+                        invoke=_sync_invoker(pool, loop),
+                        bootstrap_servers=bootstrap,
+                        function_arn=pool.arn,
+                        function_timeout_s=spec.timeout_s,
+                        index=index,
+                    )
+                    poller.start()
+                    self.pollers.append(poller)
+
+    def _join_pollers(self) -> None:
+        for poller in self.pollers:
+            poller.join()
+
+    async def _shutdown_pools(self) -> None:
+        await asyncio.gather(*(pool.shutdown() for pool in self.pools.values()))
+
+    def _on_signal(self, sig: int) -> None:
+        self._signals += 1
+        if self._signals == 1:
+            log.info("received %s", signal.Signals(sig).name)
+            assert self._stop is not None
+            self._stop.set()
+            return
+        log.warning("received %s again: stopping now", signal.Signals(sig).name)
+        for pool in self.pools.values():
+            pool.kill_all()
+        if self.log_handler is not None:
+            self.log_handler.detach()
+        os._exit(1)
+
+
+def _sync_invoker(pool: FunctionPool, loop: asyncio.AbstractEventLoop):
+    def invoke(event_json: bytes) -> InvokeResult:
+        return asyncio.run_coroutine_threadsafe(pool.invoke(event_json), loop).result()
+
+    return invoke
+
+
+# ---------------------------------------------------------------------------------------------------- CLI
+def _default_template() -> str:
+    if Path("template.yaml").is_file():
+        return "template.yaml"
+    return str(Path(__file__).resolve().parents[2] / "template.yaml")
+
+
+def _overrides(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        for pair in item.split():
+            key, sep, value = pair.partition("=")
+            if not sep:
+                raise SystemExit(f"--parameter-overrides: expected Key=Value, got {pair!r}")
+            out[key.removeprefix("ParameterKey=")] = value
+    return out
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    env = os.environ
+    parser = argparse.ArgumentParser(
+        prog="runner.py",
+        description="Run the functions of a SAM template locally: HttpApi routes over HTTP (API Gateway payload "
+        "2.0) and MSK / SelfManagedKafka event sources against a real Kafka.",
+    )
+    parser.add_argument("--template", default=env.get("RUNNER_TEMPLATE") or _default_template())
+    parser.add_argument("--host", default=env.get("RUNNER_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(env.get("RUNNER_PORT", "8080")), help="0: any free port")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=int(env.get("RUNNER_WORKERS", str(max(2, os.cpu_count() or 2)))),
+        help="maximum concurrent instances (worker processes) per function",
+    )
+    parser.add_argument(
+        "--prewarm", type=int, default=int(env.get("RUNNER_PREWARM", "1")), help="instances started per function"
+    )
+    parser.add_argument(
+        "--kafka-consumers",
+        type=int,
+        default=int(env.get("RUNNER_KAFKA_CONSUMERS", "1")),
+        help="consumers per Kafka event source (each takes a share of the partitions)",
+    )
+    parser.add_argument("--no-kafka", action="store_true", help="do not poll Kafka event sources")
+    parser.add_argument(
+        "--parameter-overrides", nargs="*", default=[], help="template parameters, Key=Value (like sam)"
+    )
+    parser.add_argument("--log-level", default=env.get("RUNNER_LOG_LEVEL", "INFO"))
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    handler = BufferedStderrHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [runner] %(message)s"))
+    logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
+    template = load_template(args.template, parameter_overrides=_overrides(args.parameter_overrides))
+    runner = Runner(
+        template,
+        log_handler=handler,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        prewarm=args.prewarm,
+        kafka=not args.no_kafka,
+        kafka_consumers=args.kafka_consumers,
+    )
+    threading.current_thread().name = "runner"
+    return asyncio.run(runner.run())

@@ -1,0 +1,258 @@
+"""The API Gateway HTTP API stand-in: route matching and a raw ASGI app served by uvicorn.
+
+Route selection follows API Gateway: an exact route beats one with path variables, which beats a greedy
+``{proxy+}`` route, which beats ``$default``; a route for the request's method beats ``ANY``. No match: 404.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .events import (
+    HTTP_MAX_BODY_BYTES,
+    LAMBDA_MAX_EVENT_BYTES,
+    ApiInfo,
+    InvalidResponse,
+    build_http_event,
+    map_http_response,
+    new_apigw_request_id,
+)
+from .template import HttpRoute
+from .workers import FunctionPool, InvokeResult
+
+log = logging.getLogger("runner")
+
+_JSON = (b"content-type", b"application/json")
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    route: HttpRoute
+    regex: re.Pattern[str]
+    names: tuple[str, ...]
+    sort_key: tuple[int, int, int, int]
+
+
+class RouteTable:
+    def __init__(self, routes: list[HttpRoute]) -> None:
+        self.exact: dict[tuple[str, str], HttpRoute] = {}
+        self.patterns: list[_Compiled] = []
+        self.default: HttpRoute | None = None
+        for route in routes:
+            if route.path == "$default":
+                self.default = route
+            elif "{" not in route.path:
+                self.exact[(route.method, route.path)] = route
+            else:
+                self.patterns.append(_compile(route))
+        self.patterns.sort(key=lambda c: c.sort_key)
+
+    def match(self, method: str, path: str) -> tuple[HttpRoute, dict[str, str] | None] | None:
+        route = self.exact.get((method, path)) or self.exact.get(("ANY", path))
+        if route is not None:
+            return route, None
+        for compiled in self.patterns:
+            if compiled.route.method != method and compiled.route.method != "ANY":
+                continue
+            m = compiled.regex.fullmatch(path)
+            if m is not None:
+                return compiled.route, dict(zip(compiled.names, m.groups(), strict=True))
+        if self.default is not None:
+            return self.default, None
+        return None
+
+
+def _compile(route: HttpRoute) -> _Compiled:
+    parts: list[str] = []
+    names: list[str] = []
+    literals = 0
+    greedy = False
+    segments = route.path.strip("/").split("/")
+    for i, segment in enumerate(segments):
+        if segment.startswith("{") and segment.endswith("+}") and i == len(segments) - 1:
+            names.append(segment[1:-2])
+            parts.append("(.+)")
+            greedy = True
+        elif segment.startswith("{") and segment.endswith("}"):
+            names.append(segment[1:-1])
+            parts.append("([^/]+)")
+        else:
+            literals += 1
+            parts.append(re.escape(segment))
+    regex = re.compile("/" + "/".join(parts))
+    sort_key = (int(greedy), -literals, -len(segments), int(route.method == "ANY"))
+    return _Compiled(route, regex, tuple(names), sort_key)
+
+
+def _message(text: str) -> bytes:
+    return json.dumps({"message": text}, separators=(",", ":")).encode()
+
+
+NOT_FOUND = (404, _message("Not Found"))
+TOO_LARGE = (413, _message("Request Entity Too Large"))
+INTERNAL_ERROR = (500, _message("Internal Server Error"))
+SERVICE_UNAVAILABLE = (503, _message("Service Unavailable"))
+# A Lambda timeout. (A real HTTP API answers a function timeout with 500 and its own 30 s integration timeout
+# with 503; the runner makes a timeout recognisable as 504, like a REST API's "Endpoint request timed out".)
+TIMED_OUT = (504, _message("Endpoint request timed out"))
+
+_DROP_RESPONSE_HEADERS = frozenset({"content-length", "transfer-encoding", "connection"})
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class HttpApiApp:
+    """Raw ASGI application: request -> API Gateway v2 event -> function pool -> HTTP response."""
+
+    def __init__(self, table: RouteTable, pools: dict[str, FunctionPool], api: ApiInfo) -> None:
+        self.table = table
+        self.pools = pools
+        self.api = api
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":  # pragma: no cover - uvicorn runs with lifespan="off"
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+
+    async def _http(self, scope: dict[str, Any], receive: Any, send: Send) -> None:
+        started = time.perf_counter()
+        method: str = scope["method"]
+        path: str = scope["path"]
+        apigw_id = new_apigw_request_id()
+        matched = self.table.match(method, path)
+        if matched is None:
+            await _respond(send, *NOT_FOUND, apigw_id)
+            log.info("- %s %s -> 404 no route", method, path)
+            return
+        route, path_params = matched
+
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        body = await _read_body(receive, headers)
+        if body is None:
+            await _respond(send, *TOO_LARGE, apigw_id)
+            log.info("%s %s %s -> 413 body over %d bytes", route.function_id, method, path, HTTP_MAX_BODY_BYTES)
+            return
+
+        raw_path = scope.get("raw_path")
+        client = scope.get("client")
+        server = scope.get("server")
+        event = build_http_event(
+            method=method,
+            raw_path=raw_path.decode("latin-1") if raw_path else path,
+            query_string=scope["query_string"].decode("latin-1"),
+            headers=headers,
+            body=body,
+            route_key=route.route_key,
+            path_parameters=path_params,
+            source_ip=client[0] if client else "127.0.0.1",
+            protocol=f"HTTP/{scope.get('http_version', '1.1')}",
+            request_id=apigw_id,
+            api=self.api,
+            server_port=server[1] if server else None,
+            scheme=scope.get("scheme", "http"),
+        )
+        event_json = json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
+        if len(event_json) > LAMBDA_MAX_EVENT_BYTES:
+            await _respond(send, *TOO_LARGE, apigw_id)
+            log.info("%s %s %s -> 413 event over the Lambda payload limit", route.function_id, method, path)
+            return
+
+        pool = self.pools[route.function_id]
+        integration_timeout = route.timeout_ms / 1000
+        if integration_timeout < pool.spec.timeout_s:
+            # API Gateway gives up after its integration timeout; the function keeps running until its own.
+            task = asyncio.ensure_future(pool.invoke(event_json))
+            try:
+                result: InvokeResult | None = await asyncio.wait_for(asyncio.shield(task), integration_timeout)
+            except TimeoutError:
+                result = None
+        else:
+            result = await pool.invoke(event_json)
+
+        detail = ""
+        if result is None:
+            status, payload = SERVICE_UNAVAILABLE
+            await _respond(send, status, payload, apigw_id)
+            detail = " integration timeout"
+        elif result.ok:
+            try:
+                status, out_headers, payload = map_http_response(result.result)
+            except InvalidResponse as exc:
+                log.error("%s: malformed Lambda proxy response: %s", route.function_id, exc)
+                status, payload = INTERNAL_ERROR
+                await _respond(send, status, payload, apigw_id)
+            else:
+                raw_headers = [
+                    (name.lower().encode("latin-1"), value.encode("latin-1", "replace"))
+                    for name, value in out_headers
+                    if name.lower() not in _DROP_RESPONSE_HEADERS
+                ]
+                raw_headers.append((b"content-length", str(len(payload)).encode()))
+                raw_headers.append((b"apigw-requestid", apigw_id.encode()))
+                await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+                await send({"type": "http.response.body", "body": payload})
+        else:
+            status, payload = TIMED_OUT if result.status == "timeout" else INTERNAL_ERROR
+            await _respond(send, status, payload, apigw_id)
+            error = result.error or {}
+            detail = f" {error.get('errorType')}: {error.get('errorMessage')}"
+        log.info(
+            "%s %s %s -> %d %.1fms%s",
+            route.function_id,
+            method,
+            path,
+            status,
+            (time.perf_counter() - started) * 1000,
+            detail,
+        )
+
+
+async def _read_body(receive: Any, headers: list[tuple[str, str]]) -> bytes | None:
+    """The request body, or None when it is larger than API Gateway accepts."""
+    for name, value in headers:
+        if name == "content-length":
+            try:
+                if int(value) > HTTP_MAX_BODY_BYTES:
+                    return None
+            except ValueError:
+                pass
+            break
+    message = await receive()
+    body = message.get("body", b"")
+    if not message.get("more_body"):
+        return body
+    chunks = [body]
+    size = len(body)
+    while message.get("more_body"):
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > HTTP_MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _respond(send: Send, status: int, body: bytes, apigw_id: str) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [_JSON, (b"content-length", str(len(body)).encode()), (b"apigw-requestid", apigw_id.encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,459 @@
+"""A Kafka event source mapping: consume, batch, invoke, commit; retry, back off, and give up like Lambda does.
+
+One :class:`KafkaPoller` is one consumer (a thread) in the event source's consumer group, so several pollers,
+in one runner or in several runners, share the topic's partitions.
+
+Semantics (those of Lambda's MSK / self-managed Kafka event source mapping):
+
+- a batch is up to BatchSize records, gathered for at most MaximumBatchingWindowInSeconds (AWS default 0.5 s),
+  and never more than Lambda's 6 MB payload;
+- offsets are committed (synchronously, next offset per partition) only after the handler returned;
+- a failed batch (error, timeout, crash) is not committed: the partitions are rewound to the batch's first
+  offsets and the batch is retried after an exponential back-off (0.5 s doubling, capped at 30 s). Retries are
+  infinite unless MaximumRetryAttempts is set; with an on-failure destination they are capped at 10 (as AWS does).
+  Once exhausted, the records go to the on-failure destination (if any), are committed and skipped;
+- with FunctionResponseTypes [ReportBatchItemFailures], a result {"batchItemFailures": [{"itemIdentifier":
+  {"partition": "<topic>-<partition>", "offset": n}}]} commits each partition up to its lowest failed offset
+  and retries from there; a malformed list fails the whole batch;
+- on a rebalance, records collected for revoked partitions are dropped (never committed by this consumer).
+
+On-failure destinations: ``kafka://<topic>`` or an MSK topic ARN (``arn:aws:kafka:...:topic/<cluster>/<uuid>/<topic>``)
+are produced to on the same cluster: each failed record with its original key, value and headers plus
+``lambda-*`` headers describing the failure (the header names are this runner's). Other destinations
+(SQS, SNS, S3 ARNs) cannot be reached locally: the AWS-style invocation record is logged at ERROR instead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from .events import LAMBDA_MAX_EVENT_BYTES, build_kafka_event, kafka_record, parse_batch_item_failures, record_size
+from .template import KafkaSource
+from .workers import InvokeResult
+
+log = logging.getLogger("runner")
+
+MIN_BATCH_WAIT_S = 0.01  # with a 0 s window: still gather what is already fetched
+MAX_EVENT_BYTES = LAMBDA_MAX_EVENT_BYTES - 64 * 1024  # room for the envelope
+BACKOFF_BASE_S = 0.5
+BACKOFF_CAP_S = 30.0
+POLL_IDLE_S = 0.5
+
+TP = tuple[str, int]
+Invoker = Callable[[bytes], InvokeResult]
+
+
+def parse_destination(destination: str | None) -> tuple[str, str] | None:
+    """("kafka", topic) | ("other", destination) | None."""
+    if not destination:
+        return None
+    if destination.startswith("kafka://"):
+        return "kafka", destination[len("kafka://") :].strip("/")
+    if destination.startswith("arn:") and ":kafka:" in destination and ":topic/" in destination:
+        return "kafka", destination.rsplit("/", 1)[-1]
+    return "other", destination
+
+
+def backoff_delay(attempt: int) -> float:
+    return min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** max(attempt - 1, 0))
+
+
+class KafkaPoller(threading.Thread):
+    def __init__(
+        self,
+        source: KafkaSource,
+        *,
+        invoke: Invoker,
+        bootstrap_servers: str,
+        function_arn: str,
+        function_timeout_s: float,
+        index: int = 0,
+        consumer_config: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(name=f"kafka:{source.function_id}/{source.event_id}#{index}", daemon=True)
+        self.source = source
+        self.invoke = invoke
+        self.bootstrap_servers = bootstrap_servers
+        self.function_arn = function_arn
+        self.label = f"{source.function_id}/{source.event_id}"
+        self.destination = parse_destination(source.on_failure_destination)
+        if self.destination and self.destination[0] == "kafka" and self.destination[1] in source.topics:
+            log.error("%s: the on-failure destination is a source topic; ignored (AWS refuses it)", self.label)
+            self.destination = None
+        self.consumer_config = {
+            "bootstrap.servers": bootstrap_servers,
+            "group.id": source.group_id,
+            "client.id": f"lambda-runner-{source.function_id}-{index}",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": source.auto_offset_reset,
+            # the longest gap between two polls: one invocation plus one back-off
+            "max.poll.interval.ms": int(max(300.0, 2 * function_timeout_s + BACKOFF_CAP_S + 30) * 1000),
+            "topic.metadata.refresh.interval.ms": 10_000,
+            **(consumer_config or {}),
+        }
+        self._stop_event = threading.Event()
+        self._ready = threading.Event()
+        self.consumer: Consumer | None = None
+        self._producer: Producer | None = None
+        self.assigned: set[TP] = set()
+        self._batch: list[tuple[Message, dict[str, Any]]] = []  # being collected; trimmed on revoke
+        self._carry: list[Message] = []  # fetched, not yet in a batch
+        self._rewind: dict[TP, int] = {}  # partitions to seek back to before consuming again
+        self._attempts: dict[TP, tuple[int, int]] = {}  # tp -> (first offset of the failing batch, attempts)
+        self._last_error_log: dict[str, float] = {}
+        self.batches_ok = 0
+        self.batches_failed = 0
+
+    # lifecycle -------------------------------------------------------------------------------------------
+    def stop(self) -> None:
+        self._stop_event.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop_event.is_set()
+
+    def run(self) -> None:
+        try:
+            self.consumer = Consumer(self.consumer_config, logger=logging.getLogger("runner.kafka"))
+            self.consumer.subscribe(
+                list(self.source.topics), on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+            )
+            log.info(
+                "%s: polling %s as group %s on %s (batch %d, window %.2fs)",
+                self.label,
+                ",".join(self.source.topics),
+                self.source.group_id,
+                self.bootstrap_servers,
+                self.source.batch_size,
+                self.source.batching_window_s,
+            )
+            while not self.stopping:
+                batch = self._collect()
+                # Collected but not yet invoked when a stop comes: left uncommitted for the next owner.
+                if batch and not self.stopping:
+                    self._process(batch)
+        except Exception:
+            log.exception("%s: poller crashed", self.label)
+        finally:
+            if self.consumer is not None:
+                try:
+                    self.consumer.close()  # leaves the group; uncommitted records go to the next owner
+                except Exception:
+                    log.exception("%s: closing the consumer failed", self.label)
+            if self._producer is not None:
+                self._producer.flush(10)
+            log.info("%s: poller stopped", self.label)
+
+    # rebalance callbacks (run inside poll/consume, on this thread) -------------------------------------------
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.assigned |= {(p.topic, p.partition) for p in partitions}
+        log.info("%s: assigned %s", self.label, _fmt(partitions))
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        revoked = {(p.topic, p.partition) for p in partitions}
+        self.assigned -= revoked
+        self._batch[:] = [(m, r) for m, r in self._batch if (m.topic(), m.partition()) not in revoked]
+        self._carry = [m for m in self._carry if (m.topic(), m.partition()) not in revoked]
+        for tp in revoked:
+            self._rewind.pop(tp, None)
+            self._attempts.pop(tp, None)
+        log.info("%s: revoked %s", self.label, _fmt(partitions))
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        log.warning("%s: partitions lost", self.label)
+        self._on_revoke(consumer, partitions)
+
+    # collecting --------------------------------------------------------------------------------------------
+    def _collect(self) -> list[tuple[Message, dict[str, Any]]]:
+        assert self.consumer is not None
+        self._batch = batch = []
+        size = 0
+        pending, self._carry = self._carry, []
+        if not pending:
+            first = self.consumer.poll(POLL_IDLE_S)
+            if first is None:
+                return []
+            pending = [first]
+        deadline = time.monotonic() + max(self.source.batching_window_s, MIN_BATCH_WAIT_S)
+        while True:
+            for i, msg in enumerate(pending):
+                if msg.error() is not None:
+                    self._log_kafka_error(msg.error())
+                    continue
+                if (msg.topic(), msg.partition()) not in self.assigned:
+                    continue
+                record = _to_record(msg)
+                rsize = record_size(record)
+                if batch and (size + rsize > MAX_EVENT_BYTES or len(batch) >= self.source.batch_size):
+                    self._carry = [m for m in pending[i:] if m.error() is None]
+                    return batch
+                batch.append((msg, record))
+                size += rsize
+            remaining = deadline - time.monotonic()
+            if len(batch) >= self.source.batch_size or remaining <= 0 or self.stopping:
+                return batch
+            pending = self.consumer.consume(self.source.batch_size - len(batch), timeout=remaining)
+
+    def _log_kafka_error(self, error: KafkaError) -> None:
+        if error.code() == KafkaError._PARTITION_EOF:
+            return
+        key = error.str()
+        now = time.monotonic()
+        if now - self._last_error_log.get(key, 0.0) > 30:
+            self._last_error_log[key] = now
+            log.warning("%s: kafka: %s", self.label, key)
+
+    # processing --------------------------------------------------------------------------------------------
+    def _process(self, batch: list[tuple[Message, dict[str, Any]]]) -> None:
+        records = [record for _, record in batch]
+        first: dict[TP, int] = {}
+        last: dict[TP, int] = {}
+        for msg, _ in batch:
+            tp = (msg.topic(), msg.partition())
+            first.setdefault(tp, msg.offset())
+            last[tp] = msg.offset()
+        event = build_kafka_event(
+            records,
+            event_source=self.source.event_source,
+            bootstrap_servers=self.bootstrap_servers,
+            event_source_arn=self.source.stream_arn,
+        )
+        event_json = json.dumps(event, separators=(",", ":")).encode()
+        result = self.invoke(event_json)
+        desc = f"{self.label} batch={len(batch)} partitions={len(first)}"
+
+        failed: dict[TP, int] | None = None  # tp -> offset to retry from
+        failed_msgs = [msg for msg, _ in batch]
+        reason = ""
+        if result.ok:
+            failures: list[tuple[str, int]] | None = []
+            if self.source.report_batch_item_failures:
+                failures = parse_batch_item_failures(result.result, {f"{t}-{p}" for t, p in first})
+                in_batch = {(f"{m.topic()}-{m.partition()}", m.offset()) for m, _ in batch}
+                if failures and not set(failures) <= in_batch:
+                    failures = None  # an offset that is not in this batch: as malformed as it gets
+            if failures is None:
+                failed, reason = dict(first), "malformed batchItemFailures"
+            elif failures:
+                by_key = {f"{t}-{p}": (t, p) for t, p in first}
+                failed = {}
+                for key, offset in failures:
+                    tp = by_key[key]
+                    failed[tp] = min(offset, failed.get(tp, offset))
+                ids = {(by_key[k], o) for k, o in failures}
+                failed_msgs = [m for m, _ in batch if ((m.topic(), m.partition()), m.offset()) in ids]
+                reason = f"{len(failures)} batchItemFailures"
+        else:
+            failed = dict(first)
+            error = result.error or {}
+            reason = f"{result.status}: {error.get('errorType')}: {error.get('errorMessage')}"
+
+        if failed is None:
+            self._commit({tp: off + 1 for tp, off in last.items()})
+            for tp in first:
+                self._attempts.pop(tp, None)
+            self.batches_ok += 1
+            log.info("%s -> ok %.1fms", desc, result.duration_ms)
+            return
+
+        # Partial success: everything before the first failure of each partition is done.
+        done = {tp: last[tp] + 1 for tp in last if tp not in failed}
+        done.update({tp: offset for tp, offset in failed.items() if offset > first[tp]})
+        self._commit(done)
+        self.batches_failed += 1
+        attempts = self._count_attempt(failed)
+        max_retries = self.source.effective_max_retries
+        if max_retries is not None and attempts > max_retries:
+            log.error("%s -> failed (%s); retries exhausted after %d attempts", desc, reason, attempts)
+            if self._send_to_destination(failed_msgs, result, attempts, reason):
+                self._commit({tp: last[tp] + 1 for tp in failed})
+                for tp in failed:
+                    self._attempts.pop(tp, None)
+                return
+        delay = backoff_delay(attempts)
+        log.warning(
+            "%s -> failed (%s) %.1fms; attempt %d, retrying in %.1fs", desc, reason, result.duration_ms, attempts, delay
+        )
+        self._rewind.update(failed)
+        self._back_off(delay)
+
+    def _count_attempt(self, failed: dict[TP, int]) -> int:
+        attempts = 0
+        for tp, offset in failed.items():
+            previous_offset, count = self._attempts.get(tp, (offset, 0))
+            count = count + 1 if previous_offset == offset else 1
+            self._attempts[tp] = (offset, count)
+            attempts = max(attempts, count)
+        return attempts
+
+    def _commit(self, offsets: dict[TP, int]) -> None:
+        assert self.consumer is not None
+        tps = [TopicPartition(t, p, off) for (t, p), off in offsets.items() if (t, p) in self.assigned]
+        if not tps:
+            return
+        try:
+            self.consumer.commit(offsets=tps, asynchronous=False)
+        except KafkaException as exc:
+            # e.g. the group rebalanced meanwhile: the records will be delivered again (at least once)
+            log.warning("%s: commit failed: %s", self.label, exc)
+
+    def _back_off(self, delay: float) -> None:
+        """Pause, wait (still polling, to stay in the group), then rewind the failed partitions and resume."""
+        assert self.consumer is not None
+        paused = [TopicPartition(t, p) for t, p in self.assigned]
+        self.consumer.pause(paused)
+        # Records fetched but not processed must be fetched again after the rewind.
+        for msg in self._carry:
+            self._note_rewind((msg.topic(), msg.partition()), msg.offset())
+        self._carry = []
+        deadline = time.monotonic() + delay
+        while not self.stopping and (remaining := deadline - time.monotonic()) > 0:
+            for msg in self.consumer.consume(100, timeout=min(remaining, 0.2)):
+                if msg.error() is None and (msg.topic(), msg.partition()) in self.assigned:
+                    self._note_rewind((msg.topic(), msg.partition()), msg.offset())
+        if self.stopping:
+            return  # nothing committed past the failure: the next owner starts there
+        rewind, self._rewind = self._rewind, {}
+        for (topic, partition), offset in rewind.items():
+            if (topic, partition) not in self.assigned:
+                continue
+            try:
+                self.consumer.seek(TopicPartition(topic, partition, offset))
+            except KafkaException as exc:
+                log.warning("%s: seek failed (%s); restarting the consumer", self.label, exc)
+                self._restart_consumer()
+                return
+        self.consumer.resume([TopicPartition(t, p) for t, p in self.assigned])
+
+    def _note_rewind(self, tp: TP, offset: int) -> None:
+        self._rewind[tp] = min(offset, self._rewind.get(tp, offset))
+
+    def _restart_consumer(self) -> None:
+        """Fallback when a seek is refused: a fresh consumer resumes from the committed offsets, which are
+        exactly where processing stopped (nothing past a failure is ever committed)."""
+        assert self.consumer is not None
+        self.consumer.close()
+        self.assigned.clear()
+        self._rewind.clear()
+        self.consumer = Consumer(self.consumer_config, logger=logging.getLogger("runner.kafka"))
+        self.consumer.subscribe(
+            list(self.source.topics), on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+        )
+
+    # on-failure destination -------------------------------------------------------------------------------
+    def _send_to_destination(self, messages: list[Message], result: InvokeResult, attempts: int, reason: str) -> bool:
+        """True when the records may be skipped (sent, logged, or no destination); False to keep retrying."""
+        error = result.error or {"errorType": "BatchItemFailure", "errorMessage": reason}
+        if self.destination is None:
+            log.error("%s: no on-failure destination; discarding %d record(s)", self.label, len(messages))
+            return True
+        kind, target = self.destination
+        if kind == "other":
+            log.error(
+                "%s: on-failure destination %s is not reachable locally; invocation record: %s",
+                self.label,
+                target,
+                json.dumps(self._invocation_record(messages, result, attempts, error)),
+            )
+            return True
+        return self._produce_failed(target, messages, result, attempts, error)
+
+    def _produce_failed(
+        self, topic: str, messages: list[Message], result: InvokeResult, attempts: int, error: dict[str, Any]
+    ) -> bool:
+        if self._producer is None:
+            self._producer = Producer(
+                {
+                    "bootstrap.servers": self.bootstrap_servers,
+                    "enable.idempotence": True,
+                    "acks": "all",
+                    "client.id": f"lambda-runner-{self.source.function_id}-destination",
+                },
+                logger=logging.getLogger("runner.kafka"),
+            )
+        errors: list[str] = []
+
+        def delivered(err: KafkaError | None, _msg: Message) -> None:
+            if err is not None:
+                errors.append(err.str())
+
+        for msg in messages:
+            _, timestamp = msg.timestamp()
+            meta = {
+                "lambda-failure-condition": "RetryAttemptsExhausted",
+                "lambda-function-arn": self.function_arn,
+                "lambda-request-id": result.request_id,
+                "lambda-error-type": str(error.get("errorType")),
+                "lambda-error-message": str(error.get("errorMessage"))[:1024],
+                "lambda-approximate-invoke-count": str(attempts),
+                "lambda-source-topic": msg.topic(),
+                "lambda-source-partition": str(msg.partition()),
+                "lambda-source-offset": str(msg.offset()),
+                "lambda-source-timestamp": str(timestamp),
+            }
+            headers = list(msg.headers() or []) + [(k, v.encode()) for k, v in meta.items()]
+            self._producer.produce(topic, key=msg.key(), value=msg.value(), headers=headers, on_delivery=delivered)
+        remaining = self._producer.flush(30)
+        if errors or remaining:
+            log.error("%s: publishing to %s failed (%s); will retry the batch", self.label, topic, errors or remaining)
+            return False
+        log.error("%s: sent %d failed record(s) to %s", self.label, len(messages), topic)
+        return True
+
+    def _invocation_record(
+        self, messages: list[Message], result: InvokeResult, attempts: int, error: dict[str, Any]
+    ) -> dict[str, Any]:
+        info: dict[str, dict[str, str]] = {}
+        for msg in messages:
+            key = f"{msg.topic()}-{msg.partition()}"
+            ts = datetime.fromtimestamp(msg.timestamp()[1] / 1000, UTC).isoformat(timespec="milliseconds")
+            entry = info.setdefault(key, {"firstRecordOffset": str(msg.offset()), "firstRecordTimestamp": ts})
+            entry["lastRecordOffset"] = str(msg.offset())
+            entry["lastRecordTimestamp"] = ts
+        return {
+            "requestContext": {
+                "requestId": result.request_id,
+                "functionArn": self.function_arn,
+                "condition": "RetryAttemptsExhausted",
+                "approximateInvokeCount": attempts,
+            },
+            "responseContext": {
+                "statusCode": 200,
+                "executedVersion": "$LATEST",
+                "functionError": error.get("errorType", "Unhandled"),
+            },
+            "version": "1.0",
+            "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "KafkaBatchInfo": {
+                "batchSize": len(messages),
+                "bootstrapServers": self.bootstrap_servers,
+                "recordsInfo": info,
+            },
+        }
+
+
+def _to_record(msg: Message) -> dict[str, Any]:
+    ts_type, ts = msg.timestamp()
+    return kafka_record(
+        topic=msg.topic(),
+        partition=msg.partition(),
+        offset=msg.offset(),
+        timestamp_type=ts_type,
+        timestamp=ts,
+        key=msg.key(),
+        value=msg.value(),
+        headers=msg.headers(),
+    )
+
+
+def _fmt(partitions: list[TopicPartition]) -> str:
+    return ",".join(f"{p.topic}-{p.partition}" for p in partitions) or "(none)"

@@ -1,0 +1,172 @@
+"""The inside of one local Lambda instance: import the handler once (cold start), then invoke it, one event at a time.
+
+Started by :mod:`workers` as ``python -P worker_process.py <request-fd> <response-fd> <config-json>`` with the
+function's environment. Standard library only, and nothing of the runner is imported: the handler sees a fresh
+interpreter, like on Lambda. Frames on both pipes are a 4-byte big-endian length followed by a JSON document.
+
+parent -> worker: {"id", "deadline_ms", "arn", "trace_id", "event"}
+worker -> parent: {"type": "ready", "init_ms"} | {"type": "init_error", "error"}
+                  {"type": "result", "id", "ok": true, "result"} | {"type": "result", "id", "ok": false, "error"}
+"""
+
+from __future__ import annotations
+
+import decimal
+import importlib
+import json
+import os
+import signal
+import struct
+import sys
+import time
+import traceback
+from typing import Any
+
+_HEADER = struct.Struct("!I")
+
+
+class _Unbuffered:
+    """What the Lambda Python runtime does to stdout/stderr: every write reaches the log at once."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, data: str) -> int:
+        n = self._stream.write(data)
+        self._stream.flush()
+        return n
+
+    def writelines(self, lines: Any) -> None:
+        self._stream.writelines(lines)
+        self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+class CognitoIdentity:
+    cognito_identity_id = None
+    cognito_identity_pool_id = None
+
+
+class LambdaContext:
+    """Mirrors awslambdaric's LambdaContext (memory_limit_in_mb is a string there too)."""
+
+    def __init__(self, request_id: str, deadline_ms: int, invoked_function_arn: str) -> None:
+        self.aws_request_id = request_id
+        self.log_group_name = os.environ.get("AWS_LAMBDA_LOG_GROUP_NAME")
+        self.log_stream_name = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME")
+        self.function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
+        self.memory_limit_in_mb = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+        self.function_version = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION")
+        self.invoked_function_arn = invoked_function_arn
+        self.tenant_id = None
+        self.client_context = None
+        self.identity = CognitoIdentity()
+        self._epoch_deadline_time_in_ms = deadline_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(self._epoch_deadline_time_in_ms - int(time.time() * 1000), 0)
+
+    def log(self, msg: str) -> None:
+        sys.stdout.write(msg)
+
+    def __repr__(self) -> str:
+        return (
+            f"LambdaContext([aws_request_id={self.aws_request_id},function_name={self.function_name},"
+            f"function_version={self.function_version},invoked_function_arn={self.invoked_function_arn}])"
+        )
+
+
+def _decimal_serializer(o: Any) -> Any:
+    if isinstance(o, decimal.Decimal):
+        return float(o)
+    raise TypeError(repr(o) + " is not JSON serializable")
+
+
+def _error(exc: BaseException, error_type: str | None = None) -> dict[str, Any]:
+    return {
+        "errorType": error_type or type(exc).__name__,
+        "errorMessage": str(exc),
+        "stackTrace": traceback.format_list(traceback.extract_tb(exc.__traceback__)),
+    }
+
+
+class Channel:
+    def __init__(self, read_fd: int, write_fd: int) -> None:
+        self.rfile = os.fdopen(read_fd, "rb", buffering=1 << 16)
+        self.write_fd = write_fd
+
+    def recv(self) -> dict[str, Any] | None:
+        header = self.rfile.read(4)
+        if len(header) < 4:
+            return None
+        (size,) = _HEADER.unpack(header)
+        data = self.rfile.read(size)
+        if len(data) < size:
+            return None
+        return json.loads(data)
+
+    def send_raw(self, payload: bytes) -> None:
+        data = memoryview(_HEADER.pack(len(payload)) + payload)
+        while data:
+            n = os.write(self.write_fd, data)
+            data = data[n:]
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.send_raw(json.dumps(message, separators=(",", ":")).encode())
+
+
+def load_handler(handler: str) -> Any:
+    module_name, _, function_name = handler.rpartition(".")
+    module = importlib.import_module(module_name.replace("/", "."))
+    try:
+        return getattr(module, function_name)
+    except AttributeError:
+        raise AttributeError(f"Handler '{function_name}' missing on module '{module_name}'") from None
+
+
+def main(argv: list[str]) -> int:
+    # The parent owns our lifecycle: Ctrl-C in the terminal must not kill an invocation half-way.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    channel = Channel(int(argv[1]), int(argv[2]))
+    config = json.loads(argv[3])
+    sys.stdout = _Unbuffered(sys.stdout)
+    sys.stderr = _Unbuffered(sys.stderr)
+
+    # sys.path like Lambda's: the task root, then what the layers put in /opt/python, then the runtime.
+    sys.path[:0] = [os.environ["LAMBDA_TASK_ROOT"], *config["layer_paths"]]
+    started = time.perf_counter()
+    try:
+        handler = load_handler(os.environ["_HANDLER"])
+    except BaseException as exc:
+        error_type = "Runtime.ImportModuleError" if isinstance(exc, ImportError) else f"Runtime.{type(exc).__name__}"
+        sys.stderr.write(f"[ERROR] {error_type}: init failed\n{traceback.format_exc()}")
+        channel.send({"type": "init_error", "error": _error(exc, error_type)})
+        return 1
+    channel.send({"type": "ready", "init_ms": round((time.perf_counter() - started) * 1000, 1)})
+
+    while True:
+        message = channel.recv()
+        if message is None:  # the parent closed the pipe: shut down
+            return 0
+        request_id = message["id"]
+        os.environ["_X_AMZN_TRACE_ID"] = message.get("trace_id") or ""
+        context = LambdaContext(request_id, message["deadline_ms"], message["arn"])
+        try:
+            result = handler(message["event"], context)
+            body = json.dumps(result, default=_decimal_serializer, separators=(",", ":"))
+        except Exception as exc:
+            sys.stderr.write(f"[ERROR] {type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+            error = _error(exc)
+            if isinstance(exc, TypeError) and "JSON serializable" in str(exc):
+                error["errorType"] = "Runtime.MarshalError"
+            error["requestId"] = request_id
+            channel.send({"type": "result", "id": request_id, "ok": False, "error": error})
+            continue
+        head = json.dumps({"type": "result", "id": request_id, "ok": True}, separators=(",", ":"))
+        channel.send_raw(f'{head[:-1]},"result":{body}}}'.encode())
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,438 @@
+"""Per-function pools of worker processes, driven from the asyncio loop.
+
+Each worker is a fresh interpreter (``python -P worker_process.py``) in its own process group, with the function's
+environment and sys.path: one Lambda instance. It runs one invocation at a time; a pool runs up to ``max_workers``
+invocations concurrently and starts instances on demand (cold starts), like Lambda scaling out.
+
+Why not ProcessPoolExecutor: a timed-out invocation must kill *its* instance only (killing a pool process breaks
+the whole executor), and a spawned multiprocessing child re-imports the runner's ``__main__`` and inherits its
+sys.path. A plain subprocess gives a clean runtime and per-instance control.
+
+All methods must be called from the loop thread; other threads use ``asyncio.run_coroutine_threadsafe``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import logging
+import os
+import secrets
+import signal
+import struct
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .template import DEFAULT_ACCOUNT_ID, FunctionSpec
+
+log = logging.getLogger("runner")
+
+_HEADER = struct.Struct("!I")
+WORKER_SCRIPT = Path(__file__).with_name("worker_process.py")
+MAX_RESPONSE_BYTES = 6 * 1024 * 1024  # Lambda's synchronous response payload limit
+INIT_TIMEOUT_S = 60.0
+TIMEOUT_RESOLUTION_S = 0.05
+
+
+@dataclass
+class InvokeResult:
+    """The outcome of one invocation.
+
+    status: "ok" | "error" (handler raised) | "timeout" | "init_error" | "crash" (instance died) | "too_large"
+    """
+
+    status: str
+    request_id: str
+    duration_ms: float
+    result: Any = None
+    error: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+class InitError(Exception):
+    def __init__(self, error: dict[str, Any]) -> None:
+        super().__init__(error.get("errorMessage", "init failed"))
+        self.error = error
+
+
+class Worker:
+    """The parent's end of one instance."""
+
+    def __init__(self, pool: FunctionPool, index: int) -> None:
+        self.pool = pool
+        self.loop = pool.loop
+        self.index = index
+        self.ready: asyncio.Future[None] = self.loop.create_future()
+        self.alive = True
+        self._rbuf = bytearray()
+        self._wbuf = bytearray()
+        self._pending: tuple[str, asyncio.Future[dict[str, Any]]] | None = None
+        self.deadline = 0.0  # loop.time() by which the running invocation must have answered
+
+        req_r, self._req_w = os.pipe()
+        self._resp_r, resp_w = os.pipe()
+        stream = f"{datetime.now(UTC):%Y/%m/%d}/[$LATEST]{secrets.token_hex(16)}"
+        env = dict(pool.env, AWS_LAMBDA_LOG_STREAM_NAME=stream)
+        config = json.dumps({"layer_paths": [str(p) for p in pool.spec.layer_paths]})
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-P", str(WORKER_SCRIPT), str(req_r), str(resp_w), config],
+                env=env,
+                cwd=str(pool.spec.code_uri),
+                pass_fds=(req_r, resp_w),
+                stdin=subprocess.DEVNULL,
+                # Own process group: a terminal Ctrl-C reaches the runner only; the runner stops workers itself.
+                process_group=0,
+            )
+        except BaseException:
+            os.close(self._req_w)
+            os.close(self._resp_r)
+            raise
+        finally:
+            os.close(req_r)
+            os.close(resp_w)
+        os.set_blocking(self._req_w, False)
+        os.set_blocking(self._resp_r, False)
+        self.loop.add_reader(self._resp_r, self._on_readable)
+
+    # io ----------------------------------------------------------------------------------------------
+    def _on_readable(self) -> None:
+        try:
+            data = os.read(self._resp_r, 1 << 20)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._on_exit()
+            return
+        buf = self._rbuf
+        buf += data
+        while len(buf) >= 4:
+            (size,) = _HEADER.unpack_from(buf)
+            if len(buf) < 4 + size:
+                break
+            frame = bytes(buf[4 : 4 + size])
+            del buf[: 4 + size]
+            self._on_message(frame)
+
+    def _write(self, payload: bytes) -> None:
+        data = _HEADER.pack(len(payload)) + payload
+        if self._wbuf:
+            self._wbuf += data
+            return
+        try:
+            n = os.write(self._req_w, data)
+        except BlockingIOError:
+            n = 0
+        except OSError:
+            self._on_exit()
+            return
+        if n < len(data):
+            self._wbuf += data[n:]
+            self.loop.add_writer(self._req_w, self._on_writable)
+
+    def _on_writable(self) -> None:
+        try:
+            n = os.write(self._req_w, self._wbuf)
+        except BlockingIOError:
+            return
+        except OSError:
+            self.loop.remove_writer(self._req_w)
+            self._on_exit()
+            return
+        del self._wbuf[:n]
+        if not self._wbuf:
+            self.loop.remove_writer(self._req_w)
+
+    # protocol ------------------------------------------------------------------------------------------
+    def _on_message(self, frame: bytes) -> None:
+        message = json.loads(frame)
+        kind = message.get("type")
+        if kind == "result":
+            if self._pending is None or self._pending[0] != message.get("id"):
+                return  # a late answer for an invocation we already gave up on
+            _, fut = self._pending
+            self._pending = None
+            if len(frame) > MAX_RESPONSE_BYTES:
+                message = {"ok": False, "too_large": True, "size": len(frame)}
+            if not fut.done():
+                fut.set_result(message)
+            self.pool._release(self)
+        elif kind == "ready":
+            log.debug("%s: instance %d ready (init %.0f ms)", self.pool.name, self.index, message.get("init_ms", 0))
+            if not self.ready.done():
+                self.ready.set_result(None)
+        elif kind == "init_error" and not self.ready.done():
+            self.ready.set_exception(InitError(message.get("error") or {}))
+
+    def invoke(self, payload: bytes, request_id: str, timeout_s: float) -> asyncio.Future[dict[str, Any]]:
+        fut: asyncio.Future[dict[str, Any]] = self.loop.create_future()
+        self._pending = (request_id, fut)
+        self.deadline = self.loop.time() + timeout_s
+        self._write(payload)
+        return fut
+
+    def on_timeout(self) -> None:
+        if self._pending is None:
+            return
+        _, fut = self._pending
+        self._pending = None
+        if not fut.done():
+            fut.set_result({"ok": False, "timeout": True})
+        self.kill()  # a Lambda instance that timed out is thrown away
+
+    def _on_exit(self) -> None:
+        if not self.alive:
+            return
+        self.alive = False
+        self._close_fds()
+        if not self.ready.done():
+            self.ready.set_exception(
+                InitError({"errorType": "Runtime.ExitError", "errorMessage": "instance exited during init"})
+            )
+        if self._pending is not None:
+            _, fut = self._pending
+            self._pending = None
+            if not fut.done():
+                fut.set_result({"ok": False, "crash": True, "returncode": self.proc.poll()})
+        self.pool._forget(self)
+        self._reap()
+
+    def _close_fds(self) -> None:
+        for fd, remove in ((self._resp_r, self.loop.remove_reader), (self._req_w, self.loop.remove_writer)):
+            if fd >= 0:
+                remove(fd)
+                os.close(fd)
+        self._resp_r = self._req_w = -1
+
+    def _reap(self, attempt: int = 0) -> None:
+        if self.proc.poll() is None:
+            if attempt == 50:  # 5 s after its pipes closed: not leaving on its own
+                self.proc.kill()
+            self.loop.call_later(0.1, self._reap, attempt + 1)
+
+    def close(self) -> None:
+        """Ask the instance to exit (EOF on its request pipe); it finishes a running invocation first."""
+        if self._req_w >= 0 and not self._wbuf:
+            self.loop.remove_writer(self._req_w)
+            os.close(self._req_w)
+            self._req_w = -1
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        self._on_exit()
+
+    @property
+    def busy(self) -> bool:
+        return self._pending is not None
+
+
+class FunctionPool:
+    def __init__(
+        self,
+        spec: FunctionSpec,
+        env: dict[str, str],
+        *,
+        region: str,
+        account_id: str = DEFAULT_ACCOUNT_ID,
+        max_workers: int = 2,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.spec = spec
+        self.name = spec.logical_id
+        self.env = env
+        self.arn = spec.arn(region, account_id)
+        self.max_workers = max(1, max_workers)
+        self.loop = loop
+        self.workers: set[Worker] = set()
+        self._idle: collections.deque[Worker] = collections.deque()
+        self._waiters: collections.deque[asyncio.Future[Worker]] = collections.deque()
+        self._starting = 0
+        self._counter = 0
+        self._closing = False
+        self._sweeper: asyncio.TimerHandle | None = None
+
+    # instances -------------------------------------------------------------------------------------------
+    def prewarm(self, count: int) -> None:
+        for _ in range(min(count, self.max_workers) - len(self.workers)):
+            self._spawn()
+
+    def _spawn(self) -> bool:
+        self._counter += 1
+        try:
+            worker = Worker(self, self._counter)
+        except OSError as exc:
+            log.error("%s: cannot start an instance: %s", self.name, exc)
+            error = {"errorType": "Runtime.InvalidEntrypoint", "errorMessage": str(exc)}
+            for waiter in self._waiters:
+                if not waiter.done():
+                    waiter.set_exception(InitError(error))
+            return False
+        self.workers.add(worker)
+        self._starting += 1
+        self.loop.create_task(self._await_ready(worker))
+        return True
+
+    async def _await_ready(self, worker: Worker) -> None:
+        try:
+            await asyncio.wait_for(asyncio.shield(worker.ready), INIT_TIMEOUT_S)
+        except (InitError, TimeoutError) as exc:
+            self._starting -= 1
+            error = (
+                exc.error
+                if isinstance(exc, InitError)
+                else {
+                    "errorType": "Runtime.InitTimeout",
+                    "errorMessage": f"init did not finish within {INIT_TIMEOUT_S:.0f} s",
+                }
+            )
+            log.error("%s: init failed: %s: %s", self.name, error.get("errorType"), error.get("errorMessage"))
+            # Like Lambda: the invocation that caused this cold start gets the init error; the next one retries.
+            while self._waiters:
+                waiter = self._waiters.popleft()
+                if not waiter.done():
+                    waiter.set_exception(InitError(error))
+                    break
+            worker.kill()
+            self._maybe_spawn()  # the next waiting invocation gets a fresh cold start
+            return
+        self._starting -= 1
+        self._release(worker)
+
+    def _maybe_spawn(self) -> None:
+        while not self._closing and len(self.workers) < self.max_workers:
+            pending = sum(1 for w in self._waiters if not w.done())
+            if pending <= self._starting or not self._spawn():
+                return
+
+    def _release(self, worker: Worker) -> None:
+        if not worker.alive:
+            return
+        if self._closing:
+            worker.close()
+            return
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(worker)
+                return
+        self._idle.append(worker)
+
+    def _forget(self, worker: Worker) -> None:
+        self.workers.discard(worker)
+        with contextlib.suppress(ValueError):
+            self._idle.remove(worker)
+        self._maybe_spawn()
+
+    def _sweep(self) -> None:
+        """Enforce Timeout: one timer per pool instead of one per invocation (cheaper on the hot path)."""
+        now = self.loop.time()
+        for worker in list(self.workers):
+            if worker.busy and worker.deadline <= now:
+                worker.on_timeout()
+        self._sweeper = self.loop.call_later(TIMEOUT_RESOLUTION_S, self._sweep) if self.workers else None
+
+    async def _acquire(self) -> Worker:
+        if self._closing:
+            raise InitError({"errorType": "Runtime.Shutdown", "errorMessage": "runner stopping"})
+        while self._idle:
+            worker = self._idle.pop()
+            if worker.alive:
+                return worker
+        waiter: asyncio.Future[Worker] = self.loop.create_future()
+        self._waiters.append(waiter)
+        self._maybe_spawn()
+        return await waiter
+
+    # invoking --------------------------------------------------------------------------------------------
+    async def invoke(self, event_json: bytes, *, trace_id: str | None = None) -> InvokeResult:
+        """Invoke the function with an event that is already JSON (Lambda hands handlers a JSON document)."""
+        request_id = str(uuid.uuid4())
+        started = time.perf_counter()
+        try:
+            worker = await self._acquire()
+            while not worker.alive:  # it died between being handed over and now
+                worker = await self._acquire()
+        except InitError as exc:
+            return InvokeResult("init_error", request_id, _ms(started), error=exc.error)
+        timeout_s = self.spec.timeout_s
+        deadline_ms = int(time.time() * 1000 + timeout_s * 1000)
+        head = json.dumps(
+            {"id": request_id, "deadline_ms": deadline_ms, "arn": self.arn, "trace_id": trace_id or _trace_id()},
+            separators=(",", ":"),
+        ).encode()
+        if self._sweeper is None:
+            self._sweeper = self.loop.call_later(TIMEOUT_RESOLUTION_S, self._sweep)
+        message = await worker.invoke(head[:-1] + b',"event":' + event_json + b"}", request_id, timeout_s)
+        duration = _ms(started)
+        if message.get("ok"):
+            return InvokeResult("ok", request_id, duration, result=message.get("result"))
+        if message.get("timeout"):
+            error = {"errorType": "Sandbox.Timedout", "errorMessage": f"Task timed out after {timeout_s:.2f} seconds"}
+            log.error("%s: %s (request %s)", self.name, error["errorMessage"], request_id)
+            return InvokeResult("timeout", request_id, duration, error=error)
+        if message.get("crash"):
+            error = {
+                "errorType": "Runtime.ExitError",
+                "errorMessage": f"RequestId: {request_id} Error: Runtime exited (code {message.get('returncode')})",
+            }
+            log.error("%s: %s", self.name, error["errorMessage"])
+            return InvokeResult("crash", request_id, duration, error=error)
+        if message.get("too_large"):
+            error = {
+                "errorType": "Function.ResponseSizeTooLarge",
+                "errorMessage": f"Response payload size ({message.get('size')} bytes) exceeded maximum allowed "
+                f"payload size ({MAX_RESPONSE_BYTES} bytes).",
+            }
+            log.error("%s: %s", self.name, error["errorMessage"])
+            return InvokeResult("too_large", request_id, duration, error=error)
+        return InvokeResult("error", request_id, duration, error=message.get("error"))
+
+    # shutdown --------------------------------------------------------------------------------------------
+    async def shutdown(self, grace_s: float = 5.0) -> None:
+        """Let running invocations finish (up to their timeout), then stop every instance."""
+        self._closing = True
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_exception(InitError({"errorType": "Runtime.Shutdown", "errorMessage": "runner stopping"}))
+        for worker in list(self.workers):
+            if not worker.busy:
+                worker.close()
+        deadline = time.monotonic() + self.spec.timeout_s + grace_s
+        while self.workers and time.monotonic() < deadline:
+            for worker in list(self.workers):
+                if not worker.busy:
+                    worker.close()
+            await asyncio.sleep(0.05)
+        for worker in list(self.workers):
+            worker.kill()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+
+    def kill_all(self) -> None:
+        self._closing = True
+        for worker in list(self.workers):
+            worker.kill()
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
+
+
+def _trace_id() -> str:
+    return f"Root=1-{int(time.time()):08x}-{secrets.token_hex(12)};Parent={secrets.token_hex(8)};Sampled=0"

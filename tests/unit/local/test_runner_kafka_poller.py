@@ -1,0 +1,201 @@
+"""The poller's decisions (commit, rewind, retry, give up) with a fake consumer; the real thing is in
+tests/integration/test_runner_kafka.py."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from local.lambda_runner import kafka_poller
+from local.lambda_runner.kafka_poller import KafkaPoller, backoff_delay, parse_destination
+from local.lambda_runner.template import KafkaSource
+from local.lambda_runner.workers import InvokeResult
+
+pytestmark = pytest.mark.unit
+
+
+class FakeMessage:
+    def __init__(self, topic: str, partition: int, offset: int) -> None:
+        self._tp = (topic, partition)
+        self._offset = offset
+
+    def topic(self) -> str:
+        return self._tp[0]
+
+    def partition(self) -> int:
+        return self._tp[1]
+
+    def offset(self) -> int:
+        return self._offset
+
+    def timestamp(self) -> tuple[int, int]:
+        return 1, 1_700_000_000_000 + self._offset
+
+    def key(self) -> bytes:
+        return b"k"
+
+    def value(self) -> bytes:
+        return f"v{self._offset}".encode()
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return []
+
+    def error(self) -> None:
+        return None
+
+
+class FakeConsumer:
+    def __init__(self) -> None:
+        self.commits: list[dict[tuple[str, int], int]] = []
+        self.seeks: dict[tuple[str, int], int] = {}
+        self.paused = self.resumed = 0
+
+    def commit(self, offsets: list[Any], asynchronous: bool) -> None:
+        assert asynchronous is False
+        self.commits.append({(tp.topic, tp.partition): tp.offset for tp in offsets})
+
+    def seek(self, tp: Any) -> None:
+        self.seeks[(tp.topic, tp.partition)] = tp.offset
+
+    def pause(self, tps: list[Any]) -> None:
+        self.paused += 1
+
+    def resume(self, tps: list[Any]) -> None:
+        self.resumed += 1
+
+    def consume(self, num: int, timeout: float) -> list[Any]:
+        return []
+
+
+def make_poller(results: list[InvokeResult], **source_args: Any) -> tuple[KafkaPoller, list[dict]]:
+    events: list[dict] = []
+    pending = list(results)
+
+    def invoke(event_json: bytes) -> InvokeResult:
+        events.append(json.loads(event_json))
+        return pending.pop(0)
+
+    source = KafkaSource(
+        function_id="Fn", event_id="Ev", kind="MSK", topics=("t",), group_id="g", stream_arn="arn:x", **source_args
+    )
+    poller = KafkaPoller(source, invoke=invoke, bootstrap_servers="b:9092", function_arn="arn:fn", function_timeout_s=3)
+    poller.consumer = FakeConsumer()  # type: ignore[assignment]
+    poller.assigned = {("t", 0), ("t", 1)}
+    return poller, events
+
+
+def batch(*spec: tuple[int, int]) -> list[tuple[FakeMessage, dict[str, Any]]]:
+    messages = [FakeMessage("t", p, o) for p, o in spec]
+    return [(m, kafka_poller._to_record(m)) for m in messages]  # type: ignore[arg-type]
+
+
+OK = InvokeResult("ok", "r1", 1.0, result={"ok": True})
+ERROR = InvokeResult("error", "r2", 1.0, error={"errorType": "RuntimeError", "errorMessage": "boom"})
+
+
+@pytest.fixture(autouse=True)
+def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kafka_poller, "BACKOFF_BASE_S", 0.001)
+
+
+def test_success_commits_the_next_offset_of_every_partition() -> None:
+    poller, events = make_poller([OK])
+    poller._process(batch((0, 5), (0, 6), (1, 2)))
+    assert poller.consumer.commits == [{("t", 0): 7, ("t", 1): 3}]
+    assert list(events[0]["records"]) == ["t-0", "t-1"]
+    assert events[0]["eventSourceArn"] == "arn:x"
+
+
+def test_failure_commits_nothing_and_rewinds_to_the_batch_start() -> None:
+    poller, _ = make_poller([ERROR, ERROR])
+    poller._process(batch((0, 5), (0, 6), (1, 2)))
+    assert poller.consumer.commits == []
+    assert poller.consumer.seeks == {("t", 0): 5, ("t", 1): 2}
+    assert poller.consumer.paused == poller.consumer.resumed == 1
+    poller._process(batch((0, 5), (0, 6), (1, 2)))
+    assert poller._attempts == {("t", 0): (5, 2), ("t", 1): (2, 2)}
+
+
+def test_partial_failure_commits_up_to_the_first_failed_record() -> None:
+    failures = {"batchItemFailures": [{"itemIdentifier": {"partition": "t-0", "offset": 6}}]}
+    poller, _ = make_poller([InvokeResult("ok", "r", 1.0, result=failures)], report_batch_item_failures=True)
+    poller._process(batch((0, 5), (0, 6), (0, 7), (1, 2)))
+    assert poller.consumer.commits == [{("t", 0): 6, ("t", 1): 3}]
+    assert poller.consumer.seeks == {("t", 0): 6}
+
+
+def test_partial_failure_response_is_ignored_without_report_batch_item_failures() -> None:
+    failures = {"batchItemFailures": [{"itemIdentifier": {"partition": "t-0", "offset": 6}}]}
+    poller, _ = make_poller([InvokeResult("ok", "r", 1.0, result=failures)])
+    poller._process(batch((0, 5), (0, 6)))
+    assert poller.consumer.commits == [{("t", 0): 7}]
+
+
+def test_failure_outside_the_batch_fails_the_whole_batch() -> None:
+    failures = {"batchItemFailures": [{"itemIdentifier": {"partition": "t-0", "offset": 999}}]}
+    poller, _ = make_poller([InvokeResult("ok", "r", 1.0, result=failures)], report_batch_item_failures=True)
+    poller._process(batch((0, 5), (0, 6)))
+    assert poller.consumer.commits == []
+    assert poller.consumer.seeks == {("t", 0): 5}
+
+
+def test_exhausted_retries_without_destination_skip_the_batch() -> None:
+    poller, events = make_poller([ERROR, ERROR], max_retry_attempts=1)
+    poller._process(batch((0, 5), (0, 6)))
+    assert poller.consumer.commits == []
+    poller._process(batch((0, 5), (0, 6)))
+    assert poller.consumer.commits == [{("t", 0): 7}]
+    assert len(events) == 2
+    assert ("t", 0) not in poller._attempts
+
+
+def test_exhausted_retries_with_an_unreachable_destination_log_the_invocation_record(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    poller, _ = make_poller(
+        [ERROR], max_retry_attempts=0, on_failure_destination="arn:aws:sqs:us-east-1:123456789012:dlq"
+    )
+    poller._process(batch((1, 2), (1, 3)))
+    assert poller.consumer.commits == [{("t", 1): 4}]
+    (line,) = [r.getMessage() for r in caplog.records if "invocation record" in r.getMessage()]
+    record = json.loads(line.split("invocation record: ", 1)[1])
+    assert record["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert record["requestContext"]["approximateInvokeCount"] == 1
+    assert record["KafkaBatchInfo"]["recordsInfo"]["t-1"]["firstRecordOffset"] == "2"
+    assert record["KafkaBatchInfo"]["recordsInfo"]["t-1"]["lastRecordOffset"] == "3"
+
+
+def test_revoke_drops_collected_records_of_revoked_partitions() -> None:
+    poller, _ = make_poller([])
+    poller._batch = batch((0, 1), (1, 1))
+    poller._carry = [FakeMessage("t", 1, 2), FakeMessage("t", 0, 2)]
+    poller._attempts = {("t", 1): (1, 3)}
+
+    class TP:
+        topic, partition = "t", 1
+
+    poller._on_revoke(None, [TP()])  # type: ignore[arg-type]
+    assert [(m.partition(), m.offset()) for m, _ in poller._batch] == [(0, 1)]
+    assert [(m.partition(), m.offset()) for m in poller._carry] == [(0, 2)]
+    assert poller.assigned == {("t", 0)} and poller._attempts == {}
+
+
+@pytest.mark.parametrize(
+    ("destination", "expected"),
+    [
+        (None, None),
+        ("kafka://log-events-dlq", ("kafka", "log-events-dlq")),
+        ("arn:aws:kafka:us-east-1:123456789012:topic/logpipe/abc-1/log-events-dlq", ("kafka", "log-events-dlq")),
+        ("arn:aws:sqs:us-east-1:123456789012:dlq", ("other", "arn:aws:sqs:us-east-1:123456789012:dlq")),
+    ],
+)
+def test_parse_destination(destination: str | None, expected) -> None:
+    assert parse_destination(destination) == expected
+
+
+def test_backoff_is_exponential_and_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kafka_poller, "BACKOFF_BASE_S", 0.5)  # undo the fast_backoff fixture
+    assert [backoff_delay(n) for n in (1, 2, 3, 4)] == [0.5, 1.0, 2.0, 4.0]
+    assert backoff_delay(20) == 30.0

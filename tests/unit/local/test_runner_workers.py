@@ -1,0 +1,260 @@
+"""Worker pools: handler loading, environment, context, cold starts, concurrency, timeouts, errors, crashes.
+
+Toy handlers in tmp_path run in real worker processes (no external service involved).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from local.lambda_runner.template import FunctionSpec, function_environment
+from local.lambda_runner.workers import FunctionPool, InvokeResult
+
+pytestmark = pytest.mark.unit
+
+HANDLER = """
+import os, sys, time
+from aws_lambda_powertools import Logger
+from toylayer import LAYER_VALUE
+
+logger = Logger(service="toy")
+INVOCATIONS = 0
+
+@logger.inject_lambda_context
+def handler(event, context):
+    global INVOCATIONS
+    INVOCATIONS += 1
+    action = event.get("action")
+    if action == "context":
+        return {
+            "function_name": context.function_name,
+            "function_version": context.function_version,
+            "invoked_function_arn": context.invoked_function_arn,
+            "memory_limit_in_mb": context.memory_limit_in_mb,
+            "aws_request_id": context.aws_request_id,
+            "log_group_name": context.log_group_name,
+            "log_stream_name": context.log_stream_name,
+            "remaining": context.get_remaining_time_in_millis(),
+            "identity": context.identity.cognito_identity_id,
+            "client_context": context.client_context,
+            "logger_keys": sorted(logger.get_current_keys()),
+        }
+    if action == "env":
+        names = ["FROM_TEMPLATE", "OVERRIDDEN", "AWS_LAMBDA_FUNCTION_NAME", "LAMBDA_TASK_ROOT", "_HANDLER",
+                 "AWS_EXECUTION_ENV", "AWS_LAMBDA_LOG_STREAM_NAME", "_X_AMZN_TRACE_ID"]
+        return {"env": {n: os.environ.get(n) for n in names}, "path": sys.path[:2], "cwd": os.getcwd(),
+                "layer": LAYER_VALUE}
+    if action == "sleep":
+        started = time.time()
+        time.sleep(event["seconds"])
+        return {"pid": os.getpid(), "started": started, "ended": time.time()}
+    if action == "count":
+        return {"pid": os.getpid(), "invocations": INVOCATIONS}
+    if action == "raise":
+        raise KeyError("nope")
+    if action == "exit":
+        os._exit(3)
+    if action == "unserializable":
+        return {"x": object()}
+    return event
+"""
+
+
+@pytest.fixture
+def toy(write_files) -> Path:
+    return write_files(
+        {
+            "fn/app.py": HANDLER,
+            "fn/broken.py": "raise RuntimeError('cannot start')\n",
+            "layer/python/toylayer.py": "LAYER_VALUE = 'from the layer'\n",
+        }
+    )
+
+
+def make_spec(root: Path, *, handler: str = "app.handler", timeout: float = 5.0) -> FunctionSpec:
+    return FunctionSpec(
+        logical_id="ToyFunction",
+        function_name="toy-function",
+        code_uri=root / "fn",
+        handler=handler,
+        timeout_s=timeout,
+        memory_mb=256,
+        environment={"FROM_TEMPLATE": "template", "OVERRIDDEN": "template"},
+        layer_paths=[root / "layer" / "python"],
+    )
+
+
+def run_pool(spec: FunctionSpec, scenario, *, max_workers: int = 2, base_env: dict[str, str] | None = None):
+    """Run ``scenario(pool)`` in a fresh event loop, then shut the pool down; return its result."""
+
+    async def main():
+        base = dict(os.environ) if base_env is None else base_env
+        env = function_environment(spec, base_env=base, region="eu-west-1")
+        pool = FunctionPool(spec, env, region="eu-west-1", max_workers=max_workers, loop=asyncio.get_running_loop())
+        try:
+            return await scenario(pool)
+        finally:
+            await pool.shutdown(grace_s=1)
+            assert not pool.workers
+
+    return asyncio.run(main())
+
+
+def invoke(pool: FunctionPool, event: dict) -> asyncio.Future[InvokeResult]:
+    return asyncio.ensure_future(pool.invoke(json.dumps(event).encode()))
+
+
+def test_context_is_realistic_and_accepted_by_powertools(toy: Path) -> None:
+    async def scenario(pool):
+        return await invoke(pool, {"action": "context"})
+
+    result = run_pool(make_spec(toy), scenario)
+    assert result.ok, result.error
+    ctx = result.result
+    assert ctx["function_name"] == "toy-function"
+    assert ctx["function_version"] == "$LATEST"
+    assert ctx["invoked_function_arn"] == "arn:aws:lambda:eu-west-1:123456789012:function:toy-function"
+    assert ctx["memory_limit_in_mb"] == "256"  # a string, as in the Lambda Python runtime
+    assert ctx["aws_request_id"] == result.request_id
+    assert ctx["log_group_name"] == "/aws/lambda/toy-function"
+    assert "[$LATEST]" in ctx["log_stream_name"]
+    assert 4000 < ctx["remaining"] <= 5000
+    assert ctx["identity"] is None and ctx["client_context"] is None
+    assert {"function_name", "function_request_id", "cold_start"} <= set(ctx["logger_keys"])
+
+
+def test_environment_sys_path_and_cwd(toy: Path) -> None:
+    base = {**os.environ, "OVERRIDDEN": "from-the-runner"}
+    base.pop("FROM_TEMPLATE", None)
+
+    async def scenario(pool):
+        return await invoke(pool, {"action": "env"})
+
+    result = run_pool(make_spec(toy), scenario, base_env=base)
+    assert result.ok, result.error
+    env = result.result["env"]
+    assert env["FROM_TEMPLATE"] == "template"
+    assert env["OVERRIDDEN"] == "from-the-runner"  # set in the runner's environment: wins
+    assert env["AWS_LAMBDA_FUNCTION_NAME"] == "toy-function"
+    assert env["LAMBDA_TASK_ROOT"] == str(toy / "fn")
+    assert env["_HANDLER"] == "app.handler"
+    assert env["AWS_EXECUTION_ENV"] == "AWS_Lambda_python3.11"
+    assert env["AWS_LAMBDA_LOG_STREAM_NAME"]
+    assert env["_X_AMZN_TRACE_ID"].startswith("Root=1-")
+    assert result.result["path"] == [str(toy / "fn"), str(toy / "layer" / "python")]
+    assert result.result["cwd"] == str(toy / "fn")
+    assert result.result["layer"] == "from the layer"
+
+
+def test_cold_start_once_per_instance(toy: Path) -> None:
+    async def scenario(pool):
+        return [await invoke(pool, {"action": "count"}) for _ in range(3)]
+
+    results = run_pool(make_spec(toy), scenario, max_workers=1)
+    assert [r.result["invocations"] for r in results] == [1, 2, 3]
+    assert len({r.result["pid"] for r in results}) == 1
+
+
+def test_invocations_run_concurrently_across_instances(toy: Path) -> None:
+    async def scenario(pool):
+        return await asyncio.gather(*(invoke(pool, {"action": "sleep", "seconds": 0.5}) for _ in range(2)))
+
+    first, second = run_pool(make_spec(toy), scenario, max_workers=2)
+    assert first.result["pid"] != second.result["pid"]
+    assert first.result["started"] < second.result["ended"] and second.result["started"] < first.result["ended"]
+
+
+def test_one_invocation_at_a_time_per_instance(toy: Path) -> None:
+    async def scenario(pool):
+        return await asyncio.gather(*(invoke(pool, {"action": "sleep", "seconds": 0.2}) for _ in range(3)))
+
+    results = run_pool(make_spec(toy), scenario, max_workers=1)
+    spans = sorted((r.result["started"], r.result["ended"]) for r in results)
+    assert len({r.result["pid"] for r in results}) == 1
+    assert all(prev_end <= start for (_, prev_end), (start, _) in itertools.pairwise(spans))
+
+
+def test_timeout_kills_and_replaces_the_instance(toy: Path) -> None:
+    async def scenario(pool):
+        before = await invoke(pool, {"action": "count"})
+        timed_out = await invoke(pool, {"action": "sleep", "seconds": 30})
+        after = await invoke(pool, {"action": "count"})
+        return before, timed_out, after
+
+    before, timed_out, after = run_pool(make_spec(toy, timeout=1), scenario, max_workers=1)
+    assert timed_out.status == "timeout"
+    assert timed_out.error["errorMessage"] == "Task timed out after 1.00 seconds"
+    assert 900 <= timed_out.duration_ms < 5000
+    assert after.ok and after.result["pid"] != before.result["pid"]
+    assert after.result["invocations"] == 1  # a fresh instance: cold start again
+
+
+def test_handler_exception_is_a_function_error(toy: Path) -> None:
+    async def scenario(pool):
+        return await invoke(pool, {"action": "raise"}), await invoke(pool, {"action": "count"})
+
+    failed, after = run_pool(make_spec(toy), scenario, max_workers=1)
+    assert failed.status == "error"
+    assert failed.error["errorType"] == "KeyError"
+    assert failed.error["errorMessage"] == "'nope'"
+    assert failed.error["requestId"] == failed.request_id
+    assert any("app.py" in line for line in failed.error["stackTrace"])
+    assert after.ok and after.result["invocations"] == 2  # the instance survives a handler error
+
+
+def test_unserializable_result_is_a_marshal_error(toy: Path) -> None:
+    async def scenario(pool):
+        return await invoke(pool, {"action": "unserializable"})
+
+    result = run_pool(make_spec(toy), scenario)
+    assert result.status == "error" and result.error["errorType"] == "Runtime.MarshalError"
+
+
+def test_crashed_instance_is_replaced(toy: Path) -> None:
+    async def scenario(pool):
+        return await invoke(pool, {"action": "exit"}), await invoke(pool, {"action": "count"})
+
+    crashed, after = run_pool(make_spec(toy), scenario, max_workers=1)
+    assert crashed.status == "crash" and crashed.error["errorType"] == "Runtime.ExitError"
+    assert after.ok and after.result["invocations"] == 1
+
+
+def test_init_error_fails_the_invocation_and_is_retried(toy: Path) -> None:
+    async def scenario(pool):
+        return await invoke(pool, {}), await invoke(pool, {})
+
+    first, second = run_pool(make_spec(toy, handler="broken.handler"), scenario)
+    for result in (first, second):
+        assert result.status == "init_error"
+        assert result.error["errorType"] == "Runtime.RuntimeError"
+        assert result.error["errorMessage"] == "cannot start"
+
+
+def test_missing_handler_attribute(toy: Path) -> None:
+    async def scenario(pool):
+        return await invoke(pool, {})
+
+    result = run_pool(make_spec(toy, handler="app.nothing_here"), scenario)
+    assert result.status == "init_error"
+    assert "nothing_here" in result.error["errorMessage"]
+
+
+def test_sigint_does_not_interrupt_an_invocation(toy: Path) -> None:
+    async def scenario(pool):
+        task = invoke(pool, {"action": "sleep", "seconds": 1.0})
+        while not any(w.busy for w in pool.workers):
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)  # let the handler start sleeping
+        for worker in pool.workers:
+            os.killpg(worker.proc.pid, signal.SIGINT)
+        return await task
+
+    result = run_pool(make_spec(toy), scenario, max_workers=1)
+    assert result.ok, result.error
