@@ -1,5 +1,6 @@
 """Integration fixtures: real Kafka, PostgreSQL and Redis, as started by `local/services.py up`."""
 
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -8,6 +9,7 @@ import psycopg
 import pytest
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
+from logpipe import cache
 from logpipe.config import Settings, get_settings
 
 
@@ -84,3 +86,20 @@ def tail(settings: Settings) -> Iterator[Callable[[str], TopicTail]]:
     yield open_tail
     for opened in tails:
         opened.close()
+
+
+@pytest.fixture
+def redis_down(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Point Redis at a port nothing listens on: fresh settings, a fresh client, and the idempotency store on it."""
+    live_store = cache.idempotency_store()  # bound to the live client; re-pointed below, restored by undo()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{closed_port}/0")
+    get_settings.cache_clear()
+    cache._client.cache_clear()
+    monkeypatch.setattr(live_store, "client", cache._client())
+    yield
+    monkeypatch.undo()
+    get_settings.cache_clear()
+    cache._client.cache_clear()

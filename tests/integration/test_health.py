@@ -1,11 +1,5 @@
 import json
-import socket
 import time
-
-import pytest
-
-from logpipe import cache
-from logpipe.config import get_settings
 
 
 def test_health_reports_every_dependency_up(settings, gateway_function, sample_event, lambda_context) -> None:
@@ -18,21 +12,6 @@ def test_health_reports_every_dependency_up(settings, gateway_function, sample_e
         "redis": "up",
         "kafka": "up",
     }
-
-
-@pytest.fixture
-def redis_down(monkeypatch: pytest.MonkeyPatch):
-    """Point Redis at a port nothing listens on, with fresh settings and client."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
-    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{closed_port}/0")
-    get_settings.cache_clear()
-    cache._client.cache_clear()
-    yield
-    monkeypatch.undo()
-    get_settings.cache_clear()
-    cache._client.cache_clear()
 
 
 def test_health_is_503_naming_the_dependency_that_is_down(

@@ -1,12 +1,8 @@
 """Retried ingest requests against the real Redis and Kafka: same answer, no second event."""
 
 import json
-import socket
 
 import pytest
-
-from logpipe import cache
-from logpipe.config import get_settings
 
 
 def post(producer_function, sample_event, lambda_context, body: dict, idempotency_key: str | None = None):
@@ -77,23 +73,6 @@ def test_reusing_a_key_for_another_event_is_refused(
 
     assert status == 422
     assert answer["error"]["code"] == "idempotency_key_reused"
-
-
-@pytest.fixture
-def redis_down(monkeypatch: pytest.MonkeyPatch):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
-    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{closed_port}/0")
-    get_settings.cache_clear()
-    cache._client.cache_clear()
-    store = cache.idempotency_store()
-    # The store was bound at import; point its client at the dead port for this test only.
-    monkeypatch.setattr(store, "client", cache._client())
-    yield
-    monkeypatch.undo()
-    get_settings.cache_clear()
-    cache._client.cache_clear()
 
 
 def test_keyed_requests_answer_503_when_redis_is_down(
