@@ -1,8 +1,10 @@
 """Consumer logic: decode a Kafka batch, store it in bulk, dead-letter what can never be stored."""
 
 import base64
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import psycopg
 from aws_lambda_powertools.utilities.kafka.consumer_records import ConsumerRecordRecords
@@ -37,6 +39,7 @@ def process_batch(records: Iterable[ConsumerRecordRecords]) -> BatchOutcome:
     Returns only when rows are committed and dead letters acknowledged, so the caller may commit offsets.
     A transient failure (PostgreSQL or Kafka down) raises, and the whole batch is delivered again.
     """
+    started = time.perf_counter()
     decoded, undecodable = _decode(records)
     stored, unstorable = _store(decoded)
     letters = undecodable + unstorable
@@ -48,12 +51,22 @@ def process_batch(records: Iterable[ConsumerRecordRecords]) -> BatchOutcome:
         duplicates=len(decoded) - len(unstorable) - stored,
         dead_lettered=len(letters),
     )
+    _record_metrics(outcome, decoded, elapsed_ms=(time.perf_counter() - started) * 1000)
+    logger.info("batch processed", extra=outcome.__dict__)
+    return outcome
+
+
+def _record_metrics(outcome: BatchOutcome, decoded: list[_Decoded], elapsed_ms: float) -> None:
     metrics.add_metric(name="log_events_processed_total", unit=MetricUnit.Count, value=outcome.stored)
+    metrics.add_metric(name="log_event_processing_time", unit=MetricUnit.Milliseconds, value=elapsed_ms)
+    if decoded:
+        # From the producer's receipt to committed storage, for the batch's oldest event.
+        oldest = min(item.event.received_at for item in decoded)
+        latency_ms = max(0.0, (datetime.now(UTC) - oldest).total_seconds() * 1000)  # clocks may disagree
+        metrics.add_metric(name="log_event_end_to_end_latency", unit=MetricUnit.Milliseconds, value=latency_ms)
     if outcome.dead_lettered:
         metrics.add_metric(name="log_events_dead_lettered_total", unit=MetricUnit.Count, value=outcome.dead_lettered)
         metrics.add_metric(name="log_events_errors_total", unit=MetricUnit.Count, value=outcome.dead_lettered)
-    logger.info("batch processed", extra=outcome.__dict__)
-    return outcome
 
 
 def _decode(records: Iterable[ConsumerRecordRecords]) -> tuple[list[_Decoded], list[DeadLetter]]:

@@ -1,3 +1,5 @@
+import copy
+
 import psycopg
 import pytest
 from aws_lambda_powertools.utilities.kafka import ConsumerRecords, SchemaConfig
@@ -95,3 +97,16 @@ def test_a_database_outage_fails_the_whole_batch(sample_event, monkeypatch, dead
     with pytest.raises(DependencyUnavailableError):
         consume.process_batch(records(sample_event("consumer_msk_batch")))
     assert dead_letters == []
+
+
+def test_a_batch_reports_the_seed_metrics_and_end_to_end_latency(sample_event, store: FakeStore, dead_letters) -> None:
+    consume.metrics.clear_metrics()
+    consume.process_batch(records(sample_event("consumer_msk_batch_with_poison")))
+
+    emitted = copy.deepcopy(consume.metrics.metric_set)
+    consume.metrics.clear_metrics()
+    assert emitted["log_events_processed_total"]["Value"] == [1.0]
+    assert emitted["log_events_errors_total"]["Value"] == [2.0]
+    assert emitted["log_events_dead_lettered_total"]["Value"] == [2.0]
+    assert emitted["log_event_processing_time"]["Unit"] == "Milliseconds"
+    assert emitted["log_event_end_to_end_latency"]["Value"][0] >= 0
