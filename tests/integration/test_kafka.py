@@ -1,8 +1,15 @@
 import json
+import socket
+import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import pytest
+
 from logpipe import kafka
+from logpipe.config import get_settings
+from logpipe.errors import DependencyUnavailableError
 from logpipe.kafka import DeadLetter
 from logpipe.models import Level, LogEvent
 
@@ -61,3 +68,39 @@ def test_dead_letters_say_why_how_often_and_where_from(settings, tail) -> None:
 
 def test_ping_sees_the_broker_and_the_topic(settings) -> None:
     kafka.ping()
+
+
+@pytest.fixture
+def unreachable_broker(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A fresh producer pointed at a port nothing listens on, with a short delivery timeout."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{closed_port}")
+    monkeypatch.setenv("KAFKA_DELIVERY_TIMEOUT_MS", "500")
+    get_settings.cache_clear()
+    kafka._producer.cache_clear()
+    yield
+    monkeypatch.undo()
+    get_settings.cache_clear()
+    kafka._producer.cache_clear()
+
+
+def test_an_unacknowledged_write_raises_within_the_delivery_timeout(unreachable_broker, organization_id: str) -> None:
+    now = datetime.now(UTC)
+    event = LogEvent(
+        id=uuid.uuid4(),
+        organization_id=organization_id,
+        level=Level.INFO,
+        message="nobody hears this",
+        source="test",
+        timestamp=now,
+        received_at=now,
+    )
+    started = time.monotonic()
+
+    with pytest.raises(DependencyUnavailableError) as raised:
+        kafka.publish_events([event])
+
+    assert raised.value.details == {"dependency": "kafka"}
+    assert time.monotonic() - started < 5

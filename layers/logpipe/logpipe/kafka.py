@@ -55,7 +55,7 @@ def _producer() -> Producer:
             # A message not acknowledged within this bound fails its delivery report, so callers answer 503
             # instead of hanging.
             "message.timeout.ms": settings.kafka_delivery_timeout_ms,
-            "socket.connection.setup.timeout.ms": min(settings.kafka_delivery_timeout_ms, 10_000),
+            "socket.connection.setup.timeout.ms": min(max(settings.kafka_delivery_timeout_ms, 1000), 10_000),
         }
     )
 
