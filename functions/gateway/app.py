@@ -29,10 +29,10 @@ app = create_resolver(settings.max_body_bytes)
 )
 def get_health():
     report = check_health(settings)
+    body = report.model_dump(mode="json", by_alias=True)
     if report.status == "up":
-        return json_response(200, report.model_dump(mode="json", by_alias=True))
-    headers = {"Retry-After": str(settings.retry_after_seconds)}
-    return json_response(503, report.model_dump(mode="json", by_alias=True), headers)
+        return json_response(200, body)
+    return json_response(503, body, {"Retry-After": str(settings.retry_after_seconds)})
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

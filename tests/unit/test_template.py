@@ -7,25 +7,15 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
+
+from local.lambda_runner.template import FunctionSpec, load_template
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-class _CloudFormationLoader(yaml.SafeLoader):
-    """Reads !Ref, !Sub ... as plain values; only the structure matters here."""
-
-
-_CloudFormationLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
-
-
-def functions() -> dict[str, dict]:
-    template = yaml.load((REPO_ROOT / "template.yaml").read_text(), Loader=_CloudFormationLoader)
-    return {
-        name: resource["Properties"]
-        for name, resource in template["Resources"].items()
-        if resource["Type"] == "AWS::Serverless::Function"
-    }
+def functions() -> dict[str, FunctionSpec]:
+    """The functions as the runner reads them: Globals merged, intrinsics resolved."""
+    return load_template(REPO_ROOT / "template.yaml").functions
 
 
 def test_sam_validate_lint_passes() -> None:
@@ -43,14 +33,14 @@ def test_sam_validate_lint_passes() -> None:
 
 @pytest.mark.parametrize("name", sorted(functions()))
 def test_each_handler_names_a_module_that_exists(name: str) -> None:
-    properties = functions()[name]
-    module, _, attribute = properties["Handler"].rpartition(".")
-    source = REPO_ROOT / properties["CodeUri"] / f"{module}.py"
+    function = functions()[name]
+    module, _, attribute = function.handler.rpartition(".")
+    source = function.code_uri / f"{module}.py"
     assert source.is_file(), source
     assert f"def {attribute}(" in source.read_text()
 
 
 def test_the_consumer_reads_log_events_through_msk() -> None:
-    [msk] = [event for event in functions()["ConsumerFunction"]["Events"].values() if event["Type"] == "MSK"]
-    assert msk["Properties"]["Topics"] == ["log-events"]
-    assert msk["Properties"]["ConsumerGroupId"]
+    [msk] = [source for source in functions()["ConsumerFunction"].kafka_sources if source.kind == "MSK"]
+    assert msk.topics == ("log-events",)
+    assert msk.group_id == "logpipe-consumer"

@@ -72,7 +72,9 @@ def store_events(events: Sequence[LogEvent]) -> int:
                 cursor.execute(_INSERT_NEW)
                 return cursor.rowcount
     except _TRANSIENT_ERRORS as exc:
-        raise _unavailable(exc) from exc
+        raise DependencyUnavailableError(
+            "postgresql", f"PostgreSQL unavailable: {exc}", get_settings().retry_after_seconds
+        ) from exc
 
 
 def ping() -> None:
@@ -104,12 +106,4 @@ def _row(event: LogEvent) -> tuple:
         event.trace_id,
         event.span_id,
         event.received_at,
-    )
-
-
-def _unavailable(exc: Exception) -> DependencyUnavailableError:
-    return DependencyUnavailableError(
-        f"PostgreSQL unavailable: {exc}",
-        details={"dependency": "postgresql"},
-        retry_after_seconds=get_settings().retry_after_seconds,
     )

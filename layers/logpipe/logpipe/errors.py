@@ -6,6 +6,8 @@ from typing import Any
 class LogpipeError(Exception):
     status_code = 500
     code = "internal_error"
+    # When set, the answer carries Retry-After: the client may repeat the same request later.
+    retry_after_seconds: int | None = None
 
     def __init__(self, message: str, details: Any = None) -> None:
         super().__init__(message)
@@ -46,6 +48,6 @@ class DependencyUnavailableError(LogpipeError):
     status_code = 503
     code = "service_unavailable"
 
-    def __init__(self, message: str, details: Any = None, retry_after_seconds: int = 5) -> None:
-        super().__init__(message, details)
+    def __init__(self, dependency: str, message: str, retry_after_seconds: int) -> None:
+        super().__init__(message, details={"dependency": dependency})
         self.retry_after_seconds = retry_after_seconds

@@ -15,7 +15,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestValidationError,
 )
 
-from logpipe.errors import DependencyUnavailableError, LogpipeError, RequestInProgressError
+from logpipe.errors import DependencyUnavailableError, LogpipeError
 from logpipe.models import ErrorBody, ErrorDetail
 from logpipe.observability import logger
 
@@ -27,8 +27,7 @@ def json_response(status_code: int, body: Any, headers: dict[str, str] | None = 
 def error_response(
     status_code: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
 ) -> Response:
-    body = ErrorBody(error=ErrorDetail(code=code, message=message, details=details))
-    return json_response(status_code, body.model_dump(mode="json"), headers)
+    return json_response(status_code, _error_body(code, message, details), headers)
 
 
 class LogpipeResolver(APIGatewayHttpResolver):
@@ -58,9 +57,7 @@ def create_resolver(max_body_bytes: int) -> LogpipeResolver:
 
 
 def _domain_error(error: LogpipeError) -> Response:
-    headers = None
-    if isinstance(error, DependencyUnavailableError | RequestInProgressError):
-        headers = {"Retry-After": str(error.retry_after_seconds)}
+    headers = None if error.retry_after_seconds is None else {"Retry-After": str(error.retry_after_seconds)}
     if isinstance(error, DependencyUnavailableError):
         logger.warning("dependency unavailable", extra={"error": error.message})
     return error_response(error.status_code, error.code, error.message, error.details, headers)
@@ -100,13 +97,16 @@ def _body_size(event: dict[str, Any]) -> int:
     return len(body.encode())
 
 
+def _error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    return ErrorBody(error=ErrorDetail(code=code, message=message, details=details)).model_dump(mode="json")
+
+
 def _proxy_error(status_code: int, code: str, message: str) -> dict[str, Any]:
     """An HTTP API answer built without a resolver, for requests refused before routing."""
-    body = ErrorBody(error=ErrorDetail(code=code, message=message))
     return {
         "statusCode": status_code,
         "headers": {"Content-Type": content_types.APPLICATION_JSON},
-        "body": json.dumps(body.model_dump(mode="json")),
+        "body": json.dumps(_error_body(code, message)),
         "isBase64Encoded": False,
     }
 

@@ -71,11 +71,7 @@ def ingest_event(event_in: LogEventIn, settings: Settings, idempotency_key: str 
     except IdempotencyAlreadyInProgressError as exc:
         raise RequestInProgressError("a request with this idempotency key is still being processed") from exc
     except IdempotencyPersistenceLayerError as exc:
-        raise DependencyUnavailableError(
-            f"Redis unavailable: {exc}",
-            details={"dependency": "redis"},
-            retry_after_seconds=settings.retry_after_seconds,
-        ) from exc
+        raise DependencyUnavailableError("redis", f"Redis unavailable: {exc}", settings.retry_after_seconds) from exc
 
 
 def _publish(event_in: LogEventIn, settings: Settings) -> IngestAccepted:

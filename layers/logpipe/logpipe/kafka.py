@@ -108,9 +108,7 @@ def _produce_and_wait(messages: Sequence[Outgoing]) -> None:
 
 
 def _unavailable(message: str) -> DependencyUnavailableError:
-    return DependencyUnavailableError(
-        message, details={"dependency": "kafka"}, retry_after_seconds=get_settings().retry_after_seconds
-    )
+    return DependencyUnavailableError("kafka", message, get_settings().retry_after_seconds)
 
 
 def ping() -> None:

@@ -62,7 +62,7 @@ def test_kafka_outage_is_503_with_retry_after(
     producer_function, sample_event, lambda_context, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def down(_events):
-        raise DependencyUnavailableError("Kafka did not acknowledge the write", retry_after_seconds=7)
+        raise DependencyUnavailableError("kafka", "Kafka did not acknowledge the write", retry_after_seconds=7)
 
     monkeypatch.setattr(kafka, "publish_events", down)
     status, headers, body = invoke(producer_function, sample_event("producer_post_log"), lambda_context)

@@ -91,7 +91,7 @@ def test_a_database_outage_fails_the_whole_batch(sample_event, monkeypatch, dead
     from logpipe.errors import DependencyUnavailableError
 
     def unavailable(_events):
-        raise DependencyUnavailableError("PostgreSQL unavailable")
+        raise DependencyUnavailableError("postgresql", "PostgreSQL unavailable", retry_after_seconds=5)
 
     monkeypatch.setattr(consume.db, "store_events", unavailable)
     with pytest.raises(DependencyUnavailableError):
