@@ -97,9 +97,9 @@ def redis_down(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         closed_port = probe.getsockname()[1]
     monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{closed_port}/0")
     get_settings.cache_clear()
-    cache._client.cache_clear()
-    monkeypatch.setattr(live_store, "client", cache._client())
+    cache.client.cache_clear()
+    monkeypatch.setattr(live_store, "client", cache.client())
     yield
     monkeypatch.undo()
     get_settings.cache_clear()
-    cache._client.cache_clear()
+    cache.client.cache_clear()

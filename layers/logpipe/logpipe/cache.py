@@ -10,7 +10,7 @@ from logpipe.config import get_settings
 
 
 @lru_cache(maxsize=1)
-def _client() -> redis.Redis:
+def client() -> redis.Redis:
     settings = get_settings()
     return redis.Redis.from_url(
         settings.redis_url,
@@ -21,7 +21,7 @@ def _client() -> redis.Redis:
 
 
 def ping() -> None:
-    if not _client().ping():
+    if not client().ping():
         raise RuntimeError("Redis did not answer PING")
 
 
@@ -50,4 +50,4 @@ class IdempotencyStore(CachePersistenceLayer):
 @lru_cache(maxsize=1)
 def idempotency_store() -> IdempotencyStore:
     """Idempotency records live in the same Redis (the client connects on first use)."""
-    return IdempotencyStore(client=_client())
+    return IdempotencyStore(client=client())

@@ -1,13 +1,20 @@
 """The one settings object, read from the environment and validated at cold start."""
 
 from functools import lru_cache
+from typing import Self
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class ConfigurationError(RuntimeError):
     """Raised at cold start when an environment variable is missing or malformed."""
+
+
+# librdkafka's default message.max.bytes (the broker's default is 1,048,588): no accepted event may exceed it.
+KAFKA_MAX_RECORD_BYTES = 1_000_000
+# Bound on everything in a serialized event besides message and attributes (ids, names, timestamps, keys).
+EVENT_FIXED_FIELDS_BYTES = 4096
 
 
 class Settings(BaseSettings):
@@ -31,12 +38,43 @@ class Settings(BaseSettings):
     # Retry-After sent with 503 answers when a dependency is down.
     retry_after_seconds: int = Field(default=5, ge=1)
 
-    # Ingest limits; exceeding one is a 4xx (README, "Limits").
+    # Ingest limits; exceeding one is a 4xx (docs/ingest.md, "Limits").
+    # Body as sent (after base64, before Content-Encoding) and once decoded, for POST /api/logs.
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    max_decoded_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_message_bytes: int = Field(default=32_768, ge=1)
     max_attributes: int = Field(default=64, ge=0)
+    # Nesting below the attributes object (1 = flat key/values); PostgreSQL jsonb and every JSON parser cope.
+    max_attribute_depth: int = Field(default=8, ge=1, le=64)
+    max_attribute_key_bytes: int = Field(default=256, ge=1)
+    max_attribute_value_bytes: int = Field(default=16_384, ge=1)
+    # The attributes object serialized as JSON (UTF-8).
+    max_attributes_bytes: int = Field(default=65_536, ge=2)
     max_past_skew_seconds: int = Field(default=7 * 24 * 3600, ge=0)
     max_future_skew_seconds: int = Field(default=300, ge=0)
+
+    # POST /api/logs/batch: events per request, body as sent (Lambda's 6 MB invocation limit applies after
+    # base64) and once decompressed.
+    max_batch_events: int = Field(default=1000, ge=1)
+    max_batch_body_bytes: int = Field(default=4_194_304, ge=1024, le=4_400_000)
+    max_batch_decoded_bytes: int = Field(default=16_777_216, ge=1024)
+
+    # Circuit breaker around Kafka (docs/ingest.md, "Circuit breaker").
+    kafka_breaker_failure_threshold: int = Field(default=3, ge=1)
+    kafka_breaker_recovery_seconds: int = Field(default=10, ge=1)
+    kafka_breaker_success_threshold: int = Field(default=2, ge=1)
+    # How long an instance trusts its copy of the shared breaker state before reading Redis again.
+    kafka_breaker_state_cache_seconds: int = Field(default=1, ge=0)
+
+    @model_validator(mode="after")
+    def _accepted_events_fit_in_kafka(self) -> Self:
+        largest = self.max_message_bytes + self.max_attributes_bytes + EVENT_FIXED_FIELDS_BYTES
+        if largest > KAFKA_MAX_RECORD_BYTES:
+            raise ValueError(
+                f"max_message_bytes + max_attributes_bytes + {EVENT_FIXED_FIELDS_BYTES} is {largest}, over the "
+                f"{KAFKA_MAX_RECORD_BYTES} bytes a Kafka record may hold"
+            )
+        return self
 
 
 @lru_cache(maxsize=1)
@@ -46,6 +84,7 @@ def get_settings() -> Settings:
         return Settings()  # type: ignore[call-arg]
     except ValidationError as exc:
         problems = "; ".join(
-            f"{str(error['loc'][0]).upper()}: {error['msg']}" for error in exc.errors(include_url=False)
+            f"{str(error['loc'][0]).upper() if error['loc'] else 'LIMITS'}: {error['msg']}"
+            for error in exc.errors(include_url=False)
         )
         raise ConfigurationError(f"invalid logpipe configuration: {problems}") from exc

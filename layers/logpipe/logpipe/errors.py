@@ -1,12 +1,12 @@
-"""Domain errors. Each carries its HTTP status and error code; logpipe.http maps them to responses."""
+"""Domain errors: a code, a message, details and an optional Retry-After. They know nothing of HTTP;
+logpipe.http maps each class to its status."""
 
 from typing import Any
 
 
 class LogpipeError(Exception):
-    status_code = 500
     code = "internal_error"
-    # When set, the answer carries Retry-After: the client may repeat the same request later.
+    # When set, the client may repeat the same request after this many seconds.
     retry_after_seconds: int | None = None
 
     def __init__(self, message: str, details: Any = None) -> None:
@@ -15,39 +15,68 @@ class LogpipeError(Exception):
         self.details = details
 
 
-class InvalidEventError(LogpipeError):
-    """The event is well-formed JSON but breaks a rule (limits, timestamps, levels)."""
+class MalformedRequestError(LogpipeError):
+    """The body cannot be read at all: not the declared encoding, not UTF-8, not JSON."""
 
-    status_code = 422
+    code = "malformed_request"
+
+    def __init__(self, code: str, message: str, details: Any = None) -> None:
+        super().__init__(message, details)
+        self.code = code
+
+
+class UnsupportedEncodingError(LogpipeError):
+    """A Content-Encoding other than gzip or identity."""
+
+    code = "unsupported_content_encoding"
+
+
+class UnsupportedMediaTypeError(LogpipeError):
+    """A Content-Type the route does not read."""
+
+    code = "unsupported_media_type"
+
+
+class InvalidEventError(LogpipeError):
+    """The event is well-formed JSON but breaks a rule (limits, timestamps, levels, characters)."""
+
     code = "invalid_event"
 
 
 class PayloadTooLargeError(LogpipeError):
-    status_code = 413
     code = "payload_too_large"
+
+
+class OrganizationMismatchError(LogpipeError):
+    """The event names another organization than the caller's."""
+
+    code = "organization_mismatch"
 
 
 class IdempotencyConflictError(LogpipeError):
     """An idempotency key (or client event id) was reused for a different request."""
 
-    status_code = 422
     code = "idempotency_key_reused"
 
 
 class RequestInProgressError(LogpipeError):
     """The first request with this idempotency key has not finished yet; retry shortly."""
 
-    status_code = 409
     code = "request_in_progress"
     retry_after_seconds = 1
 
 
 class DependencyUnavailableError(LogpipeError):
-    """A backing service (Kafka, PostgreSQL, Redis) failed or timed out; the client should retry."""
+    """A backing service (Kafka, PostgreSQL, Redis) failed or timed out; the client should retry.
 
-    status_code = 503
+    `reason` is for the logs (it may name hosts, ports, driver messages); the client sees only a fixed message
+    naming the dependency.
+    """
+
     code = "service_unavailable"
 
-    def __init__(self, dependency: str, message: str, retry_after_seconds: int) -> None:
-        super().__init__(message, details={"dependency": dependency})
+    def __init__(self, dependency: str, reason: str, retry_after_seconds: int) -> None:
+        super().__init__(f"{dependency} is unavailable; retry later", details={"dependency": dependency})
+        self.dependency = dependency
+        self.reason = reason
         self.retry_after_seconds = retry_after_seconds

@@ -1,11 +1,12 @@
-"""HTTP shaping shared by the API functions: the resolver factory and the one error format.
+"""HTTP shaping shared by the API functions: the resolver factory, the one error format and the one mapping
+from domain error class to status.
 
-Every error leaves as {"status":"error","error":{"code","message","details"}}; domain errors carry their
-own status, validation failures become 400/415/422, a failing dependency 503 with Retry-After.
+Every error leaves as {"status":"error","error":{"code","message","details"}}; 429 and 503 carry Retry-After.
+A 503 shows the client a fixed message and the dependency's name; the reason (hosts, driver messages) is logged.
 """
 
-import base64
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
@@ -15,9 +16,41 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestValidationError,
 )
 
-from logpipe.errors import DependencyUnavailableError, LogpipeError
-from logpipe.models import ErrorBody, ErrorDetail
+from logpipe.body import BodyLimits, decoded_event, loads
+from logpipe.errors import (
+    DependencyUnavailableError,
+    IdempotencyConflictError,
+    InvalidEventError,
+    LogpipeError,
+    MalformedRequestError,
+    OrganizationMismatchError,
+    PayloadTooLargeError,
+    RequestInProgressError,
+    UnsupportedEncodingError,
+    UnsupportedMediaTypeError,
+)
+from logpipe.models import ErrorBody, ErrorDetail, validation_problems
 from logpipe.observability import logger
+
+# The one mapping from domain error to HTTP status; a class not listed answers as its nearest listed base.
+STATUS_BY_ERROR: dict[type[LogpipeError], int] = {
+    MalformedRequestError: 400,
+    OrganizationMismatchError: 403,
+    RequestInProgressError: 409,
+    PayloadTooLargeError: 413,
+    UnsupportedEncodingError: 415,
+    UnsupportedMediaTypeError: 415,
+    InvalidEventError: 422,
+    IdempotencyConflictError: 422,
+    DependencyUnavailableError: 503,
+}
+
+
+def status_for(error: LogpipeError) -> int:
+    for cls in type(error).__mro__:
+        if cls in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[cls]
+    return 500
 
 
 def json_response(status_code: int, body: Any, headers: dict[str, str] | None = None) -> Response:
@@ -27,28 +60,48 @@ def json_response(status_code: int, body: Any, headers: dict[str, str] | None = 
 def error_response(
     status_code: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
 ) -> Response:
-    return json_response(status_code, _error_body(code, message, details), headers)
+    return json_response(status_code, error_body(code, message, details), headers)
+
+
+def domain_error_response(error: LogpipeError) -> Response:
+    """The answer for a domain error: its mapped status, its body, Retry-After when it has one."""
+    if isinstance(error, DependencyUnavailableError):
+        logger.warning("dependency unavailable", extra={"dependency": error.dependency, "reason": error.reason})
+    return error_response(status_for(error), error.code, error.message, error.details, _retry_after(error))
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    return ErrorBody(error=ErrorDetail(code=code, message=message, details=details)).model_dump(mode="json")
 
 
 class LogpipeResolver(APIGatewayHttpResolver):
-    """The HTTP API resolver with validation on and a body-size limit checked before anything parses the body."""
+    """The HTTP API resolver with validation on. Before routing, every request's body is size-checked, its
+    Content-Encoding undone (gzip, bounded) and checked to be UTF-8; route paths may have their own limits."""
 
-    def __init__(self, max_body_bytes: int) -> None:
-        super().__init__(enable_validation=True)
-        self.max_body_bytes = max_body_bytes
+    def __init__(self, body_limits: BodyLimits, route_body_limits: Mapping[str, BodyLimits]) -> None:
+        super().__init__(enable_validation=True, json_body_deserializer=loads)
+        self.body_limits = body_limits
+        self.route_body_limits = dict(route_body_limits)
 
     def resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
-        size = _body_size(event)
-        if size > self.max_body_bytes:
-            return _proxy_error(
-                413, "payload_too_large", f"The body is {size} bytes; the limit is {self.max_body_bytes}"
-            )
+        limits = self.route_body_limits.get(event.get("rawPath", ""), self.body_limits)
+        try:
+            event = decoded_event(event, limits)
+        except LogpipeError as error:
+            return _proxy_error(error)
         return super().resolve(event, context)
 
 
-def create_resolver(max_body_bytes: int) -> LogpipeResolver:
-    app = LogpipeResolver(max_body_bytes)
-    app.exception_handler(LogpipeError)(_domain_error)
+def create_resolver(
+    max_body_bytes: int,
+    max_decoded_body_bytes: int | None = None,
+    route_body_limits: Mapping[str, BodyLimits] | None = None,
+) -> LogpipeResolver:
+    """A resolver whose routes take bodies up to `max_body_bytes` as sent and `max_decoded_body_bytes` after
+    Content-Encoding (default: the same), except the paths named in `route_body_limits`."""
+    limits = BodyLimits(max_body_bytes, max_decoded_body_bytes or max_body_bytes)
+    app = LogpipeResolver(limits, route_body_limits or {})
+    app.exception_handler(LogpipeError)(domain_error_response)
     app.exception_handler(RequestValidationError)(_validation_error)
     app.exception_handler(RequestUnsupportedContentType)(_unsupported_content_type)
     app.not_found(_not_found)
@@ -56,22 +109,12 @@ def create_resolver(max_body_bytes: int) -> LogpipeResolver:
     return app
 
 
-def _domain_error(error: LogpipeError) -> Response:
-    headers = None if error.retry_after_seconds is None else {"Retry-After": str(error.retry_after_seconds)}
-    if isinstance(error, DependencyUnavailableError):
-        logger.warning("dependency unavailable", extra={"error": error.message})
-    return error_response(error.status_code, error.code, error.message, error.details, headers)
+def _retry_after(error: LogpipeError) -> dict[str, str] | None:
+    return None if error.retry_after_seconds is None else {"Retry-After": str(error.retry_after_seconds)}
 
 
 def _validation_error(error: RequestValidationError) -> Response:
-    problems = [
-        {
-            "field": _field_path(problem.get("loc", ())),
-            "message": problem.get("msg", ""),
-            "type": problem.get("type"),
-        }
-        for problem in error.errors()
-    ]
+    problems = validation_problems(error.errors())
     if any(problem["type"] == "json_invalid" for problem in problems):
         return error_response(400, "malformed_json", "The request body is not valid JSON")
     return error_response(422, "validation_failed", "The request does not match the schema", problems)
@@ -90,27 +133,11 @@ def _unexpected_error(error: Exception) -> Response:
     return error_response(500, "internal_error", "Internal server error")
 
 
-def _body_size(event: dict[str, Any]) -> int:
-    body = event.get("body") or ""
-    if event.get("isBase64Encoded"):
-        return len(base64.b64decode(body))
-    return len(body.encode())
-
-
-def _error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
-    return ErrorBody(error=ErrorDetail(code=code, message=message, details=details)).model_dump(mode="json")
-
-
-def _proxy_error(status_code: int, code: str, message: str) -> dict[str, Any]:
+def _proxy_error(error: LogpipeError) -> dict[str, Any]:
     """An HTTP API answer built without a resolver, for requests refused before routing."""
     return {
-        "statusCode": status_code,
-        "headers": {"Content-Type": content_types.APPLICATION_JSON},
-        "body": json.dumps(_error_body(code, message)),
+        "statusCode": status_for(error),
+        "headers": {"Content-Type": content_types.APPLICATION_JSON, **(_retry_after(error) or {})},
+        "body": json.dumps(error_body(error.code, error.message, error.details)),
         "isBase64Encoded": False,
     }
-
-
-def _field_path(location: Any) -> str:
-    parts = [str(part) for part in location if part != "body"]
-    return ".".join(parts) or "body"

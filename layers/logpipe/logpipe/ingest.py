@@ -1,9 +1,18 @@
-"""Ingest logic: turn a validated request into a normalized event and publish it to Kafka, once."""
+"""Ingest logic: turn validated requests into normalized events and publish them to Kafka, once.
 
+Idempotency (docs/ingest.md): a retried request with the same Idempotency-Key (or, for one event, the same
+client `id`) gets the first answer back. Event ids under a key are derived (uuid5) from the organization, the
+key and, in a batch, the item's index, so even a retry that publishes again (the first attempt failed after
+Kafka acknowledged) carries the same ids, and storage keeps one row per (organization, id).
+"""
+
+import hashlib
 import json
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4, uuid5
 
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
@@ -12,33 +21,84 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyValidationError,
 )
 from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
+from pydantic import ValidationError
 
-from logpipe import cache, kafka
+from logpipe import breaker, cache, kafka
+from logpipe.body import batch_items
 from logpipe.config import Settings, get_settings
 from logpipe.errors import (
     DependencyUnavailableError,
     IdempotencyConflictError,
     InvalidEventError,
+    LogpipeError,
+    OrganizationMismatchError,
     PayloadTooLargeError,
     RequestInProgressError,
 )
-from logpipe.models import IngestAccepted, LogEvent, LogEventIn
+from logpipe.event_rules import check_event
+from logpipe.models import (
+    BatchAccepted,
+    BatchItemResult,
+    ErrorDetail,
+    IngestAccepted,
+    LogEvent,
+    LogEventIn,
+    validation_problems,
+)
 from logpipe.observability import MetricUnit, metrics, tracer
 
-# The key is scoped to the organization; the fingerprint makes a reused key with another body an error.
+# Namespace of the event ids derived from idempotency keys (a fixed, random uuid: never change it).
+EVENT_ID_NAMESPACE = UUID("3f6f7a2e-9c1b-4c4e-8a51-6f0d2b7c9e14")
+
+# The key is a JSON list scoped to the organization; the fingerprint makes a reused key with another body an error.
 idempotency_config = IdempotencyConfig(
     event_key_jmespath="key",
     payload_validation_jmespath="fingerprint",
     expires_after_seconds=get_settings().idempotency_ttl_seconds,
 )
 
+kafka_circuit = breaker.guarded("kafka", get_settings(), breaker.RedisCircuitStore())
 
-def normalize_event(event_in: LogEventIn, settings: Settings, received_at: datetime) -> LogEvent:
-    """Apply the configured limits and fill in id and timestamp; raises a 4xx domain error on violation."""
-    _check_limits(event_in, settings, received_at)
+
+class BatchRejectedError(InvalidEventError):
+    """No item of a batch was accepted; details list every item's error."""
+
+    code = "batch_rejected"
+
+
+@kafka_circuit
+def publish(events: Sequence[LogEvent]) -> None:
+    """Publish to Kafka behind the circuit breaker: one wait for the broker's acknowledgement of all events."""
+    kafka.publish_events(events)
+
+
+def derived_event_id(organization_id: str, key: str, index: int | None = None) -> UUID:
+    """The event id an idempotency key stands for: the same (organization, key, index), the same id."""
+    return uuid5(EVENT_ID_NAMESPACE, json.dumps([organization_id, key, index]))
+
+
+def owning_organization(event_in: LogEventIn, organization_id: str | None) -> str:
+    """The organization an event belongs to: the caller's (when authenticated) or the one the event names."""
+    if organization_id is None:
+        if event_in.organization_id is None:
+            raise InvalidEventError("organizationId is required", details={"field": "organizationId"})
+        return event_in.organization_id
+    if event_in.organization_id not in (None, organization_id):
+        raise OrganizationMismatchError(
+            "the event names another organization than the API key's", details={"field": "organizationId"}
+        )
+    return organization_id
+
+
+def normalize_event(
+    event_in: LogEventIn, settings: Settings, received_at: datetime, organization_id: str | None = None,
+    event_id: UUID | None = None,
+) -> LogEvent:  # fmt: skip
+    """Apply the limits and fill in organization, id and timestamp; raises a 4xx domain error on violation."""
+    check_event(event_in, settings, received_at)
     return LogEvent(
-        id=event_in.id or uuid4(),
-        organization_id=event_in.organization_id,
+        id=event_in.id or event_id or uuid4(),
+        organization_id=owning_organization(event_in, organization_id),
         level=event_in.level,
         message=event_in.message,
         source=event_in.source,
@@ -51,32 +111,94 @@ def normalize_event(event_in: LogEventIn, settings: Settings, received_at: datet
 
 
 @tracer.capture_method
-def ingest_event(event_in: LogEventIn, settings: Settings, idempotency_key: str | None = None) -> IngestAccepted:
+def ingest_event(
+    event_in: LogEventIn, settings: Settings, idempotency_key: str | None = None, organization_id: str | None = None
+) -> IngestAccepted:
     """Publish one event and answer once Kafka acknowledged it.
 
     With an Idempotency-Key, or else a client-chosen event id, a retry within the idempotency TTL gets the
     first answer back and publishes nothing.
     """
-    key = idempotency_key or (str(event_in.id) if event_in.id else None)
-    if key is None:
-        return _publish(event_in=event_in, settings=settings)
+    organization = owning_organization(event_in, organization_id)
+    event_id = event_in.id or (derived_event_id(organization, idempotency_key) if idempotency_key else None)
+    event = normalize_event(event_in, settings, datetime.now(UTC), organization, event_id)
+    if idempotency_key is not None:
+        scope = ["event-key", organization, idempotency_key]
+    elif event_in.id is not None:
+        scope = ["event-id", organization, str(event_in.id)]
+    else:
+        return _publish_event(event)
+    request = {"key": scope, "fingerprint": event_in.model_dump(mode="json", by_alias=True)}
+    with _idempotency_errors(settings):
+        return _publish_event_once(request=request, event=event)
+
+
+@tracer.capture_method
+def ingest_batch(
+    text: str,
+    content_type: str,
+    settings: Settings,
+    idempotency_key: str | None = None,
+    organization_id: str | None = None,
+) -> BatchAccepted:
+    """Validate every item of a batch body, publish the valid ones with one Kafka wait, answer per item.
+
+    Raises PayloadTooLargeError over max_batch_events, BatchRejectedError when no item is valid.
+    """
+    items = batch_items(text, content_type)
+    if not items:
+        raise InvalidEventError("the batch holds no event", details={"field": "events"})
+    if len(items) > settings.max_batch_events:
+        raise PayloadTooLargeError(
+            f"the batch holds {len(items)} events; the limit is {settings.max_batch_events}",
+            details={"field": "events", "limit": settings.max_batch_events},
+        )
+    received_at = datetime.now(UTC)
+    outcomes = [
+        _batch_item(item, index, settings, received_at, idempotency_key, organization_id)
+        for index, item in enumerate(items)
+    ]
+    if not any(isinstance(outcome, LogEvent) for outcome in outcomes):
+        answer = _batch_answer(outcomes)
+        raise BatchRejectedError(
+            "no event of the batch was accepted", details={"items": answer.model_dump(mode="json")["items"]}
+        )
+    if idempotency_key is None:
+        return _publish_batch(outcomes)
+    named = sorted({item.get("organizationId") for item in items if isinstance(item, dict)} - {None}, key=str)
     request = {
-        "key": f"{event_in.organization_id}:{key}",
-        "fingerprint": event_in.model_dump(mode="json", by_alias=True),
+        "key": ["batch-key", organization_id or named, idempotency_key],
+        "fingerprint": hashlib.sha256(text.encode()).hexdigest(),
     }
+    with _idempotency_errors(settings):
+        return _publish_batch_once(request=request, outcomes=outcomes)
+
+
+def _batch_item(
+    item: Any,
+    index: int,
+    settings: Settings,
+    received_at: datetime,
+    idempotency_key: str | None,
+    organization_id: str | None,
+) -> LogEvent | ErrorDetail:
+    """The normalized event for one item, or the error that refuses it alone."""
     try:
-        return _publish_once(request=request, event_in=event_in, settings=settings)
-    except IdempotencyValidationError as exc:
-        raise IdempotencyConflictError("this idempotency key was already used for a different event") from exc
-    except IdempotencyAlreadyInProgressError as exc:
-        raise RequestInProgressError("a request with this idempotency key is still being processed") from exc
-    except IdempotencyPersistenceLayerError as exc:
-        raise DependencyUnavailableError("redis", f"Redis unavailable: {exc}", settings.retry_after_seconds) from exc
+        if isinstance(item, LogpipeError):
+            raise item
+        event_in = LogEventIn.model_validate(item)
+        organization = owning_organization(event_in, organization_id)
+        event_id = derived_event_id(organization, idempotency_key, index) if idempotency_key else None
+        return normalize_event(event_in, settings, received_at, organization, event_id)
+    except ValidationError as exc:
+        problems = validation_problems(exc.errors(include_url=False, include_input=False))
+        return ErrorDetail(code="validation_failed", message="The event does not match the schema", details=problems)
+    except LogpipeError as error:
+        return ErrorDetail(code=error.code, message=error.message, details=error.details)
 
 
-def _publish(event_in: LogEventIn, settings: Settings) -> IngestAccepted:
-    event = normalize_event(event_in, settings, received_at=datetime.now(UTC))
-    kafka.publish_events([event])
+def _publish_event(event: LogEvent) -> IngestAccepted:
+    publish([event])
     metrics.add_metric(name="log_events_received_total", unit=MetricUnit.Count, value=1)
     return IngestAccepted(id=event.id)
 
@@ -87,35 +209,51 @@ def _publish(event_in: LogEventIn, settings: Settings) -> IngestAccepted:
     config=idempotency_config,
     output_serializer=PydanticSerializer,
 )
-def _publish_once(request: dict[str, Any], event_in: LogEventIn, settings: Settings) -> IngestAccepted:
-    return _publish(event_in=event_in, settings=settings)
+def _publish_event_once(request: dict[str, Any], event: LogEvent) -> IngestAccepted:
+    return _publish_event(event)
 
 
-def _check_limits(event_in: LogEventIn, settings: Settings, now: datetime) -> None:
-    message_bytes = len(event_in.message.encode())
-    if message_bytes > settings.max_message_bytes:
-        raise PayloadTooLargeError(
-            f"message is {message_bytes} bytes; the limit is {settings.max_message_bytes}",
-            details={"field": "message", "limit": settings.max_message_bytes},
-        )
-    if len(event_in.attributes) > settings.max_attributes:
-        raise InvalidEventError(
-            f"{len(event_in.attributes)} attributes; the limit is {settings.max_attributes}",
-            details={"field": "attributes", "limit": settings.max_attributes},
-        )
-    # PostgreSQL text and jsonb cannot hold NUL; refuse it here rather than dead-letter it later.
-    texts = (event_in.message, event_in.source, event_in.trace_id or "", event_in.span_id or "")
-    if any("\x00" in text for text in texts) or "\\u0000" in json.dumps(event_in.attributes):
-        raise InvalidEventError("NUL characters are not allowed in text fields")
-    if event_in.timestamp is not None:
-        _check_skew(event_in.timestamp, settings, now)
+def _publish_batch(outcomes: list[LogEvent | ErrorDetail]) -> BatchAccepted:
+    events = [outcome for outcome in outcomes if isinstance(outcome, LogEvent)]
+    publish(events)
+    metrics.add_metric(name="log_events_received_total", unit=MetricUnit.Count, value=len(events))
+    return _batch_answer(outcomes)
 
 
-def _check_skew(timestamp: datetime, settings: Settings, now: datetime) -> None:
-    earliest = now - timedelta(seconds=settings.max_past_skew_seconds)
-    latest = now + timedelta(seconds=settings.max_future_skew_seconds)
-    if not earliest <= timestamp <= latest:
-        raise InvalidEventError(
-            "timestamp is outside the accepted window",
-            details={"field": "timestamp", "earliest": earliest.isoformat(), "latest": latest.isoformat()},
-        )
+@idempotent_function(
+    data_keyword_argument="request",
+    persistence_store=cache.idempotency_store(),
+    config=idempotency_config,
+    output_serializer=PydanticSerializer,
+)
+def _publish_batch_once(request: dict[str, Any], outcomes: list[LogEvent | ErrorDetail]) -> BatchAccepted:
+    return _publish_batch(outcomes)
+
+
+def _batch_answer(outcomes: list[LogEvent | ErrorDetail]) -> BatchAccepted:
+    results = [
+        BatchItemResult(index=index, status="accepted", id=outcome.id)
+        if isinstance(outcome, LogEvent)
+        else BatchItemResult(index=index, status="rejected", error=outcome)
+        for index, outcome in enumerate(outcomes)
+    ]
+    rejected = sum(result.status == "rejected" for result in results)
+    return BatchAccepted(
+        status="partial" if rejected else "success",
+        accepted=len(results) - rejected,
+        rejected=rejected,
+        items=results,
+    )
+
+
+@contextmanager
+def _idempotency_errors(settings: Settings) -> Iterator[None]:
+    """Powertools' idempotency exceptions as domain errors."""
+    try:
+        yield
+    except IdempotencyValidationError as exc:
+        raise IdempotencyConflictError("this idempotency key was already used for a different request") from exc
+    except IdempotencyAlreadyInProgressError as exc:
+        raise RequestInProgressError("a request with this idempotency key is still being processed") from exc
+    except IdempotencyPersistenceLayerError as exc:
+        raise DependencyUnavailableError("redis", f"idempotency store: {exc}", settings.retry_after_seconds) from exc

@@ -35,7 +35,10 @@ class LogEventIn(CamelModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    organization_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+    # Optional in the body when the caller's API key names the organization (see logpipe.ingest).
+    organization_id: str | None = Field(
+        default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
+    )
     level: Level
     message: str = Field(min_length=1)
     source: str = Field(min_length=1, max_length=256)
@@ -76,6 +79,37 @@ class ErrorDetail(BaseModel):
     code: str
     message: str
     details: Any = None
+
+
+class BatchItemResult(BaseModel):
+    """One item of a batch: accepted with its id, or rejected with the error it alone caused."""
+
+    index: int
+    status: Literal["accepted", "rejected"]
+    id: UUID | None = None
+    error: ErrorDetail | None = None
+
+
+class BatchAccepted(BaseModel):
+    """The answer to a batch with at least one accepted item ("partial" when some were rejected)."""
+
+    status: Literal["success", "partial"]
+    accepted: int
+    rejected: int
+    items: list[BatchItemResult]
+
+
+def validation_problems(errors: list[Any]) -> list[dict[str, Any]]:
+    """Pydantic's errors as the API reports them: field path, message, type."""
+    return [
+        {"field": _field_path(error.get("loc", ())), "message": error.get("msg", ""), "type": error.get("type")}
+        for error in errors
+    ]
+
+
+def _field_path(location: Any) -> str:
+    parts = [str(part) for part in location if part != "body"]
+    return ".".join(parts) or "body"
 
 
 class ErrorBody(BaseModel):

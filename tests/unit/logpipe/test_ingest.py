@@ -4,8 +4,9 @@ from uuid import UUID
 import pytest
 
 from logpipe.config import Settings
-from logpipe.errors import InvalidEventError, PayloadTooLargeError
-from logpipe.ingest import normalize_event
+from logpipe.errors import InvalidEventError, OrganizationMismatchError, PayloadTooLargeError
+from logpipe.http import status_for
+from logpipe.ingest import derived_event_id, normalize_event, owning_organization
 from logpipe.models import LogEventIn
 
 NOW = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
@@ -43,7 +44,7 @@ def test_keeps_the_client_id_and_converts_timestamps_to_utc() -> None:
 def test_message_over_the_byte_limit_is_413() -> None:
     with pytest.raises(PayloadTooLargeError) as caught:
         normalize_event(event_in(message="é" * 33), SETTINGS, NOW)  # 66 bytes, 33 characters
-    assert caught.value.status_code == 413
+    assert status_for(caught.value) == 413
 
 
 def test_too_many_attributes_is_422() -> None:
@@ -61,3 +62,23 @@ def test_timestamps_outside_the_skew_window_are_refused(offset: timedelta) -> No
 def test_nul_characters_are_refused_before_they_reach_postgresql(overrides: dict) -> None:
     with pytest.raises(InvalidEventError, match="NUL"):
         normalize_event(event_in(**overrides), SETTINGS, NOW)
+
+
+def test_without_an_api_key_the_event_must_name_its_organization() -> None:
+    with pytest.raises(InvalidEventError, match="organizationId"):
+        owning_organization(event_in(organizationId=None), organization_id=None)
+    assert owning_organization(event_in(), organization_id=None) == "acme"
+
+
+def test_with_an_api_key_the_event_takes_its_organization_and_may_not_name_another() -> None:
+    assert owning_organization(event_in(organizationId=None), organization_id="acme") == "acme"
+    assert owning_organization(event_in(), organization_id="acme") == "acme"
+    with pytest.raises(OrganizationMismatchError):
+        owning_organization(event_in(), organization_id="globex")
+
+
+def test_derived_ids_are_stable_and_never_collide_across_organization_key_boundaries() -> None:
+    assert derived_event_id("acme", "k1") == derived_event_id("acme", "k1")
+    # The same concatenation "a:b:c" split differently must give different ids.
+    assert derived_event_id("a:b", "c") != derived_event_id("a", "b:c")
+    assert derived_event_id("acme", "k1", 0) != derived_event_id("acme", "k1", 1) != derived_event_id("acme", "k1")

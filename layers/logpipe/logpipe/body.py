@@ -1,0 +1,155 @@
+"""Request bodies: Content-Encoding (bounded gzip), strict UTF-8, JSON with its hostile corners, and the three
+batch shapes (JSON array, {"events": [...]}, NDJSON)."""
+
+import base64
+import binascii
+import json
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+from logpipe.errors import (
+    MalformedRequestError,
+    PayloadTooLargeError,
+    UnsupportedEncodingError,
+    UnsupportedMediaTypeError,
+)
+
+GZIP = 16 + zlib.MAX_WBITS  # zlib's window bits for "gzip header and trailer only"
+NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines")
+
+
+@dataclass(frozen=True)
+class BodyLimits:
+    """Bytes a route accepts as sent (after base64, before Content-Encoding) and once decoded."""
+
+    max_bytes: int
+    max_decoded_bytes: int
+
+
+def decoded_event(event: dict[str, Any], limits: BodyLimits) -> dict[str, Any]:
+    """The API Gateway event with its body as checked UTF-8 text, Content-Encoding undone within `limits`.
+
+    Raises MalformedRequestError (400), UnsupportedEncodingError (415) or PayloadTooLargeError (413).
+    """
+    body = event.get("body")
+    encoding = _content_encoding(event.get("headers") or {})
+    if not event.get("isBase64Encoded") and encoding is None:
+        if body:  # the hot path: plain text as the runner or API Gateway delivered it
+            _check_size(len(_utf8(body)), limits.max_bytes)
+        return event
+    raw = _base64(body or "") if event.get("isBase64Encoded") else _utf8(body or "")
+    _check_size(len(raw), limits.max_bytes)
+    if encoding == "gzip":
+        raw = gunzip(raw, limits.max_decoded_bytes)
+    return {**event, "body": _text(raw), "isBase64Encoded": False}
+
+
+def gunzip(data: bytes, limit: int) -> bytes:
+    """Inflate gzip data (several members allowed), refusing as soon as the output would exceed `limit`."""
+    if not data:
+        raise MalformedRequestError("malformed_gzip", "Content-Encoding is gzip but the body is empty")
+    output = bytearray()
+    try:
+        while data:
+            inflater = zlib.decompressobj(GZIP)
+            pending = data
+            while not inflater.eof:
+                chunk = inflater.decompress(pending, limit + 1 - len(output))
+                output += chunk
+                _check_size(len(output), limit, "decompressed body")
+                if not chunk and not inflater.unconsumed_tail:
+                    raise MalformedRequestError("malformed_gzip", "the gzip body is truncated")
+                pending = inflater.unconsumed_tail
+            data = inflater.unused_data
+    except zlib.error as exc:
+        raise MalformedRequestError("malformed_gzip", "Content-Encoding is gzip but the body is not gzip") from exc
+    return bytes(output)
+
+
+def loads(text: str | bytes) -> Any:
+    """json.loads that answers 400 for NaN/Infinity and for nesting deeper than the parser can follow."""
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError as exc:
+        raise MalformedRequestError("nesting_too_deep", "The JSON is nested too deeply") from exc
+
+
+def batch_items(text: str, content_type: str) -> list[Any | MalformedRequestError]:
+    """The items of a batch body: decoded values, or per NDJSON line the error that line raised."""
+    media_type = content_type.split(";")[0].strip().lower()
+    if media_type in NDJSON_TYPES:
+        return [_ndjson_line(line) for line in text.split("\n") if line.strip()]
+    if media_type not in ("", "application/json"):
+        raise UnsupportedMediaTypeError(
+            "Content-Type must be application/json or application/x-ndjson", details={"received": media_type[:64]}
+        )
+    try:
+        document = loads(text)
+    except json.JSONDecodeError as exc:
+        raise MalformedRequestError("malformed_json", "The request body is not valid JSON") from exc
+    if isinstance(document, dict) and set(document) == {"events"} and isinstance(document["events"], list):
+        return document["events"]
+    if isinstance(document, list):
+        return document
+    raise MalformedRequestError(
+        "invalid_batch", 'A batch is a JSON array, {"events": [...]} or NDJSON (Content-Type: application/x-ndjson)'
+    )
+
+
+def _ndjson_line(line: str) -> Any | MalformedRequestError:
+    try:
+        return loads(line)
+    except json.JSONDecodeError:
+        return MalformedRequestError("malformed_json", "This line is not valid JSON")
+    except MalformedRequestError as error:
+        return error
+
+
+def _content_encoding(headers: dict[str, str]) -> str | None:
+    value = headers.get("content-encoding")
+    if value is None:
+        return None
+    coding = value.strip().lower()
+    if coding in ("", "identity"):
+        return None
+    if coding in ("gzip", "x-gzip"):
+        return "gzip"
+    raise UnsupportedEncodingError(
+        f"Content-Encoding {value.strip()[:64]!r} is not supported; use gzip or identity",
+        details={"supported": ["gzip", "identity"]},
+    )
+
+
+def _check_size(size: int, limit: int, what: str = "body") -> None:
+    if size > limit:
+        raise PayloadTooLargeError(
+            f"The {what} is over {limit} bytes", details={"field": what.replace(" ", "_"), "limit": limit}
+        )
+
+
+def _base64(body: str) -> bytes:
+    try:
+        return base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise MalformedRequestError("malformed_request", "The base64 body cannot be decoded") from exc
+
+
+def _utf8(text: str) -> bytes:
+    try:
+        return text.encode()
+    except UnicodeEncodeError as exc:
+        raise MalformedRequestError("invalid_utf8", "The request body is not valid UTF-8") from exc
+
+
+def _text(raw: bytes) -> str:
+    try:
+        return raw.decode()
+    except UnicodeDecodeError as exc:
+        raise MalformedRequestError(
+            "invalid_utf8", "The request body is not valid UTF-8", details={"position": exc.start}
+        ) from exc
+
+
+def _refuse_constant(name: str) -> Any:
+    raise MalformedRequestError("malformed_json", f"{name} is not a JSON number")
