@@ -1,5 +1,6 @@
 """Fixtures shared by every test level: sample events from events/, Lambda contexts, function loading."""
 
+import base64
 import importlib.util
 import json
 import os
@@ -86,3 +87,24 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         level = Path(item.fspath).relative_to(REPO_ROOT / "tests").parts[0]
         if level in {"unit", "integration", "e2e"}:
             item.add_marker(getattr(pytest.mark, level))
+
+
+@pytest.fixture
+def http_event(sample_event) -> Callable[..., dict]:
+    """An HTTP API event for a producer route: the one place tests build requests (headers, auth, encodings).
+
+    `body` may be text, raw bytes (sent base64 as API Gateway does for binary/encoded bodies) or a JSON value.
+    """
+
+    def build(body: object, path: str = "/api/logs", headers: dict[str, str] | None = None) -> dict:
+        event = sample_event("producer_post_log")
+        event["rawPath"] = event["requestContext"]["http"]["path"] = path
+        event["routeKey"] = event["requestContext"]["routeKey"] = f"POST {path}"
+        event["headers"].update(headers or {})
+        if isinstance(body, bytes):
+            event["body"], event["isBase64Encoded"] = base64.b64encode(body).decode(), True
+        else:
+            event["body"] = body if isinstance(body, str) else json.dumps(body)
+        return event
+
+    return build

@@ -79,7 +79,7 @@ class LogpipeResolver(APIGatewayHttpResolver):
     Content-Encoding undone (gzip, bounded) and checked to be UTF-8; route paths may have their own limits."""
 
     def __init__(self, body_limits: BodyLimits, route_body_limits: Mapping[str, BodyLimits]) -> None:
-        super().__init__(enable_validation=True, json_body_deserializer=loads)
+        super().__init__(enable_validation=True, json_body_deserializer=_object_body)
         self.body_limits = body_limits
         self.route_body_limits = dict(route_body_limits)
 
@@ -107,6 +107,18 @@ def create_resolver(
     app.not_found(_not_found)
     app.exception_handler(Exception)(_unexpected_error)
     return app
+
+
+def _object_body(text: str) -> Any:
+    """The JSON body of a validated route. Powertools would quietly take the first element of a top-level array
+    for an object parameter (dropping the rest), so an array is refused here; a route that reads an array
+    parses the body itself (as POST /api/logs/batch does)."""
+    document = loads(text)
+    if isinstance(document, list):
+        raise RequestValidationError(
+            [{"type": "model_type", "loc": ("body",), "msg": "Input should be a JSON object, not an array"}]
+        )
+    return document
 
 
 def _retry_after(error: LogpipeError) -> dict[str, str] | None:

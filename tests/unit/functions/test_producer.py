@@ -1,9 +1,12 @@
+import gzip
 import json
 
 import pytest
 
 from logpipe import kafka
 from logpipe.errors import DependencyUnavailableError
+
+SEED = {"organizationId": "acme", "level": "INFO", "message": "User logged in", "source": "auth-service"}
 
 
 @pytest.fixture
@@ -86,3 +89,91 @@ def test_a_body_over_the_limit_is_413_before_parsing(
     status, _, body = invoke(producer_function, event, lambda_context)
     assert (status, body["error"]["code"]) == (413, "payload_too_large")
     assert published == []
+
+
+def test_a_503_names_the_dependency_and_never_its_hosts_or_driver_message(
+    producer_function, sample_event, lambda_context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reason = 'KafkaError{code=_MSG_TIMED_OUT,val=-192,str="Local: Message timed out"} at 10.0.3.7:9092'
+
+    def down(_events):
+        raise DependencyUnavailableError("kafka", reason, retry_after_seconds=5)
+
+    monkeypatch.setattr(kafka, "publish_events", down)
+    response = producer_function.handler(sample_event("producer_post_log"), lambda_context)
+    assert response["statusCode"] == 503
+    assert json.loads(response["body"])["error"] == {
+        "code": "service_unavailable",
+        "message": "kafka is unavailable; retry later",
+        "details": {"dependency": "kafka"},
+    }
+    assert "9092" not in response["body"] and "Local:" not in response["body"]
+
+
+def test_a_gzip_body_is_accepted_on_the_single_event_route(
+    producer_function, http_event, lambda_context, published: list
+) -> None:
+    body = gzip.compress(json.dumps(SEED).encode())
+    status, _, answer = invoke(
+        producer_function, http_event(body, headers={"content-encoding": "gzip"}), lambda_context
+    )
+    assert status == 202
+    assert [str(event.id) for event in published] == [answer["id"]]
+
+
+def test_identity_encoding_is_the_plain_body(producer_function, http_event, lambda_context, published: list) -> None:
+    status, _, _ = invoke(producer_function, http_event(SEED, headers={"content-encoding": "identity"}), lambda_context)
+    assert (status, len(published)) == (202, 1)
+
+
+def test_a_batch_with_one_bad_item_answers_207_and_publishes_the_others_in_one_call(
+    producer_function, sample_event, lambda_context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[list] = []
+    monkeypatch.setattr(kafka, "publish_events", lambda events: calls.append(list(events)))
+
+    status, _, answer = invoke(producer_function, sample_event("producer_post_batch"), lambda_context)
+
+    assert (status, answer["status"], answer["accepted"], answer["rejected"]) == (207, "partial", 2, 1)
+    assert [item["status"] for item in answer["items"]] == ["accepted", "rejected", "accepted"]
+    assert answer["items"][1]["error"]["code"] == "validation_failed"
+    assert {problem["field"] for problem in answer["items"][1]["error"]["details"]} == {"level", "message"}
+    assert len(calls) == 1
+    assert [str(event.id) for event in calls[0]] == [answer["items"][0]["id"], answer["items"][2]["id"]]
+
+
+def test_a_gzip_ndjson_batch_with_crlf_is_accepted_whole(
+    producer_function, sample_event, lambda_context, published: list
+) -> None:
+    status, _, answer = invoke(producer_function, sample_event("producer_post_batch_ndjson_gzip"), lambda_context)
+    assert (status, answer["status"], answer["accepted"]) == (202, "success", 2)
+    assert [event.message for event in published] == ["User logged in", "Payment declined"]
+
+
+def test_an_events_envelope_is_a_batch(producer_function, http_event, lambda_context, published: list) -> None:
+    status, _, answer = invoke(
+        producer_function, http_event({"events": [SEED, SEED]}, "/api/logs/batch"), lambda_context
+    )
+    assert (status, answer["accepted"], len(published)) == (202, 2, 2)
+
+
+def test_a_broken_ndjson_line_is_rejected_alone(producer_function, http_event, lambda_context, published: list) -> None:
+    text = json.dumps(SEED) + "\n{broken\n" + json.dumps(SEED) + "\n"
+    event = http_event(text, "/api/logs/batch", {"content-type": "application/x-ndjson"})
+    status, _, answer = invoke(producer_function, event, lambda_context)
+    assert status == 207
+    assert [item.get("error") and item["error"]["code"] for item in answer["items"]] == [None, "malformed_json", None]
+    assert len(published) == 2
+
+
+def test_an_event_naming_another_organization_than_the_callers_is_refused_in_a_batch(
+    producer_function, http_event, lambda_context, published: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The gateway's auth middleware will set this; here the resolver context is primed as it would be.
+    monkeypatch.setattr(producer_function.app, "context", {"organization_id": "acme"})
+    monkeypatch.setattr(producer_function.app, "clear_context", lambda: None)
+    items = [SEED, {**SEED, "organizationId": "globex"}, {k: v for k, v in SEED.items() if k != "organizationId"}]
+    status, _, answer = invoke(producer_function, http_event(items, "/api/logs/batch"), lambda_context)
+    assert status == 207
+    assert answer["items"][1]["error"]["code"] == "organization_mismatch"
+    assert [event.organization_id for event in published] == ["acme", "acme"]

@@ -1,0 +1,122 @@
+"""Bad requests to the producer and the exact answer each must get: always a 4xx, never a 5xx, nothing published.
+
+Shared by tests/unit/functions/test_hostile_inputs.py (the handler, Kafka faked) and
+tests/integration/test_hostile_inputs.py (the handler against the real Kafka: no record may appear).
+Limits are the settings' defaults (docs/ingest.md, "Limits").
+"""
+
+import gzip
+import json
+import zlib
+from dataclasses import dataclass, field
+
+ORG = "hostile-inputs"
+SEED = {"organizationId": ORG, "level": "INFO", "message": "User logged in", "source": "auth-service"}
+BATCH = "/api/logs/batch"
+GZIP = {"content-encoding": "gzip"}
+NDJSON = {"content-type": "application/x-ndjson"}
+CSV = {"content-type": "text/csv"}
+BAD_ENCODING = "unsupported_content_encoding"
+TOO_LARGE = "payload_too_large"
+
+
+@dataclass(frozen=True)
+class Hostile:
+    name: str
+    body: object  # text, raw bytes (sent base64) or a JSON value
+    status: int
+    code: str
+    path: str = "/api/logs"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def event(**overrides: object) -> dict:
+    return {**SEED, **overrides}
+
+
+def raw_event(**overrides: str) -> str:
+    """The seed as JSON text with fields replaced by raw JSON fragments (escapes json.dumps would not write)."""
+    fields = {key: json.dumps(value) for key, value in SEED.items()} | overrides
+    return "{" + ",".join(f'"{key}":{value}' for key, value in fields.items()) + "}"
+
+
+def nested(depth: int) -> str:
+    return '{"a":' * depth + "1" + "}" * depth
+
+
+def deflate(data: bytes) -> bytes:
+    return zlib.compress(data)  # zlib framing, not gzip
+
+
+SEED_TEXT = json.dumps(SEED)
+GZIP_BOMB = gzip.compress(b" " * 16 * 1024 * 1024, compresslevel=9)  # 16 MiB of spaces in ~16 KB
+
+HOSTILE: list[Hostile] = [
+    # Bytes that are not what they claim to be
+    Hostile("invalid UTF-8 bytes", b'{"organizationId":"acme","message":"\xff\xfe"}', 400, "invalid_utf8"),
+    Hostile("CESU-encoded surrogate bytes", SEED_TEXT.encode().replace(b"User", b"\xed\xa0\x80"), 400, "invalid_utf8"),
+    Hostile("gzip header over plain JSON", json.dumps(SEED).encode(), 400, "malformed_gzip", headers=GZIP),
+    Hostile("gzip header over a plain text body", json.dumps(SEED), 400, "malformed_gzip", headers=GZIP),
+    Hostile("gzip header over a zlib stream", deflate(json.dumps(SEED).encode()), 400, "malformed_gzip", headers=GZIP),
+    Hostile("truncated gzip", gzip.compress(json.dumps(SEED).encode())[:-12], 400, "malformed_gzip", headers=GZIP),
+    Hostile("gzip header over an empty body", b"", 400, "malformed_gzip", headers=GZIP),
+    Hostile("gzip bomb", GZIP_BOMB, 413, "payload_too_large", headers=GZIP),
+    Hostile("gzip bomb to the batch route", GZIP_BOMB * 4, 413, "payload_too_large", BATCH, GZIP),
+    Hostile("invalid UTF-8 inside gzip", gzip.compress(b'{"message":"\xc3\x28"}'), 400, "invalid_utf8", headers=GZIP),
+    Hostile("brotli", json.dumps(SEED), 415, "unsupported_content_encoding", headers={"content-encoding": "br"}),
+    Hostile("deflate", json.dumps(SEED), 415, "unsupported_content_encoding", headers={"content-encoding": "deflate"}),
+    Hostile("two codings", json.dumps(SEED), 415, BAD_ENCODING, headers={"content-encoding": "gzip, gzip"}),
+    Hostile("text/plain", json.dumps(SEED), 415, "unsupported_media_type", headers={"content-type": "text/plain"}),
+    Hostile("batch as text/csv", json.dumps([SEED]), 415, "unsupported_media_type", BATCH, CSV),
+    # Not JSON, or JSON no parser should follow
+    Hostile("malformed JSON", '{"organizationId": ', 400, "malformed_json"),
+    Hostile("empty body", "", 422, "validation_failed"),
+    Hostile("NaN literal", raw_event(message="NaN"), 400, "malformed_json"),
+    Hostile("Infinity in attributes", raw_event(attributes='{"x": -Infinity}'), 400, "malformed_json"),
+    Hostile("attributes nested 100,000 deep", raw_event(attributes=nested(100_000)), 400, "nesting_too_deep"),
+    Hostile("batch nested 100,000 deep", "[" * 100_000 + "]" * 100_000, 400, "nesting_too_deep", BATCH),
+    Hostile("body over max_body_bytes", " " * (1_048_576 + 1), 413, "payload_too_large"),
+    # Schema
+    Hostile("array instead of an object", [SEED], 422, "validation_failed"),
+    Hostile("a bare string", "just text", 400, "malformed_json"),
+    Hostile("JSON null", "null", 422, "validation_failed"),
+    Hostile("unknown level", event(level="LOUD"), 422, "validation_failed"),
+    Hostile("empty message", event(message=""), 422, "validation_failed"),
+    Hostile("message is a number", event(message=42), 422, "validation_failed"),
+    Hostile("unknown field", event(severity="high"), 422, "validation_failed"),
+    Hostile("attributes is a list", event(attributes=[1, 2]), 422, "validation_failed"),
+    Hostile("id is not a uuid", event(id="not-a-uuid"), 422, "validation_failed"),
+    Hostile("timestamp without timezone", event(timestamp="2026-11-27T10:00:00"), 422, "validation_failed"),
+    Hostile("organizationId with spaces", event(organizationId="acme corp"), 422, "validation_failed"),
+    Hostile("organizationId of 129 chars", event(organizationId="a" * 129), 422, "validation_failed"),
+    Hostile("missing organizationId", {k: v for k, v in SEED.items() if k != "organizationId"}, 422, "invalid_event"),
+    # Rules PostgreSQL and Kafka would break on
+    Hostile("integer attribute of 400 digits", raw_event(attributes='{"n": ' + "9" * 400 + "}"), 422, "invalid_event"),
+    Hostile("integer attribute of 2**63", event(attributes={"n": 2**63}), 422, "invalid_event"),
+    Hostile("float overflowing to infinity", raw_event(attributes='{"x": 1e400}'), 422, "invalid_event"),
+    Hostile("lone surrogate in an attribute", raw_event(attributes='{"k": "\\ud800"}'), 422, "invalid_event"),
+    Hostile("lone surrogate in an attribute key", raw_event(attributes='{"\\udfff": 1}'), 422, "invalid_event"),
+    Hostile("lone surrogate in the message", raw_event(message='"hi \\ud800"'), 422, "validation_failed"),
+    Hostile("lone surrogate in the source", raw_event(source='"\\udc00"'), 422, "validation_failed"),
+    Hostile("lone surrogate in traceId", raw_event(traceId='"\\ud800"'), 422, "validation_failed"),
+    Hostile("NUL in the message", event(message="a\x00b"), 422, "invalid_event"),
+    Hostile("NUL in an attribute key", event(attributes={"k\x00": 1}), 422, "invalid_event"),
+    Hostile("NUL deep in an attribute", event(attributes={"a": [{"b": "\x00"}]}), 422, "invalid_event"),
+    Hostile("NUL in traceId", event(traceId="t\x00"), 422, "invalid_event"),
+    Hostile("attributes 9 levels deep", raw_event(attributes=nested(9)), 422, "invalid_event"),
+    Hostile("lists 9 levels deep", event(attributes={"a": [[[[[[[[1]]]]]]]]}), 422, "invalid_event"),
+    Hostile("65 attributes", event(attributes={f"k{i}": i for i in range(65)}), 422, "invalid_event"),
+    Hostile("timestamp in 2999", event(timestamp="2999-01-01T00:00:00Z"), 422, "invalid_event"),
+    Hostile("1 MB attribute value", event(attributes={"blob": "x" * 1_000_000}), 413, "payload_too_large"),
+    Hostile("attribute key of 300 bytes", event(attributes={"k" * 300: 1}), 413, "payload_too_large"),
+    Hostile("attributes over 64 KiB", event(attributes={f"k{i}": "v" * 9000 for i in range(8)}), 413, TOO_LARGE),
+    Hostile("message of 40 KB", event(message="m" * 40_000), 413, "payload_too_large"),
+    # Batches
+    Hostile("batch that is an object", {"event": [SEED]}, 400, "invalid_batch", BATCH),
+    Hostile("batch of a string", '"x"', 400, "invalid_batch", BATCH),
+    Hostile("empty batch", [], 422, "invalid_event", BATCH),
+    Hostile("empty NDJSON", "\r\n\r\n", 422, "invalid_event", BATCH, NDJSON),
+    Hostile("1,001 events", [SEED] * 1001, 413, "payload_too_large", BATCH),
+    Hostile("batch of invalid items only", [event(level="LOUD"), 7, event(message="\0")], 422, "batch_rejected", BATCH),
+    Hostile("NDJSON of broken lines only", '{"a":\r\nnot json\r\n', 422, "batch_rejected", BATCH, NDJSON),
+]  # fmt: skip

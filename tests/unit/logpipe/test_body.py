@@ -1,0 +1,73 @@
+import gzip
+import tracemalloc
+import zlib
+
+import pytest
+
+from logpipe.body import BodyLimits, batch_items, decoded_event, gunzip
+from logpipe.errors import MalformedRequestError, PayloadTooLargeError, UnsupportedEncodingError
+
+MIB = 1024 * 1024
+
+
+def gzip_of_zeros(mebibytes: int) -> bytes:
+    """A gzip bomb built a mebibyte at a time, so the test itself never holds the inflated data."""
+    deflater = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    chunk = bytes(MIB)
+    return b"".join(deflater.compress(chunk) for _ in range(mebibytes)) + deflater.flush()
+
+
+def test_gunzip_returns_the_data_and_reads_concatenated_members() -> None:
+    assert gunzip(gzip.compress(b"hello ") + gzip.compress(b"world"), limit=64) == b"hello world"
+
+
+def test_gunzip_accepts_exactly_the_limit() -> None:
+    assert len(gunzip(gzip.compress(bytes(1000)), limit=1000)) == 1000
+    with pytest.raises(PayloadTooLargeError):
+        gunzip(gzip.compress(bytes(1001)), limit=1000)
+
+
+def test_a_gzip_bomb_is_refused_while_inflating_not_after() -> None:
+    bomb = gzip_of_zeros(64)  # 64 MiB inflated, about 64 KB as sent
+    tracemalloc.start()
+    try:
+        with pytest.raises(PayloadTooLargeError):
+            gunzip(bomb, limit=MIB)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * MIB, f"peak {peak} bytes: the bomb was inflated beyond the limit"
+
+
+@pytest.mark.parametrize("data", [b"not gzip", gzip.compress(b"abc")[:-4], gzip.compress(b"abc")[:10], b""])
+def test_gunzip_refuses_what_is_not_complete_gzip(data: bytes) -> None:
+    with pytest.raises(MalformedRequestError) as caught:
+        gunzip(data, limit=MIB)
+    assert caught.value.code == "malformed_gzip"
+
+
+def test_a_plain_event_passes_through_untouched() -> None:
+    event = {"body": '{"a": 1}', "headers": {}, "isBase64Encoded": False}
+    assert decoded_event(event, BodyLimits(100, 100)) is event
+
+
+def test_an_unknown_content_encoding_is_refused() -> None:
+    with pytest.raises(UnsupportedEncodingError):
+        decoded_event({"body": "{}", "headers": {"content-encoding": "zstd"}}, BodyLimits(100, 100))
+
+
+def test_the_size_as_sent_is_checked_before_inflating() -> None:
+    event = {"body": "x" * 101, "headers": {}, "isBase64Encoded": False}
+    with pytest.raises(PayloadTooLargeError):
+        decoded_event(event, BodyLimits(100, 10_000))
+
+
+@pytest.mark.parametrize("line_end", ["\n", "\r\n"])
+def test_ndjson_lines_with_either_line_end_and_blank_lines(line_end: str) -> None:
+    text = line_end.join(['{"a": 1}', "", '{"b": 2}', ""])
+    assert batch_items(text, "application/x-ndjson; charset=utf-8") == [{"a": 1}, {"b": 2}]
+
+
+def test_json_batches_are_an_array_or_an_events_envelope() -> None:
+    assert batch_items('[{"a": 1}]', "application/json") == [{"a": 1}]
+    assert batch_items('{"events": [{"a": 1}]}', "application/json") == [{"a": 1}]
