@@ -1,8 +1,17 @@
 """Retried ingest requests against the real Redis and Kafka: same answer, no second event."""
 
 import json
+import time
+import uuid
+from dataclasses import dataclass
 
 import pytest
+import redis
+from confluent_kafka import Consumer, TopicPartition
+
+from logpipe import db, kafka
+from logpipe.models import LogEvent
+from tests.conftest import FakeLambdaContext
 
 
 def post(producer_function, sample_event, lambda_context, body: dict, idempotency_key: str | None = None):
@@ -83,3 +92,68 @@ def test_keyed_requests_answer_503_when_redis_is_down(
     assert status == 503
     assert headers["Retry-After"]
     assert answer["error"]["details"] == {"dependency": "redis"}
+
+
+@dataclass
+class ShortLivedContext(FakeLambdaContext):
+    """An invocation with one second left: an interrupted attempt's in-progress record expires after it."""
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 1000
+
+
+def test_a_retry_after_the_completion_write_failed_publishes_the_same_id_and_stores_one_row(
+    settings, producer_function, sample_event, tail, pg, organization_id: str, body: dict, monkeypatch
+) -> None:
+    events_topic = tail(settings.kafka_topic)
+    real_publish = kafka.publish_events
+    admin = redis.Redis.from_url(settings.redis_url)
+
+    def publish_then_freeze_redis_writes(events) -> None:
+        real_publish(events)  # Kafka acknowledged ...
+        admin.execute_command("CLIENT", "PAUSE", 3000, "WRITE")  # ... and saving the answer times out
+
+    monkeypatch.setattr(kafka, "publish_events", publish_then_freeze_redis_writes)
+    first = post(producer_function, sample_event, ShortLivedContext(), body, "order-mid-failure")
+    monkeypatch.setattr(kafka, "publish_events", real_publish)
+    admin.execute_command("CLIENT", "UNPAUSE")
+    time.sleep(1.5)  # the interrupted attempt's in-progress record expires
+    retry = post(producer_function, sample_event, ShortLivedContext(), body, "order-mid-failure")
+    sentinel = post(producer_function, sample_event, ShortLivedContext(), {**body, "message": "sentinel"})
+
+    assert (first[0], first[2]["error"]["details"]) == (503, {"dependency": "redis"})
+    assert retry[0] == 202
+    published = ids_published_before(events_topic, sentinel[2]["id"], organization_id)
+    assert published == [retry[2]["id"], retry[2]["id"]]  # published twice (at least once), with one id
+    records = kafka_records(settings, organization_id, published[0])
+    assert db.store_events([LogEvent.model_validate_json(value) for value in records]) == 1
+    assert pg.execute("SELECT count(*) FROM log_events WHERE organization_id = %s", (organization_id,)).fetchone() == (
+        1,
+    )
+
+
+def kafka_records(settings, organization_id: str, event_id: str) -> list[bytes]:
+    """Every record value with this id on the organization's partition, read from the start."""
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": f"it-{uuid.uuid4().hex}"})
+    try:
+        partitions = consumer.list_topics(settings.kafka_topic, timeout=10).topics[settings.kafka_topic].partitions
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(settings.kafka_topic, p), timeout=10) for p in partitions
+        }
+        consumer.assign(
+            [TopicPartition(settings.kafka_topic, p, max(low, high - 200)) for p, (low, high) in ends.items()]
+        )
+        values: list[bytes] = []
+        deadline = time.monotonic() + 20
+        remaining = {p for p, (low, high) in ends.items() if high > low}
+        while remaining and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is None or message.error():
+                continue
+            if message.offset() >= ends[message.partition()][1] - 1:
+                remaining.discard(message.partition())
+            if message.key() == organization_id.encode() and json.loads(message.value())["id"] == event_id:
+                values.append(message.value())
+        return values
+    finally:
+        consumer.close()
