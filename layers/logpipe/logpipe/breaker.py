@@ -163,9 +163,13 @@ def report_transition(transition: CircuitTransition) -> None:
             metric.add_dimension(name="to_state", value=str(transition.to_state))
 
 
-def guarded(dependency: str, settings: Settings, store: CircuitBreakerPersistenceLayer) -> Callable:
+def guarded(
+    dependency: str, settings: Settings, store: CircuitBreakerPersistenceLayer, circuit_name: str | None = None
+) -> Callable:
     """Decorate a call to `dependency`: DependencyUnavailableError failures count, an open circuit answers
-    DependencyUnavailableError at once with Retry-After = the time left until the next probe."""
+    DependencyUnavailableError at once with Retry-After = the time left until the next probe.
+
+    The circuit is named after the dependency unless `circuit_name` says otherwise."""
     recovery = settings.kafka_breaker_recovery_seconds
 
     def refuse(*_args: Any, circuit: CircuitInfo, **_kwargs: Any) -> None:
@@ -174,7 +178,7 @@ def guarded(dependency: str, settings: Settings, store: CircuitBreakerPersistenc
         raise DependencyUnavailableError(dependency, f"circuit {circuit.name} is {circuit.state}", wait)
 
     return circuit_breaker(
-        name=dependency,
+        name=circuit_name or dependency,
         persistence_store=store,
         on_circuit_open=refuse,
         on_transition=report_transition,

@@ -5,18 +5,29 @@ from functools import lru_cache
 import redis
 from aws_lambda_powertools.utilities.idempotency.persistence.cache import CachePersistenceLayer
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from logpipe.config import get_settings
 
 
 @lru_cache(maxsize=1)
 def client() -> redis.Redis:
+    """The process's Redis client; every module that needs Redis uses this one."""
     settings = get_settings()
+    return connect(settings.redis_url, settings.dependency_timeout_seconds)
+
+
+def connect(url: str, timeout_seconds: float) -> redis.Redis:
+    """A client that fails fast: one immediate retry (a pooled connection gone stale after a Redis restart),
+    no backoff. redis-py's default (3 retries, exponential backoff) would hold a request for seconds while
+    Redis is down instead of answering 503 (or, for the breaker, falling back to local state) at once."""
     return redis.Redis.from_url(
-        settings.redis_url,
-        socket_timeout=settings.dependency_timeout_seconds,
-        socket_connect_timeout=settings.dependency_timeout_seconds,
+        url,
+        socket_timeout=timeout_seconds,
+        socket_connect_timeout=timeout_seconds,
         health_check_interval=30,
+        retry=Retry(NoBackoff(), retries=1),
     )
 
 

@@ -57,7 +57,8 @@ idempotency_config = IdempotencyConfig(
     expires_after_seconds=get_settings().idempotency_ttl_seconds,
 )
 
-kafka_circuit = breaker.guarded("kafka", get_settings(), breaker.RedisCircuitStore())
+kafka_circuit_store = breaker.RedisCircuitStore()
+kafka_circuit = breaker.guarded("kafka", get_settings(), kafka_circuit_store)
 
 
 class BatchRejectedError(InvalidEventError):

@@ -1,0 +1,250 @@
+"""The Kafka circuit breaker against real services: a private broker this test starts, pauses (SIGSTOP) and resumes,
+the shared state in the real Redis, and the policy when Redis itself is down."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import string
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from logpipe import breaker, cache, ingest, kafka
+from logpipe.config import get_settings
+from logpipe.errors import DependencyUnavailableError
+from logpipe.models import LogEvent
+from tests.conftest import REPO_ROOT
+
+KAFKA_DIR = REPO_ROOT / "local" / "kafka"
+KAFKA_LIBS = REPO_ROOT / "local" / ".state" / "kafka" / "libs"
+RECOVERY_SECONDS = 2
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_broker(bootstrap: str, topic: str, timeout: float = 90) -> None:
+    """Until the topic exists and takes a record (leader elected), within `timeout`."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(timeout=10)
+        except (KafkaException, TimeoutError) as exc:
+            if not isinstance(exc, KafkaException) or exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                time.sleep(1)
+                continue
+        if takes_a_record(bootstrap, topic):
+            return
+    raise AssertionError(f"the private broker did not serve {bootstrap} within {timeout}s")
+
+
+def takes_a_record(bootstrap: str, topic: str) -> bool:
+    producer = Producer({"bootstrap.servers": bootstrap, "message.timeout.ms": 5000})
+    delivered: list[bool] = []
+    producer.produce(topic, b"ready", on_delivery=lambda error, _message: delivered.append(error is None))
+    producer.flush(10)
+    return delivered == [True]
+
+
+@pytest.fixture(scope="module")
+def private_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    """A single-node KRaft broker of this test's own (never the shared one): (bootstrap, pid)."""
+    java = shutil.which("java")
+    if java is None or not any(KAFKA_LIBS.glob("kafka_2.13-*.jar")):
+        pytest.fail("the breaker test needs java and the broker jars (`make services` resolves them)")
+    home: Path = tmp_path_factory.mktemp("private-kafka")
+    port, controller_port = free_port(), free_port()
+    properties = home / "server.properties"
+    properties.write_text(
+        string.Template((KAFKA_DIR / "server.properties.template").read_text()).substitute(
+            port=port, controller_port=controller_port, data_dir=home / "data"
+        )
+    )
+    logging = [f"-Dlog4j2.configurationFile={KAFKA_DIR / 'log4j2.properties'}", f"-Dkafka.logs.dir={home}"]
+    classpath = ["-cp", f"{KAFKA_LIBS}/*"]
+    cluster_id = "bHBpcGUtYnJlYWtlci10ZQ"  # any 22-char base64url id
+    subprocess.run(
+        [
+            java,
+            "-Xmx128m",
+            *classpath,
+            *logging,
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            cluster_id,
+            "-c",
+            properties,
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    with open(home / "kafka.out", "wb") as out:
+        broker = subprocess.Popen(
+            [java, "-Xms128m", "-Xmx256m", *logging, *classpath, "kafka.Kafka", str(properties)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    bootstrap = f"127.0.0.1:{port}"
+    try:
+        wait_for_broker(bootstrap, get_settings().kafka_topic)
+        yield bootstrap, broker.pid
+    finally:
+        os.kill(broker.pid, signal.SIGCONT)
+        broker.terminate()
+        try:
+            broker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            broker.kill()
+
+
+@pytest.fixture
+def transitions(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Every transition the breakers built in this test report (through the real reporter: log line + metrics)."""
+    seen: list[tuple[str, str]] = []
+    report = breaker.report_transition
+
+    def record(transition) -> None:
+        seen.append((str(transition.from_state), str(transition.to_state)))
+        report(transition)
+
+    monkeypatch.setattr(breaker, "report_transition", record)
+    return seen
+
+
+def an_event() -> LogEvent:
+    now = datetime.now(UTC)
+    return LogEvent(
+        id=uuid.uuid4(), organization_id="breaker-it", level="INFO", message="m", source="s", timestamp=now,
+        received_at=now,
+    )  # fmt: skip
+
+
+def attempt(call: Callable[[list[LogEvent]], None]) -> tuple[str, float]:
+    started = time.monotonic()
+    try:
+        call([an_event()])
+    except DependencyUnavailableError as error:
+        return f"503 after {error.retry_after_seconds}s", time.monotonic() - started
+    return "ok", time.monotonic() - started
+
+
+def test_kafka_paused_opens_the_circuit_probes_and_closes_when_resumed(
+    private_broker, transitions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bootstrap, pid = private_broker
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
+    monkeypatch.setenv("KAFKA_DELIVERY_TIMEOUT_MS", "1000")
+    monkeypatch.setenv("KAFKA_BREAKER_FAILURE_THRESHOLD", "2")
+    monkeypatch.setenv("KAFKA_BREAKER_RECOVERY_SECONDS", str(RECOVERY_SECONDS))
+    monkeypatch.setenv("KAFKA_BREAKER_SUCCESS_THRESHOLD", "2")
+    monkeypatch.setenv("KAFKA_BREAKER_STATE_CACHE_SECONDS", "0")
+    get_settings.cache_clear()
+    kafka._producer.cache_clear()
+    store = breaker.RedisCircuitStore(prefix=f"it-breaker:{uuid.uuid4().hex}:")
+    circuit = f"kafka-it-{uuid.uuid4().hex[:8]}"
+    publish = breaker.guarded("kafka", get_settings(), store, circuit_name=circuit)(kafka.publish_events)
+    try:
+        # A cold producer's first write (connect, idempotent producer id) may outlast the 1 s timeout.
+        assert "ok" in [attempt(kafka.publish_events)[0] for _ in range(5)]
+        assert attempt(publish)[0] == "ok"
+
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            failures = [attempt(publish)[0] for _ in range(2)]
+            refused, refused_in = attempt(publish)
+            time.sleep(RECOVERY_SECONDS + 1)
+            failed_probe = attempt(publish)[0]
+            shared_state = cache.client().hget(store.prefix + circuit, "state")
+        finally:
+            os.kill(pid, signal.SIGCONT)
+
+        recovered = []  # after the resume: probes until the circuit closes (a reconnect may fail a first probe)
+        deadline = time.monotonic() + 60
+        while transitions[-1] != ("HALF_OPEN", "CLOSED") and time.monotonic() < deadline:
+            time.sleep(RECOVERY_SECONDS + 0.5)
+            recovered += [attempt(publish)[0] for _ in range(2)]
+        after = attempt(publish)[0]
+    finally:
+        get_settings.cache_clear()
+        kafka._producer.cache_clear()
+
+    assert failures == ["503 after 5s", "503 after 5s"]  # Kafka's own delivery timeouts, counted
+    assert refused.startswith("503 after") and refused_in < 0.2  # the open circuit answers at once
+    assert failed_probe.startswith("503") and shared_state == b"OPEN"
+    assert recovered[-2:] == ["ok", "ok"] and after == "ok"
+    assert transitions[:3] == [("CLOSED", "OPEN"), ("OPEN", "HALF_OPEN"), ("HALF_OPEN", "OPEN")]
+    assert transitions[-2:] == [("OPEN", "HALF_OPEN"), ("HALF_OPEN", "CLOSED")]
+    assert cache.client().hget(store.prefix + circuit, "state") == b"CLOSED"
+
+
+def test_an_open_circuit_in_redis_makes_the_handler_answer_503_at_once_without_touching_kafka(
+    settings, producer_function, sample_event, lambda_context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def must_not_publish(_events) -> None:
+        raise AssertionError("an open circuit must not call Kafka")
+
+    monkeypatch.setattr(kafka, "publish_events", must_not_publish)
+    store = ingest.kafka_circuit_store
+    opened_at = int(time.time())
+    store.save_open("kafka", failure_count=3, opened_at=opened_at)  # as another instance would have written it
+    store._cache.clear()  # this instance reads the shared record, as it would once its cached copy expires
+    try:
+        started = time.monotonic()
+        response = producer_function.handler(sample_event("producer_post_log"), lambda_context)
+        elapsed = time.monotonic() - started
+    finally:
+        store.save_closed("kafka")
+
+    assert response["statusCode"] == 503
+    assert 1 <= int(response["headers"]["Retry-After"]) <= settings.kafka_breaker_recovery_seconds
+    assert json.loads(response["body"])["error"]["details"] == {"dependency": "kafka"}
+    assert elapsed < 0.5
+
+
+def test_with_redis_down_each_instance_still_opens_probes_and_closes_on_its_own(
+    settings, transitions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    closed_port = free_port()
+    dead_redis = cache.connect(f"redis://127.0.0.1:{closed_port}/0", timeout_seconds=0.5)
+    store = breaker.RedisCircuitStore(client=lambda: dead_redis)
+    healthy = {"kafka": False}
+    calls: list[int] = []
+
+    def flaky(_events) -> None:
+        calls.append(1)
+        if not healthy["kafka"]:
+            raise DependencyUnavailableError("kafka", "test: broker down", 5)
+
+    monkeypatch.setenv("KAFKA_BREAKER_RECOVERY_SECONDS", "1")
+    get_settings.cache_clear()
+    try:
+        publish = breaker.guarded("kafka", get_settings(), store, circuit_name=f"kafka-noredis-{uuid.uuid4().hex[:8]}")(
+            flaky
+        )
+    finally:
+        get_settings.cache_clear()
+
+    outcomes = [attempt(publish)[0] for _ in range(settings.kafka_breaker_failure_threshold + 2)]
+    assert len(calls) == settings.kafka_breaker_failure_threshold  # the last two were refused without a call
+    assert all(outcome.startswith("503") for outcome in outcomes)
+    healthy["kafka"] = True
+    time.sleep(2.1)
+    assert [attempt(publish)[0] for _ in range(settings.kafka_breaker_success_threshold + 1)] == ["ok"] * 3
+    assert transitions == [("CLOSED", "OPEN"), ("OPEN", "HALF_OPEN"), ("HALF_OPEN", "CLOSED")]
+    assert cache.client().ping()  # the shared Redis was never the one failing here
