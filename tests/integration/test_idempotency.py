@@ -111,12 +111,14 @@ def test_a_retry_after_the_completion_write_failed_publishes_the_same_id_and_sto
 
     def publish_then_freeze_redis_writes(events) -> None:
         real_publish(events)  # Kafka acknowledged ...
-        admin.execute_command("CLIENT", "PAUSE", 3000, "WRITE")  # ... and saving the answer times out
+        admin.execute_command("CLIENT", "PAUSE", 10_000, "WRITE")  # ... and saving the answer times out
 
     monkeypatch.setattr(kafka, "publish_events", publish_then_freeze_redis_writes)
-    first = post(producer_function, sample_event, ShortLivedContext(), body, "order-mid-failure")
-    monkeypatch.setattr(kafka, "publish_events", real_publish)
-    admin.execute_command("CLIENT", "UNPAUSE")
+    try:
+        first = post(producer_function, sample_event, ShortLivedContext(), body, "order-mid-failure")
+    finally:
+        monkeypatch.setattr(kafka, "publish_events", real_publish)
+        admin.execute_command("CLIENT", "UNPAUSE")
     time.sleep(1.5)  # the interrupted attempt's in-progress record expires
     retry = post(producer_function, sample_event, ShortLivedContext(), body, "order-mid-failure")
     sentinel = post(producer_function, sample_event, ShortLivedContext(), {**body, "message": "sentinel"})
