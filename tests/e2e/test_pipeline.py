@@ -1,5 +1,7 @@
 """The whole pipeline over HTTP: runner -> producer -> Kafka -> runner's poller -> consumer -> PostgreSQL."""
 
+import gzip
+import json
 import time
 import uuid
 
@@ -69,3 +71,25 @@ def test_invalid_input_is_a_json_4xx_and_nothing_is_stored(runner_url: str, orga
     with psycopg.connect(get_settings().database_url) as conn:
         count = conn.execute("SELECT count(*) FROM log_events WHERE organization_id = %s", (organization_id,))
         assert count.fetchone() == (1,)
+
+
+def test_a_gzip_ndjson_batch_over_http_lands_in_postgresql_except_its_invalid_line(
+    runner_url: str, organization_id: str
+) -> None:
+    lines = [
+        json.dumps({"organizationId": organization_id, "level": "INFO", "message": "one", "source": "batch"}),
+        json.dumps({"organizationId": organization_id, "level": "LOUD", "message": "bad", "source": "batch"}),
+        json.dumps({"organizationId": organization_id, "level": "ERROR", "message": "three", "source": "batch"}),
+    ]
+    response = requests.post(
+        f"{runner_url}/api/logs/batch",
+        data=gzip.compress("\r\n".join(lines).encode()),
+        headers={"Content-Type": "application/x-ndjson", "Content-Encoding": "gzip"},
+        timeout=10,
+    )
+
+    assert response.status_code == 207, response.text
+    items = response.json()["items"]
+    assert [item["status"] for item in items] == ["accepted", "rejected", "accepted"]
+    assert wait_for_row(items[0]["id"])[3] == "one"
+    assert wait_for_row(items[2]["id"])[3] == "three"
