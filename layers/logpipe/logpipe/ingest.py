@@ -92,9 +92,12 @@ def owning_organization(event_in: LogEventIn, organization_id: str | None) -> st
 
 
 def normalize_event(
-    event_in: LogEventIn, settings: Settings, received_at: datetime, organization_id: str | None = None,
+    event_in: LogEventIn,
+    settings: Settings,
+    received_at: datetime,
+    organization_id: str | None = None,
     event_id: UUID | None = None,
-) -> LogEvent:  # fmt: skip
+) -> LogEvent:
     """Apply the limits and fill in organization, id and timestamp; raises a 4xx domain error on violation."""
     check_event(event_in, settings, received_at)
     return LogEvent(
@@ -184,9 +187,9 @@ def _batch_item(
     organization_id: str | None,
 ) -> LogEvent | ErrorDetail:
     """The normalized event for one item, or the error that refuses it alone."""
+    if isinstance(item, LogpipeError):  # an NDJSON line that is not JSON
+        return _error_detail(item)
     try:
-        if isinstance(item, LogpipeError):
-            raise item
         event_in = LogEventIn.model_validate(item)
         organization = owning_organization(event_in, organization_id)
         event_id = derived_event_id(organization, idempotency_key, index) if idempotency_key else None
@@ -195,7 +198,11 @@ def _batch_item(
         problems = validation_problems(exc.errors(include_url=False, include_input=False))
         return ErrorDetail(code="validation_failed", message="The event does not match the schema", details=problems)
     except LogpipeError as error:
-        return ErrorDetail(code=error.code, message=error.message, details=error.details)
+        return _error_detail(error)
+
+
+def _error_detail(error: LogpipeError) -> ErrorDetail:
+    return ErrorDetail(code=error.code, message=error.message, details=error.details)
 
 
 def _publish_event(event: LogEvent) -> IngestAccepted:
