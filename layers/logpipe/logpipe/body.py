@@ -75,11 +75,15 @@ def loads(text: str | bytes) -> Any:
         raise MalformedRequestError("nesting_too_deep", "The JSON is nested too deeply") from exc
 
 
-def batch_items(text: str, content_type: str) -> list[Any | MalformedRequestError]:
-    """The items of a batch body: decoded values, or per NDJSON line the error that line raised."""
+def batch_items(text: str, content_type: str, max_items: int) -> list[Any | MalformedRequestError]:
+    """The items of a batch body: decoded values, or per NDJSON line the error that line raised.
+
+    More than `max_items` is refused before any NDJSON line is parsed.
+    """
     media_type = content_type.split(";")[0].strip().lower()
     if media_type in NDJSON_TYPES:
-        return [_ndjson_line(line) for line in text.split("\n") if line.strip()]
+        lines = [line for line in text.split("\n") if line.strip()]
+        return [_ndjson_line(line) for line in _at_most(lines, max_items)]
     if media_type not in ("", "application/json"):
         raise UnsupportedMediaTypeError(
             "Content-Type must be application/json or application/x-ndjson", details={"received": media_type[:64]}
@@ -89,12 +93,21 @@ def batch_items(text: str, content_type: str) -> list[Any | MalformedRequestErro
     except json.JSONDecodeError as exc:
         raise MalformedRequestError("malformed_json", "The request body is not valid JSON") from exc
     if isinstance(document, dict) and set(document) == {"events"} and isinstance(document["events"], list):
-        return document["events"]
+        return _at_most(document["events"], max_items)
     if isinstance(document, list):
-        return document
+        return _at_most(document, max_items)
     raise MalformedRequestError(
         "invalid_batch", 'A batch is a JSON array, {"events": [...]} or NDJSON (Content-Type: application/x-ndjson)'
     )
+
+
+def _at_most(items: list[Any], max_items: int) -> list[Any]:
+    if len(items) > max_items:
+        raise PayloadTooLargeError(
+            f"the batch holds {len(items)} events; the limit is {max_items}",
+            details={"field": "events", "limit": max_items},
+        )
+    return items
 
 
 def _ndjson_line(line: str) -> Any | MalformedRequestError:

@@ -32,7 +32,6 @@ from logpipe.errors import (
     InvalidEventError,
     LogpipeError,
     OrganizationMismatchError,
-    PayloadTooLargeError,
     RequestInProgressError,
 )
 from logpipe.event_rules import check_event
@@ -149,14 +148,9 @@ def ingest_batch(
 
     Raises PayloadTooLargeError over max_batch_events, BatchRejectedError when no item is valid.
     """
-    items = batch_items(text, content_type)
+    items = batch_items(text, content_type, settings.max_batch_events)
     if not items:
         raise InvalidEventError("the batch holds no event", details={"field": "events"})
-    if len(items) > settings.max_batch_events:
-        raise PayloadTooLargeError(
-            f"the batch holds {len(items)} events; the limit is {settings.max_batch_events}",
-            details={"field": "events", "limit": settings.max_batch_events},
-        )
     received_at = datetime.now(UTC)
     outcomes = [
         _batch_item(item, index, settings, received_at, idempotency_key, organization_id)

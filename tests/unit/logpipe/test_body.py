@@ -4,6 +4,7 @@ import zlib
 
 import pytest
 
+from logpipe import body
 from logpipe.body import BodyLimits, batch_items, decoded_event, gunzip
 from logpipe.errors import MalformedRequestError, PayloadTooLargeError, UnsupportedEncodingError
 
@@ -65,9 +66,15 @@ def test_the_size_as_sent_is_checked_before_inflating() -> None:
 @pytest.mark.parametrize("line_end", ["\n", "\r\n"])
 def test_ndjson_lines_with_either_line_end_and_blank_lines(line_end: str) -> None:
     text = line_end.join(['{"a": 1}', "", '{"b": 2}', ""])
-    assert batch_items(text, "application/x-ndjson; charset=utf-8") == [{"a": 1}, {"b": 2}]
+    assert batch_items(text, "application/x-ndjson; charset=utf-8", 2) == [{"a": 1}, {"b": 2}]
 
 
 def test_json_batches_are_an_array_or_an_events_envelope() -> None:
-    assert batch_items('[{"a": 1}]', "application/json") == [{"a": 1}]
-    assert batch_items('{"events": [{"a": 1}]}', "application/json") == [{"a": 1}]
+    assert batch_items('[{"a": 1}]', "application/json", 1) == [{"a": 1}]
+    assert batch_items('{"events": [{"a": 1}]}', "application/json", 1) == [{"a": 1}]
+
+
+def test_too_many_ndjson_lines_are_refused_before_any_is_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(body, "loads", lambda _line: pytest.fail("a line was parsed"))
+    with pytest.raises(PayloadTooLargeError):
+        batch_items("{}\n" * 1001, "application/x-ndjson", 1000)
