@@ -268,3 +268,15 @@ def test_with_redis_down_each_instance_still_opens_probes_and_closes_on_its_own(
     assert [attempt(publish)[0] for _ in range(settings.kafka_breaker_success_threshold + 1)] == ["ok"] * 3
     assert transitions == [("CLOSED", "OPEN"), ("OPEN", "HALF_OPEN"), ("HALF_OPEN", "CLOSED")]
     assert cache.client().ping()  # the shared Redis was never the one failing here
+
+
+def test_unkeyed_ingest_keeps_flowing_while_redis_is_down(
+    settings, redis_down, producer_function, sample_event, lambda_context
+) -> None:
+    ingest.kafka_circuit_store._cache.clear()  # force a read of the (unreachable) shared state
+
+    started = time.monotonic()
+    response = producer_function.handler(sample_event("producer_post_log"), lambda_context)
+
+    assert response["statusCode"] == 202, response["body"]
+    assert time.monotonic() - started < 2  # the breaker's failed read costs milliseconds, not retries
