@@ -230,15 +230,12 @@ class HttpApiApp:
             await _respond(send, status, payload, apigw_id)
             error = result.error or {}
             detail = f" {error.get('errorType')}: {error.get('errorMessage')}"
-        log.info(
-            "%s %s %s -> %d %.1fms%s",
-            route.function_id,
-            method,
-            path,
-            status,
-            (time.perf_counter() - started) * 1000,
-            detail,
-        )
+        # One line per failed request; successful ones only at DEBUG (formatting a line per request costs more
+        # than routing it).
+        level = logging.INFO if detail else logging.DEBUG
+        if log.isEnabledFor(level):
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            log.log(level, "%s %s %s -> %d %.1fms%s", route.function_id, method, path, status, elapsed_ms, detail)
 
 
 async def _read_body(receive: Any, headers: list[tuple[str, str]]) -> bytes | None:

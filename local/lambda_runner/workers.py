@@ -284,7 +284,8 @@ class FunctionPool:
         except OSError as exc:
             log.error("%s: cannot start an instance: %s", self.name, exc)
             error = {"errorType": "Runtime.InvalidEntrypoint", "errorMessage": str(exc)}
-            for waiter in self._waiters:
+            while self._waiters:
+                waiter = self._waiters.popleft()
                 if not waiter.done():
                     waiter.set_exception(InitError(error))
             return False
@@ -321,8 +322,7 @@ class FunctionPool:
 
     def _maybe_spawn(self) -> None:
         while not self._closing and len(self.workers) < self.max_workers:
-            pending = sum(1 for w in self._waiters if not w.done())
-            if pending <= self._starting or not self._spawn():
+            if len(self._waiters) <= self._starting or not self._spawn():
                 return
 
     def _release(self, worker: Worker) -> None:
@@ -368,13 +368,23 @@ class FunctionPool:
         waiter: asyncio.Future[Worker | None] = self.loop.create_future()
         self._waiters.append(waiter)
         self._maybe_spawn()
-        if wait_s is None or self._starting >= sum(1 for w in self._waiters if not w.done()):
-            return await waiter  # or a cold start is under way for this invocation: bounded by INIT_TIMEOUT_S
-        expiry = self.loop.call_later(wait_s, _expire, waiter)
+        if wait_s is None or self._starting >= len(self._waiters):
+            expiry = None  # or a cold start is under way for this invocation: bounded by INIT_TIMEOUT_S
+        else:
+            expiry = self.loop.call_later(wait_s, self._expire, waiter)
         try:
             return await waiter
         finally:
-            expiry.cancel()
+            if expiry is not None:
+                expiry.cancel()
+            if not waiter.done() or waiter.cancelled():  # the caller went away
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+
+    def _expire(self, waiter: asyncio.Future[Worker | None]) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+            self._waiters.remove(waiter)
 
     # invoking --------------------------------------------------------------------------------------------
     async def invoke(
@@ -455,11 +465,6 @@ class FunctionPool:
         self._closing = True
         for worker in list(self.workers):
             worker.kill()
-
-
-def _expire(waiter: asyncio.Future[Worker | None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
 
 
 def _ms(started: float) -> float:
