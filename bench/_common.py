@@ -11,6 +11,8 @@ import math
 import os
 import resource
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -22,10 +24,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from local.lambda_runner.testing import RunnerProcess  # noqa: E402
-
+RUNNER = REPO / "local" / "runner.py"
+RESULTS = REPO / "bench" / "results"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 VEGETA_VERSION = "v12.13.0"
 
@@ -245,9 +245,8 @@ class CpuMeter:
         return {name: round(used * 1000 / events, 3) if events else None for name, used in self.used_s.items()}
 
 
-def runner_process_groups(runner: RunnerProcess, service_ports: dict[str, int]) -> dict[str, list[int]]:
+def runner_process_groups(runner: Runner, service_ports: dict[str, int]) -> dict[str, list[int]]:
     """runner front, its instances grouped by function, and the local services' main processes by port."""
-    assert runner.proc is not None
     front = runner.proc.pid
     groups: dict[str, list[int]] = {"runner_front": [front]}
     for pid in children(front):
@@ -271,12 +270,42 @@ def service_ports(env: dict[str, str]) -> dict[str, int]:
     }
 
 
+@dataclass
+class Runner:
+    proc: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+
 @contextmanager
-def runner(template: Path, env: dict[str, str], args: Iterable[str] = ()) -> Iterator[RunnerProcess]:
+def runner(template: Path, env: dict[str, str], args: Iterable[str] = ()) -> Iterator[Runner]:
+    """local/runner.py serving ``template`` on a free port, its output in a log file (not a pipe this process reads:
+    a reader woken for every line an instance prints would be load the bench itself adds). Ctrl-C stops it."""
     template = template.resolve()
-    process = RunnerProcess(template, args=list(args), env=env, cwd=template.parent, start_timeout=120)
-    with process:
-        yield process
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = RESULTS / f"runner-{template.parent.name}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, str(RUNNER), "--template", str(template), "--port", str(port), *args]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            command, env=env, cwd=template.parent, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+    try:
+        deadline = time.monotonic() + 180
+        while "Lambda runner serving" not in log.read_text(errors="replace"):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the runner did not start; see {log}")
+            time.sleep(0.2)
+        yield Runner(proc, f"http://127.0.0.1:{port}", log)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def emit(figures: dict) -> None:

@@ -42,7 +42,7 @@ INIT_TIMEOUT_S = 60.0
 TIMEOUT_RESOLUTION_S = 0.05
 # How long an invocation may wait for a busy instance when the function runs at its concurrency cap, before it is
 # throttled. Lambda throttles at once; a few milliseconds absorb the hand-back of an instance that just answered.
-DEFAULT_INSTANCE_WAIT_S = 0.05
+DEFAULT_INSTANCE_WAIT_S = 0.1
 
 
 @dataclass
