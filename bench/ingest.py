@@ -59,8 +59,8 @@ class Plan:
     kafka_processes: int = PRODUCER_INSTANCES
 
 
-FULL = Plan(single_s=60, steps=(1500, 2000, 2500, 3000, 4000), step_s=15, overload_s=30, batch_s=15, baseline_s=15)
-QUICK = Plan(single_s=8, steps=(1500, 2000), step_s=4, overload_s=5, batch_s=4, baseline_s=4)
+FULL = Plan(single_s=60, steps=(1200, 1500, 2000, 2500, 3000), step_s=15, overload_s=30, batch_s=15, baseline_s=15)
+QUICK = Plan(single_s=8, steps=(1200, 1500), step_s=4, overload_s=5, batch_s=4, baseline_s=4)
 
 
 def event(organization_id: str) -> dict[str, Any]:

@@ -41,7 +41,8 @@ MAX_RESPONSE_BYTES = 6 * 1024 * 1024  # Lambda's synchronous response payload li
 INIT_TIMEOUT_S = 60.0
 TIMEOUT_RESOLUTION_S = 0.05
 # How long an invocation may wait for a busy instance when the function runs at its concurrency cap, before it is
-# throttled. Lambda throttles at once; a few milliseconds absorb the hand-back of an instance that just answered.
+# throttled. Lambda throttles at once; a short wait absorbs the hand-back of an instance that just answered and the
+# scheduling jitter of a busy machine, and still keeps an accepted request's latency bounded.
 DEFAULT_INSTANCE_WAIT_S = 0.1
 
 
