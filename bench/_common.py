@@ -285,7 +285,7 @@ def runner(template: Path, env: dict[str, str], args: Iterable[str] = ()) -> Ite
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    log = RESULTS / f"runner-{template.parent.name}.log"
+    log = RESULTS / f"runner-{'project' if template.parent == REPO else template.parent.name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, str(RUNNER), "--template", str(template), "--port", str(port), *args]
     with log.open("wb") as out:
