@@ -61,6 +61,10 @@ def handler(event, context):
         raise KeyError("nope")
     if action == "exit":
         os._exit(3)
+    if action == "print":
+        print("a whole line")
+        sys.stdout.write("an unfinished line")
+        return {}
     if action == "unserializable":
         return {"x": object()}
     return event
@@ -305,3 +309,14 @@ def test_no_concurrency_throttles_every_invocation(toy: Path) -> None:
     result, instances = run_pool(make_spec(toy), scenario, max_workers=0)
     assert result.status == "throttled"
     assert instances == 0
+
+
+def test_output_reaches_the_log_by_the_end_of_the_invocation(toy: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    async def scenario(pool):
+        printed = await invoke(pool, {"action": "print"})
+        await invoke(pool, {"action": "count"})  # the same instance: it flushed the first one's output before this
+        return printed, capfd.readouterr().out  # read before the instance exits (exiting flushes anyway)
+
+    printed, out = run_pool(make_spec(toy), scenario, max_workers=1)
+    assert printed.ok
+    assert "a whole line\nan unfinished line" in out
