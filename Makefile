@@ -9,8 +9,10 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 PORT ?= 8080
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
+VEGETA := $(VENV)/bin/vegeta
 
-.PHONY: help setup services run test test-unit lint format down env
+.PHONY: help setup services run test test-unit lint format down env bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -44,6 +46,13 @@ test: services ## start the services and run every test (unit, integration, e2e)
 
 test-unit: setup ## run the unit tests only (no services)
 	$(PY) -m pytest -m unit $(PYTEST_ARGS)
+
+$(VEGETA): | $(INSTALLED)
+	GOBIN=$(abspath $(VENV)/bin) go install github.com/tsenart/vegeta/v12@v12.13.0
+
+bench: services $(VEGETA) ## run bench/ (BENCH_ARGS=--quick for a 1-minute smoke run): bench/results/latest.json
+	eval "$$($(PY) local/services.py env)"; \
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 lint: setup ## ruff lint and format check
 	$(VENV)/bin/ruff check .

@@ -15,12 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import uvicorn
+import uvloop
 
 from .events import ApiInfo
 from .http_api import HttpApiApp, RouteTable
 from .kafka_poller import KafkaPoller
 from .template import Template, function_environment, load_template
-from .workers import FunctionPool, InvokeResult
+from .workers import DEFAULT_INSTANCE_WAIT_S, FunctionPool, InvokeResult
 
 log = logging.getLogger("runner")
 
@@ -91,6 +92,7 @@ class Runner:
         port: int = 8080,
         workers: int = 2,
         prewarm: int = 1,
+        instance_wait_s: float = DEFAULT_INSTANCE_WAIT_S,
         kafka: bool = True,
         kafka_consumers: int = 1,
         base_env: dict[str, str] | None = None,
@@ -100,6 +102,7 @@ class Runner:
         self.port = port
         self.workers = workers
         self.prewarm = prewarm
+        self.instance_wait_s = instance_wait_s
         self.kafka = kafka
         self.kafka_consumers = max(1, kafka_consumers)
         self.base_env = dict(os.environ if base_env is None else base_env)
@@ -132,22 +135,34 @@ class Runner:
                 log.info("%s has no HttpApi or Kafka event; not started", fid)
                 continue
             env = function_environment(spec, base_env=self.base_env, region=tpl.region, account_id=tpl.account_id)
+            # ReservedConcurrentExecutions caps the instances, as on AWS; --workers caps the others.
+            cap = self.workers if spec.reserved_concurrency is None else spec.reserved_concurrency
             pool = FunctionPool(
-                spec, env, region=tpl.region, account_id=tpl.account_id, max_workers=self.workers, loop=loop
+                spec,
+                env,
+                region=tpl.region,
+                account_id=tpl.account_id,
+                max_workers=cap,
+                loop=loop,
             )
             pool.prewarm(self.prewarm)
             self.pools[fid] = pool
 
         api_name = tpl.http_api_ids[0] if tpl.http_api_ids else "ServerlessHttpApi"
         api_id = hashlib.sha1(f"{tpl.stack_name}/{api_name}".encode()).hexdigest()[:10]
-        app = HttpApiApp(RouteTable(tpl.routes), self.pools, ApiInfo(api_id=api_id, account_id=tpl.account_id))
+        app = HttpApiApp(
+            RouteTable(tpl.routes),
+            self.pools,
+            ApiInfo(api_id=api_id, account_id=tpl.account_id),
+            instance_wait_s=self.instance_wait_s,
+        )
         longest = max((spec.timeout_s for spec in tpl.functions.values()), default=30.0)
         config = uvicorn.Config(
             app,
             host=self.host,
             port=self.port,
             http="httptools",
-            loop="asyncio",
+            loop="none",  # the loop main() runs: uvloop
             lifespan="off",
             access_log=False,
             log_level="warning",
@@ -275,7 +290,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--workers",
         type=int,
         default=int(env.get("RUNNER_WORKERS", str(max(2, os.cpu_count() or 2)))),
-        help="maximum concurrent instances (worker processes) per function",
+        help="maximum concurrent instances (worker processes) of a function without ReservedConcurrentExecutions",
+    )
+    parser.add_argument(
+        "--instance-wait-ms",
+        type=float,
+        default=float(env.get("RUNNER_INSTANCE_WAIT_MS", str(DEFAULT_INSTANCE_WAIT_S * 1000))),
+        help="how long an invocation waits for a busy instance at the concurrency cap before it is throttled",
     )
     parser.add_argument(
         "--prewarm", type=int, default=int(env.get("RUNNER_PREWARM", "1")), help="instances started per function"
@@ -307,8 +328,11 @@ def main(argv: list[str] | None = None) -> int:
         port=args.port,
         workers=args.workers,
         prewarm=args.prewarm,
+        instance_wait_s=args.instance_wait_ms / 1000,
         kafka=not args.no_kafka,
         kafka_consumers=args.kafka_consumers,
     )
     threading.current_thread().name = "runner"
-    return asyncio.run(runner.run())
+    # uvloop: the HTTP front's event loop in C (the stdlib loop costs more CPU per request than routing it).
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as loop_runner:
+        return loop_runner.run(runner.run())

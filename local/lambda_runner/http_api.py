@@ -25,7 +25,8 @@ from .events import (
     new_apigw_request_id,
 )
 from .template import HttpRoute
-from .workers import FunctionPool, InvokeResult
+from .throttling import TOO_MANY_REQUESTS_BODY, TokenBucket
+from .workers import DEFAULT_INSTANCE_WAIT_S, FunctionPool, InvokeResult
 
 log = logging.getLogger("runner")
 
@@ -68,6 +69,10 @@ class RouteTable:
             return self.default, None
         return None
 
+    def routes(self) -> list[HttpRoute]:
+        default = [self.default] if self.default is not None else []
+        return [*self.exact.values(), *(c.route for c in self.patterns), *default]
+
 
 def _compile(route: HttpRoute) -> _Compiled:
     parts: list[str] = []
@@ -96,7 +101,9 @@ def _message(text: str) -> bytes:
 
 
 NOT_FOUND = (404, _message("Not Found"))
+TOO_MANY_REQUESTS = (429, TOO_MANY_REQUESTS_BODY)
 TOO_LARGE = (413, _message("Request Entity Too Large"))
+# Also what an HTTP API answers when Lambda throttles the integration (its log says "Rate Exceeded.").
 INTERNAL_ERROR = (500, _message("Internal Server Error"))
 SERVICE_UNAVAILABLE = (503, _message("Service Unavailable"))
 # A Lambda timeout. (A real HTTP API answers a function timeout with 500 and its own 30 s integration timeout
@@ -111,10 +118,19 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 class HttpApiApp:
     """Raw ASGI application: request -> API Gateway v2 event -> function pool -> HTTP response."""
 
-    def __init__(self, table: RouteTable, pools: dict[str, FunctionPool], api: ApiInfo) -> None:
+    def __init__(
+        self,
+        table: RouteTable,
+        pools: dict[str, FunctionPool],
+        api: ApiInfo,
+        *,
+        instance_wait_s: float = DEFAULT_INSTANCE_WAIT_S,
+    ) -> None:
         self.table = table
         self.pools = pools
         self.api = api
+        self.instance_wait_s = instance_wait_s
+        self.buckets = {route: TokenBucket(route.throttle) for route in table.routes() if route.throttle is not None}
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Send) -> None:
         if scope["type"] == "http":
@@ -139,6 +155,10 @@ class HttpApiApp:
             log.info("- %s %s -> 404 no route", method, path)
             return
         route, path_params = matched
+        bucket = self.buckets.get(route)
+        if bucket is not None and not bucket.take():
+            await _respond(send, *TOO_MANY_REQUESTS, apigw_id)
+            return
 
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
         body = await _read_body(receive, headers)
@@ -175,13 +195,13 @@ class HttpApiApp:
         integration_timeout = route.timeout_ms / 1000
         if integration_timeout < pool.spec.timeout_s:
             # API Gateway gives up after its integration timeout; the function keeps running until its own.
-            task = asyncio.ensure_future(pool.invoke(event_json))
+            task = asyncio.ensure_future(pool.invoke(event_json, instance_wait_s=self.instance_wait_s))
             try:
                 result: InvokeResult | None = await asyncio.wait_for(asyncio.shield(task), integration_timeout)
             except TimeoutError:
                 result = None
         else:
-            result = await pool.invoke(event_json)
+            result = await pool.invoke(event_json, instance_wait_s=self.instance_wait_s)
 
         detail = ""
         if result is None:
@@ -210,15 +230,12 @@ class HttpApiApp:
             await _respond(send, status, payload, apigw_id)
             error = result.error or {}
             detail = f" {error.get('errorType')}: {error.get('errorMessage')}"
-        log.info(
-            "%s %s %s -> %d %.1fms%s",
-            route.function_id,
-            method,
-            path,
-            status,
-            (time.perf_counter() - started) * 1000,
-            detail,
-        )
+        # One line per failed request; successful ones only at DEBUG (formatting a line per request costs more
+        # than routing it).
+        level = logging.INFO if detail else logging.DEBUG
+        if log.isEnabledFor(level):
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            log.log(level, "%s %s %s -> %d %.1fms%s", route.function_id, method, path, status, elapsed_ms, detail)
 
 
 async def _read_body(receive: Any, headers: list[tuple[str, str]]) -> bytes | None:

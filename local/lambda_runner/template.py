@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
 import logging
 import os
 import re
@@ -29,6 +30,11 @@ DEFAULT_KAFKA_BATCHING_WINDOW_S = 0.5
 DEFAULT_KAFKA_BATCH_SIZE = 100
 # AWS applies this cap when retries are infinite but an on-failure destination is configured.
 KAFKA_RETRIES_WITH_DESTINATION = 10
+# The API SAM creates for HttpApi events without ApiId (configured by Globals.HttpApi).
+IMPLICIT_HTTP_API = "ServerlessHttpApi"
+# API Gateway's account-level throttle, used for whichever of rate and burst a route setting leaves out.
+ACCOUNT_THROTTLE_RATE_PER_S = 10_000.0
+ACCOUNT_THROTTLE_BURST = 5_000
 
 
 # --------------------------------------------------------------------------------------------------- loading
@@ -273,6 +279,14 @@ def _scalar_str(value: Any) -> str:
 
 # ---------------------------------------------------------------------------------------------- the model
 @dataclass(frozen=True)
+class Throttle:
+    """HTTP API stage throttling of one route (ThrottlingRateLimit / ThrottlingBurstLimit): a token bucket."""
+
+    rate_per_s: float
+    burst: int
+
+
+@dataclass(frozen=True)
 class HttpRoute:
     function_id: str
     event_id: str
@@ -280,6 +294,8 @@ class HttpRoute:
     path: str  # as in the template, e.g. /items/{id} or /files/{proxy+}; "$default" for the default route
     timeout_ms: int = 30_000  # the integration timeout of API Gateway (TimeoutInMillis)
     payload_format: str = "2.0"
+    api_id: str = IMPLICIT_HTTP_API  # the logical id of the AWS::Serverless::HttpApi the route belongs to
+    throttle: Throttle | None = None  # None: only the account-level limit, which a local run never reaches
 
     @property
     def route_key(self) -> str:
@@ -330,6 +346,7 @@ class FunctionSpec:
     runtime: str = "python3.11"
     timeout_s: float = 3.0
     memory_mb: int = 128
+    reserved_concurrency: int | None = None  # ReservedConcurrentExecutions: the most instances at once
     environment: dict[str, str] = field(default_factory=dict)  # the template's resolved variables
     layer_paths: list[Path] = field(default_factory=list)  # what /opt/python would contain, in order
     http_routes: list[HttpRoute] = field(default_factory=list)
@@ -404,6 +421,7 @@ def load_template(
 
     layers: dict[str, Path] = {}
     http_api_ids: list[str] = []
+    throttles = {IMPLICIT_HTTP_API: _stage_throttles(resolver.resolve((raw.get("Globals") or {}).get("HttpApi") or {}))}
     for logical_id, resource in resources.items():
         rtype = (resource or {}).get("Type")
         if rtype in LAYER_TYPES:
@@ -415,6 +433,8 @@ def load_template(
                 log.warning("layer %s: ContentUri %r is not a local path; ignored", logical_id, content)
         elif rtype == "AWS::Serverless::HttpApi":
             http_api_ids.append(logical_id)
+            api_props = merge_globals((raw.get("Globals") or {}).get("HttpApi") or {}, resource.get("Properties") or {})
+            throttles[logical_id] = _stage_throttles(resolver.resolve(api_props))
 
     functions: dict[str, FunctionSpec] = {}
     for logical_id, resource in resources.items():
@@ -426,6 +446,7 @@ def load_template(
         props = resolver.resolve(merge_globals(global_fn, resource.get("Properties") or {}))
         spec = _function_spec(logical_id, props, base, layers)
         if spec is not None:
+            spec.http_routes = [_throttled(route, throttles) for route in spec.http_routes]
             functions[logical_id] = spec
     return Template(
         path=path,
@@ -457,6 +478,7 @@ def _function_spec(logical_id: str, props: dict[str, Any], base: Path, layers: d
     variables = ((props.get("Environment") or {}).get("Variables")) or {}
     environment = {str(k): _scalar_str(v) for k, v in variables.items()}
 
+    reserved = props.get("ReservedConcurrentExecutions")
     layer_paths: list[Path] = []
     # Lambda extracts layers into /opt in order, later layers overwriting earlier files: later layers win.
     for layer in reversed(props.get("Layers") or []):
@@ -473,6 +495,7 @@ def _function_spec(logical_id: str, props: dict[str, Any], base: Path, layers: d
         runtime=runtime,
         timeout_s=float(props.get("Timeout", 3)),
         memory_mb=int(props.get("MemorySize", 128)),
+        reserved_concurrency=None if reserved is None else int(reserved),
         environment=environment,
         layer_paths=layer_paths,
     )
@@ -506,7 +529,30 @@ def _http_route(function_id: str, event_id: str, props: dict[str, Any]) -> HttpR
         path=str(path),
         timeout_ms=int(props.get("TimeoutInMillis", 30_000)),
         payload_format=fmt,
+        api_id=str(props.get("ApiId") or IMPLICIT_HTTP_API),
     )
+
+
+StageThrottles = tuple[dict[str, Any], dict[str, dict[str, Any]]]
+
+
+def _stage_throttles(api_props: dict[str, Any]) -> StageThrottles:
+    """An HttpApi's DefaultRouteSettings and RouteSettings (by route key), as resolved from the template."""
+    return api_props.get("DefaultRouteSettings") or {}, api_props.get("RouteSettings") or {}
+
+
+def _throttled(route: HttpRoute, throttles: dict[str, StageThrottles]) -> HttpRoute:
+    """The route with its stage throttle: its RouteSettings over the API's DefaultRouteSettings, per route as on AWS."""
+    default, per_route = throttles.get(route.api_id, ({}, {}))
+    settings = {**default, **(per_route.get(route.route_key) or {})}
+    rate, burst = settings.get("ThrottlingRateLimit"), settings.get("ThrottlingBurstLimit")
+    if rate is None and burst is None:
+        return route
+    throttle = Throttle(
+        rate_per_s=ACCOUNT_THROTTLE_RATE_PER_S if rate is None else float(rate),
+        burst=ACCOUNT_THROTTLE_BURST if burst is None else int(burst),
+    )
+    return dataclasses.replace(route, throttle=throttle)
 
 
 def _kafka_source(function_id: str, event_id: str, kind: str, props: dict[str, Any]) -> KafkaSource:

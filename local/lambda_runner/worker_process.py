@@ -25,20 +25,25 @@ from typing import Any
 _HEADER = struct.Struct("!I")
 
 
-class _Unbuffered:
-    """What the Lambda Python runtime does to stdout/stderr: every write reaches the log at once."""
+class _LineBuffered:
+    """stdout/stderr as prompt as the Lambda runtime's unbuffered ones, a line at a time.
+
+    print() writes the text and its newline separately: unbuffered, that is two system calls per log line (the EMF
+    line of every invocation among them); here it is one. The runner flushes what is left after each invocation.
+    """
 
     def __init__(self, stream: Any) -> None:
         self._stream = stream
 
     def write(self, data: str) -> int:
         n = self._stream.write(data)
-        self._stream.flush()
+        if "\n" in data:
+            self._stream.flush()
         return n
 
     def writelines(self, lines: Any) -> None:
-        self._stream.writelines(lines)
-        self._stream.flush()
+        for line in lines:
+            self.write(line)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
@@ -131,8 +136,10 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     channel = Channel(int(argv[1]), int(argv[2]))
     config = json.loads(argv[3])
-    sys.stdout = _Unbuffered(sys.stdout)
-    sys.stderr = _Unbuffered(sys.stderr)
+    for stream in (sys.stdout, sys.stderr):  # buffered even under PYTHONUNBUFFERED: _LineBuffered flushes
+        stream.reconfigure(line_buffering=False, write_through=False)
+    sys.stdout = _LineBuffered(sys.stdout)
+    sys.stderr = _LineBuffered(sys.stderr)
 
     # sys.path like Lambda's: the task root, then what the layers put in /opt/python, then the runtime.
     sys.path[:0] = [os.environ["LAMBDA_TASK_ROOT"], *config["layer_paths"]]
@@ -163,9 +170,11 @@ def main(argv: list[str]) -> int:
                 error["errorType"] = "Runtime.MarshalError"
             error["requestId"] = request_id
             channel.send({"type": "result", "id": request_id, "ok": False, "error": error})
-            continue
-        head = json.dumps({"type": "result", "id": request_id, "ok": True}, separators=(",", ":"))
-        channel.send_raw(f'{head[:-1]},"result":{body}}}'.encode())
+        else:
+            head = json.dumps({"type": "result", "id": request_id, "ok": True}, separators=(",", ":"))
+            channel.send_raw(f'{head[:-1]},"result":{body}}}'.encode())
+        sys.stdout.flush()  # an unfinished line of this invocation, once its answer is on its way
+        sys.stderr.flush()
 
 
 if __name__ == "__main__":

@@ -40,6 +40,10 @@ WORKER_SCRIPT = Path(__file__).with_name("worker_process.py")
 MAX_RESPONSE_BYTES = 6 * 1024 * 1024  # Lambda's synchronous response payload limit
 INIT_TIMEOUT_S = 60.0
 TIMEOUT_RESOLUTION_S = 0.05
+# How long an invocation may wait for a busy instance when the function runs at its concurrency cap, before it is
+# throttled. Lambda throttles at once; a short wait absorbs the hand-back of an instance that just answered and the
+# scheduling jitter of a busy machine, and still keeps an accepted request's latency bounded.
+DEFAULT_INSTANCE_WAIT_S = 0.1
 
 
 @dataclass
@@ -47,6 +51,7 @@ class InvokeResult:
     """The outcome of one invocation.
 
     status: "ok" | "error" (handler raised) | "timeout" | "init_error" | "crash" (instance died) | "too_large"
+            | "throttled" (no instance free within the wait bound: Lambda's TooManyRequestsException)
     """
 
     status: str
@@ -252,15 +257,17 @@ class FunctionPool:
         max_workers: int = 2,
         loop: asyncio.AbstractEventLoop,
     ) -> None:
+        """``max_workers``: the most instances at once; 0 throttles every invocation (a reserved concurrency of 0)."""
         self.spec = spec
         self.name = spec.logical_id
         self.env = env
         self.arn = spec.arn(region, account_id)
-        self.max_workers = max(1, max_workers)
+        self.max_workers = max(0, max_workers)
         self.loop = loop
         self.workers: set[Worker] = set()
         self._idle: collections.deque[Worker] = collections.deque()
-        self._waiters: collections.deque[asyncio.Future[Worker]] = collections.deque()
+        # A waiter gets an instance, or None when its wait bound expired (throttled).
+        self._waiters: collections.deque[asyncio.Future[Worker | None]] = collections.deque()
         self._starting = 0
         self._counter = 0
         self._closing = False
@@ -278,7 +285,8 @@ class FunctionPool:
         except OSError as exc:
             log.error("%s: cannot start an instance: %s", self.name, exc)
             error = {"errorType": "Runtime.InvalidEntrypoint", "errorMessage": str(exc)}
-            for waiter in self._waiters:
+            while self._waiters:
+                waiter = self._waiters.popleft()
                 if not waiter.done():
                     waiter.set_exception(InitError(error))
             return False
@@ -315,8 +323,7 @@ class FunctionPool:
 
     def _maybe_spawn(self) -> None:
         while not self._closing and len(self.workers) < self.max_workers:
-            pending = sum(1 for w in self._waiters if not w.done())
-            if pending <= self._starting or not self._spawn():
+            if len(self._waiters) <= self._starting or not self._spawn():
                 return
 
     def _release(self, worker: Worker) -> None:
@@ -346,29 +353,60 @@ class FunctionPool:
                 worker.on_timeout()
         self._sweeper = self.loop.call_later(TIMEOUT_RESOLUTION_S, self._sweep) if self.workers else None
 
-    async def _acquire(self) -> Worker:
+    async def _acquire(self, wait_s: float | None) -> Worker | None:
+        """An idle instance, a new one (cold start), or a busy one freed within ``wait_s``; None: throttled.
+
+        ``wait_s`` None waits as long as it takes (an event source mapping holds its batch until it can invoke).
+        """
         if self._closing:
             raise InitError({"errorType": "Runtime.Shutdown", "errorMessage": "runner stopping"})
         while self._idle:
             worker = self._idle.pop()
             if worker.alive:
                 return worker
-        waiter: asyncio.Future[Worker] = self.loop.create_future()
+        if self.max_workers == 0:
+            return None
+        waiter: asyncio.Future[Worker | None] = self.loop.create_future()
         self._waiters.append(waiter)
         self._maybe_spawn()
-        return await waiter
+        if wait_s is None or self._starting >= len(self._waiters):
+            expiry = None  # or a cold start is under way for this invocation: bounded by INIT_TIMEOUT_S
+        else:
+            expiry = self.loop.call_later(wait_s, self._expire, waiter)
+        try:
+            return await waiter
+        finally:
+            if expiry is not None:
+                expiry.cancel()
+            if not waiter.done() or waiter.cancelled():  # the caller went away
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+
+    def _expire(self, waiter: asyncio.Future[Worker | None]) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+            self._waiters.remove(waiter)
 
     # invoking --------------------------------------------------------------------------------------------
-    async def invoke(self, event_json: bytes, *, trace_id: str | None = None) -> InvokeResult:
-        """Invoke the function with an event that is already JSON (Lambda hands handlers a JSON document)."""
+    async def invoke(
+        self, event_json: bytes, *, trace_id: str | None = None, instance_wait_s: float | None = None
+    ) -> InvokeResult:
+        """Invoke the function with an event that is already JSON (Lambda hands handlers a JSON document).
+
+        A synchronous caller (API Gateway) passes ``instance_wait_s``: at the concurrency cap, an invocation that
+        gets no instance within it is throttled instead of queueing without limit.
+        """
         request_id = str(uuid.uuid4())
         started = time.perf_counter()
         try:
-            worker = await self._acquire()
-            while not worker.alive:  # it died between being handed over and now
-                worker = await self._acquire()
+            worker = await self._acquire(instance_wait_s)
+            while worker is not None and not worker.alive:  # it died between being handed over and now
+                worker = await self._acquire(instance_wait_s)
         except InitError as exc:
             return InvokeResult("init_error", request_id, _ms(started), error=exc.error)
+        if worker is None:
+            error = {"errorType": "TooManyRequestsException", "errorMessage": "Rate Exceeded."}
+            return InvokeResult("throttled", request_id, _ms(started), error=error)
         timeout_s = self.spec.timeout_s
         deadline_ms = int(time.time() * 1000 + timeout_s * 1000)
         head = json.dumps(

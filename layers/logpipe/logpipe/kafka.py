@@ -1,5 +1,6 @@
 """Kafka access: one idempotent producer per process, created on first use and reused while warm."""
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -50,7 +51,9 @@ def _producer() -> Producer:
             "client.id": "logpipe-producer",
             "acks": "all",
             "enable.idempotence": True,
-            "linger.ms": 2,
+            # One invocation waits for its own records: lingering would only delay them (a batch is produced
+            # in one go and batches itself while the first request is in flight).
+            "linger.ms": 0,
             "compression.type": "lz4",
             # A message not acknowledged within this bound fails its delivery report, so callers answer 503
             # instead of hanging.
@@ -81,29 +84,34 @@ Outgoing = tuple[str, bytes | None, bytes, list[tuple[str, bytes]] | None]
 
 
 def _produce_and_wait(messages: Sequence[Outgoing]) -> None:
+    """Produce, then serve delivery reports until these messages are all acknowledged (not the whole queue)."""
     if not messages:
         return
     settings = get_settings()
     producer = _producer()
+    unacknowledged = len(messages)
     failures: list[KafkaError] = []
 
     def on_delivery(error: KafkaError | None, _message: Message) -> None:
+        nonlocal unacknowledged
+        unacknowledged -= 1
         if error is not None:
             failures.append(error)
 
     try:
         for topic, key, value, headers in messages:
             producer.produce(topic, value=value, key=key, headers=headers, on_delivery=on_delivery)
-            producer.poll(0)
     except (BufferError, KafkaException) as exc:
         producer.flush(settings.kafka_delivery_timeout_ms / 1000)
         raise _unavailable(f"could not enqueue to Kafka: {exc}") from exc
 
     # Delivery reports arrive within message.timeout.ms; the extra second covers callback scheduling.
-    still_queued = producer.flush(settings.kafka_delivery_timeout_ms / 1000 + 1)
-    if failures or still_queued:
-        reason = failures[0].str() if failures else f"{still_queued} message(s) unacknowledged"
-        logger.error("Kafka delivery failed", extra={"failures": len(failures), "queued": still_queued})
+    deadline = time.monotonic() + settings.kafka_delivery_timeout_ms / 1000 + 1
+    while unacknowledged and (remaining := deadline - time.monotonic()) > 0:
+        producer.poll(remaining)
+    if failures or unacknowledged:
+        reason = failures[0].str() if failures else f"{unacknowledged} message(s) unacknowledged"
+        logger.error("Kafka delivery failed", extra={"failures": len(failures), "queued": unacknowledged})
         raise _unavailable(f"Kafka did not acknowledge the write: {reason}")
 
 

@@ -61,6 +61,10 @@ def handler(event, context):
         raise KeyError("nope")
     if action == "exit":
         os._exit(3)
+    if action == "print":
+        print("a whole line")
+        sys.stdout.write("an unfinished line")
+        return {}
     if action == "unserializable":
         return {"x": object()}
     return event
@@ -258,3 +262,61 @@ def test_sigint_does_not_interrupt_an_invocation(toy: Path) -> None:
 
     result = run_pool(make_spec(toy), scenario, max_workers=1)
     assert result.ok, result.error
+
+
+def test_at_the_cap_an_invocation_that_gets_no_instance_within_its_wait_is_throttled(toy: Path) -> None:
+    async def scenario(pool):
+        await invoke(pool, {"action": "count"})  # the one instance is warm
+        busy = invoke(pool, {"action": "sleep", "seconds": 1})
+        await asyncio.sleep(0)  # the sleeping invocation holds the instance
+        throttled = await pool.invoke(b'{"action": "count"}', instance_wait_s=0)
+        after = await busy
+        served = await pool.invoke(b'{"action": "count"}', instance_wait_s=0)  # load gone: served normally
+        return throttled, after, served
+
+    throttled, after, served = run_pool(make_spec(toy), scenario, max_workers=1)
+    assert throttled.status == "throttled"
+    assert throttled.error == {"errorType": "TooManyRequestsException", "errorMessage": "Rate Exceeded."}
+    assert after.ok and served.ok
+    assert served.result["invocations"] == 3  # the throttled invocation never reached the instance
+
+
+def test_an_instance_freed_within_the_wait_serves_the_waiting_invocation(toy: Path) -> None:
+    async def scenario(pool):
+        await invoke(pool, {"action": "count"})
+        busy = invoke(pool, {"action": "sleep", "seconds": 0.3})
+        await asyncio.sleep(0)
+        waiting = await pool.invoke(b'{"action": "count"}', instance_wait_s=30)
+        return await busy, waiting
+
+    busy, waiting = run_pool(make_spec(toy), scenario, max_workers=1)
+    assert busy.ok and waiting.ok
+    assert waiting.result["pid"] == busy.result["pid"]
+
+
+def test_a_cold_start_is_not_cut_short_by_the_wait(toy: Path) -> None:
+    async def scenario(pool):
+        return await pool.invoke(b'{"action": "count"}', instance_wait_s=0)
+
+    result = run_pool(make_spec(toy), scenario, max_workers=1)
+    assert result.ok and result.result["invocations"] == 1
+
+
+def test_no_concurrency_throttles_every_invocation(toy: Path) -> None:
+    async def scenario(pool):
+        return await pool.invoke(b'{"action": "count"}', instance_wait_s=30), len(pool.workers)
+
+    result, instances = run_pool(make_spec(toy), scenario, max_workers=0)
+    assert result.status == "throttled"
+    assert instances == 0
+
+
+def test_output_reaches_the_log_by_the_end_of_the_invocation(toy: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    async def scenario(pool):
+        printed = await invoke(pool, {"action": "print"})
+        await invoke(pool, {"action": "count"})  # the same instance: it flushed the first one's output before this
+        return printed, capfd.readouterr().out  # read before the instance exits (exiting flushes anyway)
+
+    printed, out = run_pool(make_spec(toy), scenario, max_workers=1)
+    assert printed.ok
+    assert "a whole line\nan unfinished line" in out

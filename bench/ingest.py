@@ -1,0 +1,284 @@
+"""Ingest bench: POST /api/logs through the local runner, open loop (vegeta), consumer running, with its baselines.
+
+    python bench/ingest.py [--quick]
+
+Phases, each against the project's template.yaml served by local/runner.py (Kafka consumer polling):
+1. ``single_1000``: single events at 1,000 req/s (target: every answer 202, p99 <= 50 ms), CPU per event per process;
+2. ``max_sustained``: a step search for the highest rate with >= 99.9 % 202 and p99 <= 100 ms (target >= 2,000);
+3. ``overload``: 3x that rate (targets: the excess answered 429 with p99 <= 20 ms, accepted p99 <= 200 ms), then one
+   more request served normally;
+4. ``batch``: 500-event POST /api/logs/batch requests (target >= 50,000 events/s acknowledged), if the route exists;
+5. ``lost``: every accepted id of phases 1-3 looked up in PostgreSQL once the consumer caught up (target: 0).
+Baselines in the same run: ``noop_runner`` (bench/noop: the same runner and concurrency, a handler that does
+nothing) and ``kafka_producer`` (plain confluent-kafka processes, one event at a time, acks=all).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from _common import (
+    REPO,
+    Attack,
+    CpuMeter,
+    attack,
+    children,
+    emit,
+    listener_pid,
+    progress,
+    runner,
+    runner_process_groups,
+    service_ports,
+    services_env,
+    wait_until_idle,
+)
+
+BENCH = Path(__file__).resolve().parent
+PRODUCER_INSTANCES = 8  # as many as ProducerFunction's ReservedConcurrentExecutions
+BATCH_SIZE = 500
+BATCH_CONNECTIONS = 4
+
+
+@dataclass(frozen=True)
+class Plan:
+    single_s: float
+    steps: tuple[int, ...]
+    step_s: float
+    overload_s: float
+    batch_s: float
+    baseline_s: float
+    kafka_processes: int = PRODUCER_INSTANCES
+
+
+FULL = Plan(single_s=60, steps=(1200, 1500, 2000, 2500, 3000), step_s=15, overload_s=30, batch_s=15, baseline_s=15)
+QUICK = Plan(single_s=8, steps=(1200, 1500), step_s=4, overload_s=5, batch_s=4, baseline_s=4)
+
+
+def event(organization_id: str) -> dict[str, Any]:
+    """The seed's body."""
+    return {"organizationId": organization_id, "level": "INFO", "message": "User logged in", "source": "auth-service"}
+
+
+def body(organization_id: str) -> bytes:
+    return json.dumps(event(organization_id)).encode()
+
+
+def sustained(result: Attack, p99_limit_ms: float) -> bool:
+    p99 = result.latency(99)
+    return result.count(202) >= 0.999 * len(result.results) and p99 is not None and p99 <= p99_limit_ms
+
+
+def cpu_per_event(meter: CpuMeter, events: int, result: Attack) -> dict[str, float | None]:
+    figures = meter.per_event_ms(events)
+    figures["load_generator_vegeta"] = round(result.load_generator_cpu_s * 1000 / events, 3) if events else None
+    return figures
+
+
+def ids(result: Attack) -> set[str]:
+    return {r.value for r in result.results if r.code == 202 and r.value}
+
+
+# ------------------------------------------------------------------------------------------------- phases
+def single_and_search(url: str, plan: Plan, groups: dict[str, list[int]], orgs: dict[str, set[str]]) -> dict:
+    figures: dict[str, Any] = {}
+    org = f"bench-single-{uuid.uuid4().hex[:8]}"
+    progress(f"single events at 1,000 req/s for {plan.single_s:g} s")
+    meter = CpuMeter(groups).start()
+    single = attack(url, body(org), rate=1000, duration_s=plan.single_s)
+    meter.stop()
+    orgs[org] = ids(single)
+    figures["single_1000"] = {
+        **single.summary(),
+        "all_202": single.count(202) == len(single.results),
+        "target": "all 202, p99 <= 50 ms",
+        "met": single.count(202) == len(single.results) and (single.latency(99) or 1e9) <= 50,
+        "cpu_ms_per_event": cpu_per_event(meter, single.count(202), single),
+    }
+
+    best = 1000 if sustained(single, 100) else 0
+    steps = []
+    for rate in plan.steps:
+        org = f"bench-step-{rate}-{uuid.uuid4().hex[:8]}"
+        progress(f"step search: {rate} req/s for {plan.step_s:g} s")
+        step = attack(url, body(org), rate=rate, duration_s=plan.step_s)
+        orgs[org] = ids(step)
+        steps.append({"rate": rate, "p99_ms": step.latency(99), "codes": step.codes()})
+        if not sustained(step, 100):
+            break
+        best = rate
+    figures["max_sustained"] = {
+        "rate": best,
+        "steps": steps,
+        "target": ">= 2000 req/s with p99 <= 100 ms",
+        "met": best >= 2000,
+    }
+    return figures
+
+
+def overload(url: str, rate: int, plan: Plan, orgs: dict[str, set[str]]) -> dict[str, Any]:
+    org = f"bench-overload-{uuid.uuid4().hex[:8]}"
+    progress(f"overload: {rate} req/s for {plan.overload_s:g} s")
+    result = attack(url, body(org), rate=rate, duration_s=plan.overload_s)
+    orgs[org] = ids(result)
+    time.sleep(2)
+    after = attack(url, body(org), rate=1, duration_s=1)
+    orgs[org] |= ids(after)
+    throttled_p99, accepted_p99 = result.latency(99, code=429), result.latency(99, code=202)
+    accepted = result.count(202)
+    return {
+        **result.summary(),
+        "accepted": accepted,
+        "accepted_per_s": round(accepted / plan.overload_s, 1),
+        "throttled_429": result.count(429),
+        "throttled_p99_ms": throttled_p99,
+        "accepted_p99_ms": accepted_p99,
+        "served_normally_after": after.codes(),
+        "target": "excess 429 within 20 ms (p99), accepted p99 <= 200 ms, then served normally",
+        "met": (throttled_p99 or 1e9) <= 20 and (accepted_p99 or 1e9) <= 200 and after.codes() == {"202": 1},
+    }
+
+
+def batch(url: str, plan: Plan) -> dict[str, Any]:
+    org = f"bench-batch-{uuid.uuid4().hex[:8]}"
+    payload = json.dumps([event(org) for _ in range(BATCH_SIZE)]).encode()
+    probe = attack(url, json.dumps([event(org)]).encode(), rate=1, duration_s=1, read_body=lambda c, b: b[:300])
+    code = probe.results[0].code if probe.results else 0
+    if code in (404, 405):
+        return {"unavailable": f"POST /api/logs/batch answered {code}: the route does not exist on this branch"}
+    progress(f"batch: {BATCH_SIZE}-event requests, {BATCH_CONNECTIONS} connections, {plan.batch_s:g} s")
+    result = attack(
+        url, payload, rate=0, duration_s=plan.batch_s, connections=BATCH_CONNECTIONS, read_body=accepted_items
+    )
+    events = sum(r.value or 0 for r in result.results)
+    rate = round(events / plan.batch_s)
+    return {
+        "requests": len(result.results),
+        "codes": result.codes(),
+        "events_acknowledged": events,
+        "events_per_s": rate,
+        "p99_ms": result.latency(99),
+        "target": ">= 50000 events/s acknowledged",
+        "met": rate >= 50_000,
+    }
+
+
+def accepted_items(code: int, answer: bytes) -> int:
+    """How many items of a batch answer were accepted (per-item results: an id and no error)."""
+    if not 200 <= code < 300:
+        return 0
+    document = json.loads(answer)
+    items = document if isinstance(document, list) else None
+    if isinstance(document, dict):
+        items = next((document[k] for k in ("items", "results", "events") if isinstance(document.get(k), list)), None)
+    if items is None:
+        return 0
+    return sum(
+        1
+        for item in items
+        if isinstance(item, dict) and item.get("id") and not item.get("error") and item.get("status") != "error"
+    )
+
+
+def lost(orgs: dict[str, set[str]], database_url: str, timeout_s: float = 90) -> dict[str, Any]:
+    """Accepted ids that never reached PostgreSQL, once the consumer caught up (or gave up waiting)."""
+    accepted = sum(len(v) for v in orgs.values())
+    progress(f"waiting for {accepted} accepted events to reach PostgreSQL")
+    deadline = time.monotonic() + timeout_s
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        while True:
+            missing = 0
+            for org, wanted in orgs.items():
+                rows = conn.execute("SELECT id::text FROM log_events WHERE organization_id = %s", (org,)).fetchall()
+                missing += len(wanted - {row[0] for row in rows})
+            if missing == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(2)
+    return {"accepted": accepted, "missing_in_postgresql": missing, "target": 0, "met": missing == 0}
+
+
+# ---------------------------------------------------------------------------------------------- baselines
+def noop_baseline(env: dict[str, str], plan: Plan) -> dict[str, Any]:
+    template = BENCH / "noop" / "template.yaml"
+    with runner(template, env, ["--prewarm", str(PRODUCER_INSTANCES), "--no-kafka"]) as process:
+        wait_until_idle(children(process.proc.pid))
+        url = process.url + "/api/logs"
+        attack(url, body("noop"), rate=200, duration_s=2)
+        groups = runner_process_groups(process, {})
+        progress(f"noop runner baseline: 1,000 req/s for {plan.baseline_s:g} s")
+        meter = CpuMeter(groups).start()
+        result = attack(url, body("noop"), rate=1000, duration_s=plan.baseline_s)
+        meter.stop()
+        best = 1000 if sustained(result, 100) else 0
+        for rate in (*plan.steps, 6000):
+            progress(f"noop runner baseline: {rate} req/s for {plan.step_s:g} s")
+            if not sustained(attack(url, body("noop"), rate=rate, duration_s=plan.step_s), 100):
+                break
+            best = rate
+    return {
+        "at_1000": {**result.summary(), "cpu_ms_per_event": cpu_per_event(meter, result.count(202), result)},
+        "max_sustained_rate": best,
+    }
+
+
+def kafka_baseline(env: dict[str, str], plan: Plan) -> dict[str, Any]:
+    progress(f"plain confluent-kafka baseline: {plan.kafka_processes} processes for {plan.baseline_s:g} s")
+    meter = CpuMeter(broker_group(env)).start()
+    command = [sys.executable, str(BENCH / "_kafka_producer.py"), "--seconds", str(plan.baseline_s)]
+    procs = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env) for _ in range(plan.kafka_processes)]
+    outputs = [json.loads(proc.communicate()[0].strip().splitlines()[-1]) for proc in procs]
+    meter.stop()
+    events = sum(o["events"] for o in outputs)
+    client_cpu_s = sum(o["cpu_s"] for o in outputs)
+    return {
+        "processes": plan.kafka_processes,
+        "events_per_s": round(events / plan.baseline_s),
+        "p99_ms_worst_process": max(o["p99_ms"] for o in outputs),
+        "cpu_ms_per_event": {
+            "producer_processes": round(client_cpu_s * 1000 / events, 3) if events else None,
+            **meter.per_event_ms(events),
+        },
+    }
+
+
+def broker_group(env: dict[str, str]) -> dict[str, list[int]]:
+    pid = listener_pid(service_ports(env)["kafka_broker"])
+    return {"kafka_broker": [pid]} if pid else {}
+
+
+# ---------------------------------------------------------------------------------------------------- main
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a ~1-minute smoke run")
+    plan = QUICK if parser.parse_args().quick else FULL
+    env = services_env()
+    figures: dict[str, Any] = {}
+    orgs: dict[str, set[str]] = {}
+    with runner(REPO / "template.yaml", env, ["--prewarm", str(PRODUCER_INSTANCES)]) as process:
+        progress("waiting for the instances' cold starts")
+        wait_until_idle(children(process.proc.pid))
+        url = process.url + "/api/logs"
+        attack(url, body("bench-warmup"), rate=200, duration_s=3)
+        groups = runner_process_groups(process, service_ports(env))
+        figures.update(single_and_search(url, plan, groups, orgs))
+        best = figures["max_sustained"]["rate"] or 1000
+        time.sleep(2)
+        figures["overload"] = overload(url, 3 * best, plan, orgs)
+        figures["batch"] = batch(process.url + "/api/logs/batch", plan)
+        figures["lost"] = lost(orgs, env["DATABASE_URL"])
+    figures["noop_runner"] = noop_baseline(env, plan)
+    figures["kafka_producer"] = kafka_baseline(env, plan)
+    emit(figures)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

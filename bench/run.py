@@ -1,0 +1,90 @@
+"""`make bench`: run every scenario script of bench/ in order, collect their figures, print a table.
+
+    python bench/run.py [--quick] [--only SCENARIO ...]
+
+A scenario is ``bench/<name>.py`` (files starting with ``_`` are helpers). Each runs as its own process with the
+services' environment, prints progress on stderr and, on its last stdout line, one JSON object of named figures.
+The figures land in ``bench/results/latest.json`` as ``{"<scenario>": {...}, "machine": ..., "started_at": ...}``.
+A scenario that fails is recorded as ``{"error": ...}`` and makes the command exit 1 after the others ran.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+RESULTS = BENCH / "results" / "latest.json"
+
+
+def scenarios() -> list[str]:
+    return sorted(p.stem for p in BENCH.glob("*.py") if not p.name.startswith("_") and p.name != "run.py")
+
+
+def machine() -> dict[str, object]:
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    model = next((line.split(":", 1)[1].strip() for line in cpuinfo if "model name" in line), platform.processor())
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def run_scenario(name: str, quick: bool) -> dict[str, object]:
+    command = [sys.executable, str(BENCH / f"{name}.py"), *(["--quick"] if quick else [])]
+    started = time.monotonic()
+    proc = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        return {"error": f"exit code {proc.returncode}", "seconds": round(time.monotonic() - started, 1)}
+    try:
+        figures = json.loads(lines[-1])
+    except json.JSONDecodeError:
+        return {"error": f"last stdout line is not JSON: {lines[-1][:200]}"}
+    return {**figures, "seconds": round(time.monotonic() - started, 1)}
+
+
+def print_table(results: dict[str, dict[str, object]]) -> None:
+    width = max((len(f"{s}.{k}") for s, figures in results.items() for k in figures), default=20)
+    for scenario, figures in results.items():
+        print(f"\n{scenario}")
+        for key, value in figures.items():
+            shown = json.dumps(value) if isinstance(value, dict | list) else value
+            print(f"  {key:<{width}} {shown}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a short smoke run of every scenario")
+    parser.add_argument("--only", nargs="*", default=None, help="scenario names to run")
+    args = parser.parse_args(argv)
+    names = args.only or scenarios()
+    report: dict[str, object] = {
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "quick": args.quick,
+        "machine": machine(),
+    }
+    results: dict[str, dict[str, object]] = {}
+    for name in names:
+        print(f"== {name}", file=sys.stderr, flush=True)
+        results[name] = run_scenario(name, args.quick)
+    report.update(results)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    print_table(results)
+    print(f"\nwritten to {RESULTS.relative_to(BENCH.parent)}")
+    return 1 if any("error" in figures for figures in results.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
