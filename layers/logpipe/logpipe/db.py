@@ -50,8 +50,8 @@ _ROW_ERRORS = (psycopg.DataError, psycopg.IntegrityError, pg_errors.ProgramLimit
 _TRANSIENT_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
 
 # Day partitions known to exist in this process. Maintenance creates them ahead of time; the hot path only
-# creates one that is missing (a fresh day before maintenance ran, a late event), and forgets them all when
-# a row is refused, in case retention dropped one this process still remembers.
+# creates one that is missing (a fresh day before maintenance ran, a late event), and forgets one that a row
+# finds missing (retention, in another process, dropped it).
 _known_partitions: set[date] = set()
 
 
@@ -105,19 +105,30 @@ def store_events(events: Sequence[LogEvent]) -> int:
     """
     if not events:
         return 0
+    days = {utc_day(event.timestamp) for event in events}
     try:
-        with connection() as conn:
-            _ensure_partitions(conn, {utc_day(event.timestamp) for event in events})
-            with conn.transaction(), conn.cursor() as cursor:
-                cursor.execute(_CREATE_STAGING)
-                with cursor.copy(_COPY_STAGING) as copy:
-                    for position, event in enumerate(events):
-                        copy.write_row(_row(event, position))
-                cursor.execute(_INSERT_NEW)
-                return cursor.rowcount
+        try:
+            return _copy_and_claim(events, days)
+        except pg_errors.CheckViolation:
+            if not days & _known_partitions:
+                raise
+            # No partition for a row although this process remembers one: retention dropped it. Forget, retry.
+            _known_partitions.difference_update(days)
+            return _copy_and_claim(events, days)
     except _ROW_ERRORS as exc:
-        _known_partitions.clear()
         raise UnstorableRowsError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _copy_and_claim(events: Sequence[LogEvent], days: set[date]) -> int:
+    with connection() as conn:
+        _ensure_partitions(conn, days)
+        with conn.transaction(), conn.cursor() as cursor:
+            cursor.execute(_CREATE_STAGING)
+            with cursor.copy(_COPY_STAGING) as copy:
+                for position, event in enumerate(events):
+                    copy.write_row(_row(event, position))
+            cursor.execute(_INSERT_NEW)
+            return cursor.rowcount
 
 
 def ensure_partition(conn: psycopg.Connection, day: date) -> None:

@@ -55,7 +55,7 @@ def run(settings: Settings, today: date | None = None, *, dry_run: bool = False)
         finally:
             conn.autocommit = False
     report = MaintenanceReport([d.isoformat() for d in created], [d.isoformat() for d in expired], pruned)
-    logger.info("partition maintenance", extra={**asdict(report), "dry_run": dry_run})
+    logger.info("partition maintenance", extra={"report": asdict(report), "dry_run": dry_run})
     return report
 
 

@@ -36,9 +36,11 @@ class ReplayReport:
     records: list[dict] = field(default_factory=list)
 
 
-def replay(settings: Settings, *, dry_run: bool = False, max_replays: int = 3) -> ReplayReport:
+def replay(
+    settings: Settings, *, dry_run: bool = False, max_replays: int = 3, group: str = REPLAY_GROUP
+) -> ReplayReport:
     report = ReplayReport(dry_run=dry_run)
-    consumer = kafka.consumer(REPLAY_GROUP)
+    consumer = kafka.consumer(group)
     try:
         letters = list(_read_to_end(consumer, settings.kafka_dlq_topic))
         outgoing = []
