@@ -86,9 +86,12 @@ def test_each_kind_of_poison_in_the_middle_of_a_batch_is_dead_lettered_and_the_r
     settings, consumer_function, lambda_context, pg, tail, organization_id: str
 ) -> None:
     lone_surrogate = event_json(organization_id, message="SURROGATE").replace(b"SURROGATE", b"\\udc00 lone")
-    # Late on the 27th in New York is the 28th in UTC: stored in the UTC day's partition, not refused.
-    offset_timestamp = (NOW - timedelta(days=1)).replace(hour=23, minute=30, microsecond=0).isoformat()
-    offset_timestamp = datetime.fromisoformat(offset_timestamp.replace("+00:00", "-05:00"))
+    # 23:30 in New York is the next day in UTC: stored in that UTC day's partition (made missing first), not
+    # refused because the partition of the local day was ensured instead.
+    local_day = NOW.date() - timedelta(days=17)
+    offset_timestamp = datetime.fromisoformat(f"{local_day}T23:30:00-05:00")
+    pg.execute(f"DROP TABLE IF EXISTS log_events_{local_day + timedelta(days=1):%Y%m%d}")
+    db.forget_partition(local_day + timedelta(days=1))
     oversized = event_json(f"{organization_id}-{secrets.token_hex(3000)}")  # over the btree index row limit
     poison = {
         1: (None, "tombstone"),
