@@ -125,10 +125,21 @@ def test_poison_never_blocks_a_partition(settings, sink_template: Path, topic: s
     assert stored(settings, organization_id) == (60, 60)
 
 
+@pytest.fixture
+def own_postgres(monkeypatch: pytest.MonkeyPatch) -> services.Postgres:
+    """This worktree's PostgreSQL as local/services.py runs it (never one named by DATABASE_URL)."""
+    with monkeypatch.context() as env:
+        env.delenv("DATABASE_URL", raising=False)
+        postgres = services.Postgres(services.Config.from_env())
+    if not postgres.our_pid():
+        pytest.skip("PostgreSQL was not started by local/services.py: not ours to stop")
+    return postgres
+
+
 def test_a_postgresql_outage_loses_nothing_and_commits_nothing(
-    settings, sink_template: Path, topic: str, organization_id: str
+    settings, sink_template: Path, topic: str, organization_id: str, own_postgres: services.Postgres
 ) -> None:
-    postgres = services.Postgres(services.Config.from_env())
+    postgres = own_postgres
     total = 1200
     producing = threading.Thread(
         target=lambda: [
