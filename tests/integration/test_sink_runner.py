@@ -173,7 +173,7 @@ def test_two_runners_share_the_partitions_and_a_killed_one_is_replaced_within_10
 
     def owners() -> dict[str, int]:
         description = admin.describe_consumer_groups([group])[group].result(10)
-        return {m.client_id: len(m.assignment.topic_partitions) for m in description.members}
+        return {m.member_id: len(m.assignment.topic_partitions) for m in description.members}
 
     with runner(sink_template) as first, runner(sink_template) as second:
         wait_until(lambda: len(owners()) == 4 and min(owners().values()) >= 1, "four consumers holding partitions")
