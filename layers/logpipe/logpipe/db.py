@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime
 from functools import lru_cache
 
 import psycopg
+import pydantic_core
 from psycopg import errors as pg_errors
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
@@ -167,7 +168,7 @@ def _row(event: LogEvent, position: int) -> tuple:
         event.level.value,
         event.message,
         event.source,
-        Jsonb(event.attributes),
+        Jsonb(event.attributes, dumps=pydantic_core.to_json),  # Rust: about 5x faster than json.dumps
         event.trace_id,
         event.span_id,
         event.received_at,
