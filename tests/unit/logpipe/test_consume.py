@@ -91,10 +91,11 @@ def test_poison_records_go_to_the_dead_letter_topic_with_their_origin(
     sample_event, store: FakeStore, dead_letters: list
 ) -> None:
     outcome = process(sample_event("consumer_msk_batch_with_poison"))
-    assert (outcome.received, outcome.stored, outcome.dead_lettered) == (3, 1, 2)
+    assert (outcome.received, outcome.stored, outcome.dead_lettered) == (4, 1, 3)
     assert [(letter.reason, letter.source_offset) for letter in dead_letters] == [
         ("undecodable", 103),
         ("undecodable", 104),
+        ("tombstone", 105),
     ]
     assert dead_letters[0].value == b"{not json"
     headers = dict(dead_letters[0].headers())
@@ -158,8 +159,7 @@ def test_dead_letters_kafka_refuses_come_back_as_batch_item_failures(
 
     assert (outcome.stored, outcome.dead_lettered) == (1, 0)
     assert outcome.batch_item_failures == [
-        {"itemIdentifier": {"partition": "log-events-0", "offset": 103}},
-        {"itemIdentifier": {"partition": "log-events-0", "offset": 104}},
+        {"itemIdentifier": {"partition": "log-events-0", "offset": offset}} for offset in (103, 104, 105)
     ]
 
 
@@ -183,7 +183,7 @@ def test_a_batch_reports_the_seed_metrics_and_end_to_end_latency(sample_event, s
     emitted = copy.deepcopy(consume.metrics.metric_set)
     consume.metrics.clear_metrics()
     assert emitted["log_events_processed_total"]["Value"] == [1.0]
-    assert emitted["log_events_errors_total"]["Value"] == [2.0]
-    assert emitted["log_events_dead_lettered_total"]["Value"] == [2.0]
+    assert emitted["log_events_errors_total"]["Value"] == [3.0]
+    assert emitted["log_events_dead_lettered_total"]["Value"] == [3.0]
     assert emitted["log_event_processing_time"]["Unit"] == "Milliseconds"
     assert emitted["log_event_end_to_end_latency"]["Value"][0] >= 0
