@@ -5,7 +5,7 @@ process that owns a :class:`~.workers.FunctionPool` for the function and one :cl
 thread per consumer (ProvisionedPollerConfig.MinimumPollers, or ``--kafka-consumers``), which invoke it through
 the process's own event loop.
 
-The process stops gracefully on SIGTERM or SIGINT (in-flight batches finish and commit), and dies with the runner:
+It runs at a lower CPU priority (``NICENESS``) than the HTTP front. The process stops gracefully on SIGTERM or SIGINT (in-flight batches finish and commit), and dies with the runner:
 if the runner is killed (``kill -9``), the kernel sends it SIGKILL (PR_SET_PDEATHSIG), its consumers leave the
 group by session timeout, and a restarted runner takes the partitions over (see :mod:`.kafka_poller`).
 """
@@ -29,6 +29,9 @@ from .workers import FunctionPool, InvokeResult
 log = logging.getLogger("runner")
 
 _PR_SET_PDEATHSIG = 1
+# On AWS the event source mapping polls on other machines; here it shares the cores with the HTTP front, so it
+# (and the function instances it starts, which inherit this) yields to the front when the CPU is contended.
+NICENESS = 5
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ def start(job: KafkaSourceJob) -> BaseProcess:
 
 def serve(job: KafkaSourceJob) -> None:
     _die_with_parent()
+    os.nice(NICENESS)
     logging.basicConfig(
         level=job.log_level.upper(),
         format=f"%(asctime)s %(levelname)s [runner kafka {job.source.event_id}] %(message)s",
