@@ -84,12 +84,15 @@ def fill(bootstrap: str, topic: str, organization_id: str, count: int) -> None:
 
 
 # --------------------------------------------------------------------------------------------- baseline
-def baseline(database_url: str, organization_id: str, count: int, batch: int) -> float:
+def baseline(database_url: str, organization_id: str, count: int, batch: int) -> dict:
     events = [LogEvent.model_validate_json(event_json(organization_id)) for _ in range(count)]
     rows = [db._row(event, position % batch) for position, event in enumerate(events)]
     with psycopg.connect(database_url) as conn:
         db._ensure_partitions(conn, {db.utc_day(events[0].timestamp)})
         conn.commit()
+        postgres_pid = own_postgres_pid()
+        pg_before = cpu_by_group(os.getpid(), postgres_pid)["postgresql"]
+        client_before = time.process_time()
         started = time.perf_counter()
         for first in range(0, count, batch):
             with conn.transaction(), conn.cursor() as cursor:
@@ -99,7 +102,15 @@ def baseline(database_url: str, organization_id: str, count: int, batch: int) ->
                         copy.write_row(row)
                 cursor.execute(db._INSERT_NEW)
         elapsed = time.perf_counter() - started
-    return count / elapsed
+        client_s = time.process_time() - client_before
+        pg_s = cpu_by_group(os.getpid(), postgres_pid)["postgresql"] - pg_before
+    return {
+        "baseline_rows_per_s": round(count / elapsed),
+        "baseline_cpu_ms_per_1k": {
+            "client": round(client_s * 1e6 / count, 1),
+            "postgresql": round(pg_s * 1e6 / count, 1),
+        },
+    }
 
 
 # ------------------------------------------------------------------------------------------- processes
@@ -296,9 +307,7 @@ def main() -> int:
     figures: dict = {"events": args.events, "batch_size": source.batch_size, "consumers": source.minimum_pollers}
 
     say(f"baseline: plain psycopg, {args.events} rows in batches of {source.batch_size}")
-    figures["baseline_rows_per_s"] = round(
-        baseline(settings.database_url, f"bench-base-{run_id}", args.events, source.batch_size)
-    )
+    figures.update(baseline(settings.database_url, f"bench-base-{run_id}", args.events, source.batch_size))
     with tempfile.TemporaryDirectory() as workdir:
         say("consumer through the runner")
         figures.update(consumer_run(settings, f"bench-consumer-{run_id}", args.events, Path(workdir)))
