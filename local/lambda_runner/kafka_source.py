@@ -1,13 +1,14 @@
 """One Kafka event source mapping in its own process: its consumers and the function's own instances.
 
-The HTTP front never shares a core's time slices, a GIL or an event loop with Kafka polling: :func:`start` spawns a
+The HTTP front never shares a GIL or an event loop with Kafka polling: :func:`start` spawns a
 process that owns a :class:`~.workers.FunctionPool` for the function and one :class:`~.kafka_poller.KafkaPoller`
 thread per consumer (ProvisionedPollerConfig.MinimumPollers, or ``--kafka-consumers``), which invoke it through
 the process's own event loop.
 
-It runs at a lower CPU priority (``NICENESS``) than the HTTP front. The process stops gracefully on SIGTERM or SIGINT (in-flight batches finish and commit), and dies with the runner:
-if the runner is killed (``kill -9``), the kernel sends it SIGKILL (PR_SET_PDEATHSIG), its consumers leave the
-group by session timeout, and a restarted runner takes the partitions over (see :mod:`.kafka_poller`).
+It runs at a lower CPU priority (``NICENESS``) than the HTTP front. The process stops gracefully on SIGTERM or
+SIGINT (in-flight batches finish and commit), and dies with the runner: if the runner is killed (``kill -9``), the
+kernel sends it SIGKILL (PR_SET_PDEATHSIG), its consumers leave the group by session timeout, and a restarted
+runner takes the partitions over (see :mod:`.kafka_poller`).
 """
 
 from __future__ import annotations
