@@ -191,3 +191,43 @@ def test_two_runners_share_the_partitions_and_a_killed_one_is_replaced_within_10
 
     assert takeover_s < 10, f"partitions taken over after {takeover_s:.1f}s"
     assert stored(settings, organization_id) == (900, 900)
+
+
+def test_a_runner_restarted_with_its_instance_id_takes_its_partitions_back_at_once(
+    settings, sink_template: Path, topic: str, organization_id: str
+) -> None:
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    group = f"g-{topic}"
+
+    def members() -> dict[str, tuple[str, int]]:
+        """group.instance.id -> (member id, partitions held)."""
+        description = admin.describe_consumer_groups([group])[group].result(10)
+        return {m.group_instance_id: (m.member_id, len(m.assignment.topic_partitions)) for m in description.members}
+
+    instance = f"it-{uuid.uuid4().hex[:6]}"
+    crashed = runner(sink_template, "--instance-id", instance).start()
+    try:
+        wait_until(lambda: sum(n for _, n in members().values()) == PARTITIONS, "the first runner's consumers")
+        before = members()
+        assert set(before) == {f"{instance}-ConsumerFunction-LogEvents-{n}" for n in (0, 1)}
+    finally:
+        crashed.proc.kill()  # SIGKILL, and restarted at once, as a supervisor would
+        crashed.proc.wait()
+    killed_at = time.monotonic()
+    produce(settings, topic, [(i % PARTITIONS, event_value(organization_id)) for i in range(120)])
+    with runner(sink_template, "--instance-id", instance):
+
+        def taken_back() -> bool:
+            now = members()
+            return (
+                set(now) == set(before)
+                and all(now[i][0] != before[i][0] for i in now)
+                and sum(n for _, n in now.values()) == PARTITIONS
+            )
+
+        wait_until(taken_back, "the restarted consumers owning every partition", 30)
+        back_after_s = time.monotonic() - killed_at
+        wait_until(lambda: caught_up(settings, topic), "the events produced while it was down")
+
+    assert back_after_s < 10, f"partitions owned again {back_after_s:.1f}s after the kill (runner start included)"
+    assert stored(settings, organization_id) == (120, 120)
