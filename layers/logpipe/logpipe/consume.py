@@ -42,6 +42,8 @@ class _Decoded:
 
 
 class _Unusable(Exception):
+    """This record can never be stored (found while decoding); `reason` is its x-dlq-reason."""
+
     def __init__(self, reason: str, error: str) -> None:
         super().__init__(error)
         self.reason = reason
