@@ -232,7 +232,8 @@ def consumer_run(settings, organization_id: str, count: int, workdir: Path) -> d
 
 # ------------------------------------------------------------------------------------------------ e2e
 def load(url: str, organization_id: str, rate: int, seconds: int, result: multiprocessing.Queue) -> None:
-    """Open-loop load: request i is due at i / rate, on whichever of many keep-alive connections is free."""
+    """Open-loop load: request i is due at i / rate, on whichever of many keep-alive connections is free; what is
+    not sent when the time is up is counted, not sent later."""
     host, port = url.removeprefix("http://").split(":")
 
     async def main() -> dict:
@@ -248,7 +249,7 @@ def load(url: str, organization_id: str, rate: int, seconds: int, result: multip
         async def connection() -> None:
             nonlocal next_index, accepted, errors, late
             reader, writer = await asyncio.open_connection(host, int(port))
-            while next_index < total:
+            while next_index < total and time.perf_counter() < start + seconds:  # open loop: the run ends on time
                 index, next_index = next_index, next_index + 1
                 delay = start + index / rate - time.perf_counter()
                 if delay > 0:
@@ -271,7 +272,13 @@ def load(url: str, organization_id: str, rate: int, seconds: int, result: multip
             writer.close()
 
         await asyncio.gather(*(connection() for _ in range(min(256, rate))))
-        return {"accepted": accepted, "errors": errors, "late": late, "seconds": time.perf_counter() - start}
+        return {
+            "accepted": accepted,
+            "errors": errors,
+            "late": late,
+            "unsent": total - next_index,
+            "seconds": time.perf_counter() - start,
+        }
 
     result.put(asyncio.run(main()))
 
@@ -304,6 +311,7 @@ def e2e_run(settings, organization_id: str, rate: int, seconds: int, workdir: Pa
         "e2e_accepted": outcome["accepted"],
         "e2e_errors": outcome["errors"],
         "e2e_late_sends": outcome["late"],
+        "e2e_unsent": outcome["unsent"],  # due but not sent by the end: the front did not keep up
         "e2e_stored": stored,
         "e2e_latency_ms_p50": round(p50 or 0),
         "e2e_latency_ms_p99": round(p99 or 0),
