@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import multiprocessing.process
 import os
 import signal
 import sys
@@ -109,7 +108,7 @@ class Runner:
         self.log_level = log_level
         self.base_env = dict(os.environ if base_env is None else base_env)
         self.pools: dict[str, FunctionPool] = {}
-        self.kafka_processes: list[multiprocessing.process.BaseProcess] = []
+        self.kafka_processes: list[kafka_source.KafkaSourceProcess] = []
         self.server: _Server | None = None
         self._stop: asyncio.Event | None = None
         self._signals = 0
@@ -220,7 +219,7 @@ class Runner:
                     instance_id=self.instance_id,
                     log_level=self.log_level,
                 )
-                self.kafka_processes.append(kafka_source.start(job))
+                self.kafka_processes.append(kafka_source.KafkaSourceProcess(job))
 
     def _join_pollers(self) -> None:
         for process in self.kafka_processes:

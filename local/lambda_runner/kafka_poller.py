@@ -34,7 +34,8 @@ each consumer is a static member (``group.instance.id`` = ``<instance id>-<funct
 restarted with the same id takes its partitions back at once, without a rebalance.
 
 Lag: librdkafka's statistics (every ``LAG_INTERVAL_S``) give each assigned partition's lag (high watermark minus
-committed offset); :attr:`KafkaPoller.lag` holds the latest figures and they are logged.
+committed offset); :attr:`KafkaPoller.lag` holds the latest figures, ``on_lag`` receives them (the runner's
+process reads them through :meth:`.kafka_source.KafkaSourceProcess.lag`) and they are logged.
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ class KafkaPoller(threading.Thread):
         function_timeout_s: float,
         index: int = 0,
         instance_id: str | None = None,
+        on_lag: Callable[[dict[TP, int]], None] | None = None,
         consumer_config: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(name=f"kafka:{source.function_id}/{source.event_id}#{index}", daemon=True)
@@ -135,6 +137,7 @@ class KafkaPoller(threading.Thread):
         self.batches_ok = 0
         self.batches_failed = 0
         self.lag: dict[TP, int] = {}  # latest consumer lag per assigned partition (records)
+        self.on_lag = on_lag
         self._batch_limit: int | None = None  # below BatchSize while bisecting
 
     # lifecycle -------------------------------------------------------------------------------------------
@@ -202,6 +205,8 @@ class KafkaPoller(threading.Thread):
                 if tp in self.assigned and pstats.get("consumer_lag", -1) >= 0:
                     lag[tp] = pstats["consumer_lag"]
         self.lag = lag
+        if self.on_lag is not None:
+            self.on_lag(lag)
         if lag:
             log.info("%s: lag %s", self.label, ",".join(f"{t}-{p}={n}" for (t, p), n in sorted(lag.items())))
 

@@ -18,6 +18,7 @@ import ctypes
 import logging
 import multiprocessing
 import os
+import queue
 import signal
 import sys
 from dataclasses import dataclass
@@ -51,16 +52,40 @@ class KafkaSourceJob:
     log_level: str
 
 
-def start(job: KafkaSourceJob) -> BaseProcess:
-    # spawn, not fork: the runner's threads and event loop must not be copied into the child.
-    process = multiprocessing.get_context("spawn").Process(
-        target=serve, args=(job,), name=f"kafka:{job.spec.logical_id}/{job.source.event_id}"
-    )
-    process.start()
-    return process
+class KafkaSourceProcess:
+    """The runner's handle on one event source's process, and the consumer lag it reports."""
+
+    def __init__(self, job: KafkaSourceJob) -> None:
+        # spawn, not fork: the runner's threads and event loop must not be copied into the child.
+        context = multiprocessing.get_context("spawn")
+        self._lag_reports: multiprocessing.Queue = context.Queue()
+        self._lag: dict[int, dict[tuple[str, int], int]] = {}  # consumer index -> its partitions' lag
+        self.process: BaseProcess = context.Process(
+            target=serve, args=(job, self._lag_reports), name=f"kafka:{job.spec.logical_id}/{job.source.event_id}"
+        )
+        self.process.start()
+
+    def lag(self) -> dict[tuple[str, int], int]:
+        """The latest lag of every partition the source's consumers hold (what a /metrics endpoint serves)."""
+        while True:
+            try:
+                index, lag = self._lag_reports.get_nowait()
+            except queue.Empty:
+                break
+            self._lag[index] = lag
+        return {tp: n for lag in self._lag.values() for tp, n in lag.items()}
+
+    def terminate(self) -> None:
+        self.process.terminate()
+
+    def kill(self) -> None:
+        self.process.kill()
+
+    def join(self) -> None:
+        self.process.join()
 
 
-def serve(job: KafkaSourceJob) -> None:
+def serve(job: KafkaSourceJob, lag_reports: multiprocessing.Queue) -> None:
     _die_with_parent()
     os.nice(NICENESS)
     logging.basicConfig(
@@ -68,10 +93,10 @@ def serve(job: KafkaSourceJob) -> None:
         format=f"%(asctime)s %(levelname)s [runner kafka {job.source.event_id}] %(message)s",
         stream=sys.stderr,
     )
-    sys.exit(asyncio.run(_serve(job)))
+    sys.exit(asyncio.run(_serve(job, lag_reports)))
 
 
-async def _serve(job: KafkaSourceJob) -> int:
+async def _serve(job: KafkaSourceJob, lag_reports: multiprocessing.Queue) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -89,6 +114,7 @@ async def _serve(job: KafkaSourceJob) -> int:
             function_timeout_s=job.spec.timeout_s,
             index=index,
             instance_id=job.instance_id,
+            on_lag=lambda lag, index=index: lag_reports.put((index, lag)),
         )
         for index in range(job.consumers)
     ]

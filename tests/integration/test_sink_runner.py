@@ -5,6 +5,7 @@ partitions are taken over within 10 s."""
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import uuid
@@ -19,6 +20,8 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from local import services
+from local.lambda_runner import kafka_source
+from local.lambda_runner.template import function_environment, load_template
 from local.lambda_runner.testing import RunnerProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -232,3 +235,34 @@ def test_a_runner_restarted_with_its_instance_id_takes_its_partitions_back_at_on
         wait_until(lambda: caught_up(settings, topic), "the events produced while it was down")
 
     assert stored(settings, organization_id) == (120, 120)
+
+
+def test_the_kafka_source_process_reports_consumer_lag_per_partition(
+    settings, sink_template: Path, topic: str, organization_id: str
+) -> None:
+    template = load_template(sink_template)
+    spec = template.functions["ConsumerFunction"]
+    [source] = spec.kafka_sources
+    job = kafka_source.KafkaSourceJob(
+        spec=spec,
+        source=source,
+        env=function_environment(spec, base_env=dict(os.environ), region=template.region),
+        region=template.region,
+        account_id=template.account_id,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        consumers=2,
+        prewarm=1,
+        instance_id=None,
+        log_level="WARNING",
+    )
+    produce(settings, topic, [(i % PARTITIONS, event_value(organization_id)) for i in range(60)])
+    process = kafka_source.KafkaSourceProcess(job)
+    try:
+        lag = wait_until(lambda: len(process.lag()) == PARTITIONS and process.lag(), "lag of all six partitions", 60)
+        assert set(lag) == {(topic, p) for p in range(PARTITIONS)} and all(n >= 0 for n in lag.values())
+        wait_until(lambda: caught_up(settings, topic), "the backlog stored")
+        wait_until(lambda: set(process.lag().values()) == {0}, "lag 0 once caught up", 60)
+    finally:
+        process.terminate()
+        process.join()
+    assert process.process.exitcode == 0
