@@ -98,6 +98,7 @@ def baseline(database_url: str, organization_id: str, count: int, batch: int) ->
             with conn.transaction(), conn.cursor() as cursor:
                 cursor.execute(db._CREATE_STAGING)
                 with cursor.copy(db._COPY_STAGING) as copy:
+                    copy.set_types(db._STAGING_TYPES)
                     for row in rows[first : first + batch]:
                         copy.write_row(row)
                 cursor.execute(db._INSERT_NEW)

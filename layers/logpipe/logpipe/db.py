@@ -30,7 +30,11 @@ _CREATE_STAGING = (
     "CREATE TEMP TABLE IF NOT EXISTS log_events_staging"
     " (LIKE log_events INCLUDING DEFAULTS, position integer NOT NULL) ON COMMIT DELETE ROWS"
 )
-_COPY_STAGING = f"COPY log_events_staging ({_COLUMNS}, position) FROM STDIN"
+# Binary COPY: about half the client CPU of text COPY per row, and no text escaping to get wrong.
+_COPY_STAGING = f"COPY log_events_staging ({_COLUMNS}, position) FROM STDIN (FORMAT BINARY)"
+_STAGING_TYPES = [
+    "uuid", "text", "timestamptz", "text", "text", "text", "jsonb", "text", "text", "timestamptz", "integer",
+]  # fmt: skip
 _INSERT_NEW = f"""
 WITH claimed AS (
     INSERT INTO log_event_ids (organization_id, id, occurred_at)
@@ -126,6 +130,7 @@ def _copy_and_claim(events: Sequence[LogEvent], days: set[date]) -> int:
         with conn.transaction(), conn.cursor() as cursor:
             cursor.execute(_CREATE_STAGING)
             with cursor.copy(_COPY_STAGING) as copy:
+                copy.set_types(_STAGING_TYPES)
                 for position, event in enumerate(events):
                     copy.write_row(_row(event, position))
             cursor.execute(_INSERT_NEW)
