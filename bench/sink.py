@@ -6,7 +6,8 @@ Needs the services' environment (``eval "$(make -s env)"``). Progress goes to st
 JSON object of figures:
 
 - ``baseline_rows_per_s``: plain psycopg, rows prepared beforehand, the consumer's own statements (COPY into the
-  staging table, then the claim/insert), batches of the template's BatchSize, into the real, fully indexed table;
+  staging table, then the claim/insert), batches of the template's BatchSize, into the real, fully indexed table,
+  at the CPU priority the runner gives Kafka event sources;
 - ``consumer_rows_per_s``: the ConsumerFunction under the runner draining a pre-filled 6-partition topic of fresh
   events (as many as the baseline stored), from the first stored row to the last; ``consumer_vs_baseline``;
 - ``consumer_cpu_ms_per_1k``: CPU milliseconds per 1,000 stored events, per process group (the runner's HTTP
@@ -37,6 +38,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO_ROOT / "layers" / "logpipe"), str(REPO_ROOT)]
 
 from local import services  # noqa: E402
+from local.lambda_runner import kafka_source  # noqa: E402
 from local.lambda_runner.template import load_template  # noqa: E402
 from local.lambda_runner.testing import RunnerProcess  # noqa: E402
 from logpipe import db  # noqa: E402
@@ -112,6 +114,13 @@ def baseline(database_url: str, organization_id: str, count: int, batch: int) ->
             "postgresql": round(pg_s * 1e6 / count, 1),
         },
     }
+
+
+def niced(function, *args):
+    """Run function(*args) in a child at the Kafka source's CPU priority, so the baseline and the consumer compete
+    for a busy machine on equal terms (PostgreSQL runs at its own priority in both)."""
+    with multiprocessing.get_context("spawn").Pool(1, initializer=os.nice, initargs=(kafka_source.NICENESS,)) as pool:
+        return pool.apply(function, args)
 
 
 # ------------------------------------------------------------------------------------------- processes
@@ -335,7 +344,7 @@ def main() -> int:
     figures: dict = {"events": args.events, "batch_size": source.batch_size, "consumers": source.minimum_pollers}
 
     say(f"baseline: plain psycopg, {args.events} rows in batches of {source.batch_size}")
-    figures.update(baseline(settings.database_url, f"bench-base-{run_id}", args.events, source.batch_size))
+    figures.update(niced(baseline, settings.database_url, f"bench-base-{run_id}", args.events, source.batch_size))
     with tempfile.TemporaryDirectory() as workdir:
         say("consumer through the runner")
         figures.update(consumer_run(settings, f"bench-consumer-{run_id}", args.events, Path(workdir)))
