@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 VEGETA := $(VENV)/bin/vegeta
 
-.PHONY: help setup services run test test-unit lint format down env bench
+.PHONY: help setup services run test test-unit lint format down env bench maintain replay
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -64,6 +64,14 @@ format: setup ## apply ruff's fixes and formatting
 
 down: ## stop the services started by `make run`/`make test` (data stays in local/.state)
 	@if [ -x $(PY) ]; then $(PY) local/services.py down; else $(PYTHON) local/services.py down; fi
+
+maintain: services ## create day partitions ahead, drop those past RETENTION_DAYS with their ids (ARGS=--dry-run)
+	eval "$$($(PY) local/services.py env)"; \
+	PYTHONPATH=layers/logpipe $(PY) -m logpipe.maintenance $(ARGS)
+
+replay: services ## re-publish dead letters to their source topic, once each (ARGS=--dry-run to only list them)
+	eval "$$($(PY) local/services.py env)"; \
+	PYTHONPATH=layers/logpipe $(PY) -m logpipe.replay $(ARGS)
 
 env: ## print the running stack's connection settings as export lines
 	@$(if $(wildcard $(PY)),$(PY),$(PYTHON)) local/services.py env

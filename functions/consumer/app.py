@@ -1,26 +1,28 @@
-"""Kafka batch consumer: MSK records -> PostgreSQL (exactly once per event id), poison records -> DLQ.
+"""Kafka batch consumer: MSK records -> PostgreSQL (exactly once per organization and event id), poison -> DLQ.
 
-Raising fails the whole batch, which the event source mapping delivers again; nothing is committed
-until this returns.
+Raising fails the whole batch, which the event source mapping delivers again; nothing is committed until this
+returns. Records that could be neither stored nor dead-lettered come back as ``batchItemFailures``
+(FunctionResponseTypes: ReportBatchItemFailures). Records are decoded by the layer straight from their bytes
+(pydantic-core), so the Kafka utility is used without a schema.
 """
 
 from dataclasses import asdict
 from typing import Any
 
-from aws_lambda_powertools.utilities.kafka import ConsumerRecords, SchemaConfig, kafka_consumer
+from aws_lambda_powertools.utilities.kafka import ConsumerRecords, kafka_consumer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from logpipe.config import get_settings
 from logpipe.consume import process_batch
-from logpipe.models import LogEvent
 from logpipe.observability import logger, metrics
 
 settings = get_settings()
-schema_config = SchemaConfig(value_schema_type="JSON", value_output_serializer=LogEvent)
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics
-@kafka_consumer(schema_config=schema_config)
+@kafka_consumer
 def handler(event: ConsumerRecords, context: LambdaContext) -> dict[str, Any]:
-    return asdict(process_batch(event.records))
+    response = asdict(process_batch(event.records, settings, writer=context.function_name))
+    response["batchItemFailures"] = response.pop("batch_item_failures")  # the key Lambda reads
+    return response

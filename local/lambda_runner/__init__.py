@@ -7,6 +7,7 @@ It knows the Lambda contract and ``template.yaml``, never the business logic:
 - :mod:`.workers`       per-function pools of worker processes (one invocation at a time each, timeouts);
 - :mod:`.worker_process` the code that runs inside a worker (stdlib only, like the Lambda runtime);
 - :mod:`.http_api`      the raw ASGI app served by uvicorn (routing, limits);
-- :mod:`.kafka_poller`  one consumer thread per Kafka event source (batching, commits, retries, DLQ);
+- :mod:`.kafka_source`  one process per Kafka event source: its consumers and its own function instances;
+- :mod:`.kafka_poller`  one consumer thread (batching, commits, retries, bisection, DLQ, lag);
 - :mod:`.app`           wiring, CLI, signals and graceful shutdown.
 """

@@ -17,11 +17,11 @@ from pathlib import Path
 import uvicorn
 import uvloop
 
+from . import kafka_source
 from .events import ApiInfo
 from .http_api import HttpApiApp, RouteTable
-from .kafka_poller import KafkaPoller
 from .template import Template, function_environment, load_template
-from .workers import DEFAULT_INSTANCE_WAIT_S, FunctionPool, InvokeResult
+from .workers import DEFAULT_INSTANCE_WAIT_S, FunctionPool
 
 log = logging.getLogger("runner")
 
@@ -94,7 +94,9 @@ class Runner:
         prewarm: int = 1,
         instance_wait_s: float = DEFAULT_INSTANCE_WAIT_S,
         kafka: bool = True,
-        kafka_consumers: int = 1,
+        kafka_consumers: int | None = None,
+        instance_id: str | None = None,
+        log_level: str = "INFO",
         base_env: dict[str, str] | None = None,
     ) -> None:
         self.template = template
@@ -104,10 +106,12 @@ class Runner:
         self.prewarm = prewarm
         self.instance_wait_s = instance_wait_s
         self.kafka = kafka
-        self.kafka_consumers = max(1, kafka_consumers)
+        self.kafka_consumers = kafka_consumers
+        self.instance_id = instance_id
+        self.log_level = log_level
         self.base_env = dict(os.environ if base_env is None else base_env)
         self.pools: dict[str, FunctionPool] = {}
-        self.pollers: list[KafkaPoller] = []
+        self.kafka_processes: list[kafka_source.KafkaSourceProcess] = []
         self.server: _Server | None = None
         self._stop: asyncio.Event | None = None
         self._signals = 0
@@ -131,8 +135,9 @@ class Runner:
 
         tpl = self.template
         for fid, spec in tpl.functions.items():
-            if not spec.http_routes and not spec.kafka_sources:
-                log.info("%s has no HttpApi or Kafka event; not started", fid)
+            if not spec.http_routes:  # Kafka event sources run their own instances (kafka_source)
+                if not spec.kafka_sources:
+                    log.info("%s has no HttpApi or Kafka event; not started", fid)
                 continue
             env = function_environment(spec, base_env=self.base_env, region=tpl.region, account_id=tpl.account_id)
             # ReservedConcurrentExecutions caps the instances, as on AWS; --workers caps the others.
@@ -186,14 +191,14 @@ class Runner:
             log.info("route %-28s -> %s", route.route_key, route.function_id)
 
         if self.kafka:
-            self._start_pollers(loop)
+            self._start_pollers()
 
         stop_wait = asyncio.create_task(self._stop.wait())
         await asyncio.wait({serve, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
         log.info("shutting down: no new requests; finishing in-flight requests and batches")
         self.server.should_exit = True
-        for poller in self.pollers:
-            poller.stop()
+        for process in self.kafka_processes:
+            process.terminate()  # SIGTERM: the in-flight batch finishes and commits
         await asyncio.gather(serve, asyncio.to_thread(self._join_pollers), return_exceptions=True)
         stop_wait.cancel()
         await self._shutdown_pools()
@@ -205,11 +210,11 @@ class Runner:
         with contextlib.suppress(SystemExit):  # uvicorn's answer to a failed bind; it has logged why
             await server.serve()
 
-    def _start_pollers(self, loop: asyncio.AbstractEventLoop) -> None:
-        for fid, spec in self.template.functions.items():
-            pool = self.pools.get(fid)
-            if pool is None:
-                continue
+    def _start_pollers(self) -> None:
+        """Each enabled Kafka event source runs in its own process, with its own instances of the function."""
+        tpl = self.template
+        for fid, spec in tpl.functions.items():
+            env = function_environment(spec, base_env=self.base_env, region=tpl.region, account_id=tpl.account_id)
             for source in spec.kafka_sources:
                 if not source.enabled:
                     log.info("%s/%s is disabled (Enabled: false)", fid, source.event_id)
@@ -217,21 +222,23 @@ class Runner:
                 bootstrap = (
                     self.base_env.get("KAFKA_BOOTSTRAP_SERVERS") or source.bootstrap_servers or DEFAULT_BOOTSTRAP
                 )
-                for index in range(self.kafka_consumers):
-                    poller = KafkaPoller(
-                        source,
-                        invoke=_sync_invoker(pool, loop),
-                        bootstrap_servers=bootstrap,
-                        function_arn=pool.arn,
-                        function_timeout_s=spec.timeout_s,
-                        index=index,
-                    )
-                    poller.start()
-                    self.pollers.append(poller)
+                job = kafka_source.KafkaSourceJob(
+                    spec=spec,
+                    source=source,
+                    env=env,
+                    region=tpl.region,
+                    account_id=tpl.account_id,
+                    bootstrap_servers=bootstrap,
+                    consumers=self.kafka_consumers or source.minimum_pollers,
+                    prewarm=self.prewarm,
+                    instance_id=self.instance_id,
+                    log_level=self.log_level,
+                )
+                self.kafka_processes.append(kafka_source.KafkaSourceProcess(job))
 
     def _join_pollers(self) -> None:
-        for poller in self.pollers:
-            poller.join()
+        for process in self.kafka_processes:
+            process.join()
 
     async def _shutdown_pools(self) -> None:
         await asyncio.gather(*(pool.shutdown() for pool in self.pools.values()))
@@ -246,16 +253,11 @@ class Runner:
         log.warning("received %s again: stopping now", signal.Signals(sig).name)
         for pool in self.pools.values():
             pool.kill_all()
+        for process in self.kafka_processes:
+            process.kill()
         if self.log_handler is not None:
             self.log_handler.detach()
         os._exit(1)
-
-
-def _sync_invoker(pool: FunctionPool, loop: asyncio.AbstractEventLoop):
-    def invoke(event_json: bytes) -> InvokeResult:
-        return asyncio.run_coroutine_threadsafe(pool.invoke(event_json), loop).result()
-
-    return invoke
 
 
 # ---------------------------------------------------------------------------------------------------- CLI
@@ -304,8 +306,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--kafka-consumers",
         type=int,
-        default=int(env.get("RUNNER_KAFKA_CONSUMERS", "1")),
-        help="consumers per Kafka event source (each takes a share of the partitions)",
+        default=int(env["RUNNER_KAFKA_CONSUMERS"]) if env.get("RUNNER_KAFKA_CONSUMERS") else None,
+        help="consumers per Kafka event source, each taking a share of the partitions "
+        "(default: the event source's ProvisionedPollerConfig.MinimumPollers, else 1)",
+    )
+    parser.add_argument(
+        "--instance-id",
+        default=env.get("RUNNER_INSTANCE_ID"),
+        help="this runner's stable name: its Kafka consumers become static group members, so a restart with the "
+        "same id takes their partitions back at once",
     )
     parser.add_argument("--no-kafka", action="store_true", help="do not poll Kafka event sources")
     parser.add_argument(
@@ -331,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
         instance_wait_s=args.instance_wait_ms / 1000,
         kafka=not args.no_kafka,
         kafka_consumers=args.kafka_consumers,
+        instance_id=args.instance_id,
+        log_level=args.log_level,
     )
     threading.current_thread().name = "runner"
     # uvloop: the HTTP front's event loop in C (the stdlib loop costs more CPU per request than routing it).

@@ -241,7 +241,11 @@ def kafka_record(
     value: bytes | None,
     headers: list[tuple[str, bytes | None]] | None,
 ) -> dict[str, Any]:
-    """One record as Lambda's Kafka event source mapping delivers it (key absent when the record has none)."""
+    """One record as Lambda's Kafka event source mapping delivers it.
+
+    The key is absent when the record has none, and so is the value of a tombstone (a null value): an empty
+    value is an empty string, a null one is no ``value`` key at all.
+    """
     record: dict[str, Any] = {
         "topic": topic,
         "partition": partition,
@@ -251,14 +255,15 @@ def kafka_record(
     }
     if key is not None:
         record["key"] = base64.b64encode(key).decode("ascii")
-    record["value"] = base64.b64encode(value or b"").decode("ascii")
+    if value is not None:
+        record["value"] = base64.b64encode(value).decode("ascii")
     record["headers"] = [{name: list(data or b"")} for name, data in (headers or [])]
     return record
 
 
 def record_size(record: dict[str, Any]) -> int:
     """An upper estimate of the record's size in the event JSON (used to stay below the 6 MB payload limit)."""
-    size = 160 + len(record["topic"]) + len(record["value"]) + len(record.get("key") or "")
+    size = 160 + len(record["topic"]) + len(record.get("value") or "") + len(record.get("key") or "")
     for header in record["headers"]:
         for name, data in header.items():
             size += 8 + len(name) + 4 * len(data)

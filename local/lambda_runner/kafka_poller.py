@@ -12,6 +12,9 @@ Semantics (those of Lambda's MSK / self-managed Kafka event source mapping):
   offsets and the batch is retried after an exponential back-off (0.5 s doubling, capped at 30 s). Retries are
   infinite unless MaximumRetryAttempts is set; with an on-failure destination they are capped at 10 (as AWS does).
   Once exhausted, the records go to the on-failure destination (if any), are committed and skipped;
+- with BisectBatchOnFunctionError, a failed batch of more than one record is retried at once as its first half
+  (then halves of that ...), without counting an attempt, so a record that fails the function ends up alone; after
+  each success the batch limit doubles back towards BatchSize;
 - with FunctionResponseTypes [ReportBatchItemFailures], a result {"batchItemFailures": [{"itemIdentifier":
   {"partition": "<topic>-<partition>", "offset": n}}]} commits each partition up to its lowest failed offset
   and retries from there; a malformed list fails the whole batch;
@@ -19,8 +22,20 @@ Semantics (those of Lambda's MSK / self-managed Kafka event source mapping):
 
 On-failure destinations: ``kafka://<topic>`` or an MSK topic ARN (``arn:aws:kafka:...:topic/<cluster>/<uuid>/<topic>``)
 are produced to on the same cluster: each failed record with its original key, value and headers plus
-``lambda-*`` headers describing the failure (the header names are this runner's). Other destinations
-(SQS, SNS, S3 ARNs) cannot be reached locally: the AWS-style invocation record is logged at ERROR instead.
+dead-letter headers describing the failure (AWS does not publish its header names; this runner writes
+``x-dlq-reason: RetryAttemptsExhausted``, ``x-dlq-error``, ``x-dlq-attempts``, ``x-dlq-source-topic``,
+``x-dlq-source-partition``, ``x-dlq-source-offset``, ``x-dlq-source-timestamp``, ``x-dlq-failed-at``,
+``x-dlq-writer`` (the function ARN) and ``x-dlq-request-id``). Other destinations (SQS, SNS, S3 ARNs) cannot be
+reached locally: the AWS-style invocation record is logged at ERROR instead.
+
+Group membership: ``session.timeout.ms`` is 6 s (the broker's minimum), so the partitions of a consumer that
+died (``kill -9`` of its runner) move to the others within about 6 s. Given an instance id (``--instance-id``),
+each consumer is a static member (``group.instance.id`` = ``<instance id>-<function>-<event>-<n>``): a runner
+restarted with the same id takes its partitions back at once, without a rebalance.
+
+Lag: librdkafka's statistics (every ``LAG_INTERVAL_S``) give each assigned partition's lag (high watermark minus
+committed offset); :attr:`KafkaPoller.lag` holds the latest figures, ``on_lag`` receives them (the runner's
+process reads them through :meth:`.kafka_source.KafkaSourceProcess.lag`) and they are logged.
 """
 
 from __future__ import annotations
@@ -46,6 +61,8 @@ MAX_EVENT_BYTES = LAMBDA_MAX_EVENT_BYTES - 64 * 1024  # room for the envelope
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 30.0
 POLL_IDLE_S = 0.5
+SESSION_TIMEOUT_MS = 6000
+LAG_INTERVAL_S = 10
 
 TP = tuple[str, int]
 Invoker = Callable[[bytes], InvokeResult]
@@ -76,6 +93,8 @@ class KafkaPoller(threading.Thread):
         function_arn: str,
         function_timeout_s: float,
         index: int = 0,
+        instance_id: str | None = None,
+        on_lag: Callable[[dict[TP, int]], None] | None = None,
         consumer_config: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(name=f"kafka:{source.function_id}/{source.event_id}#{index}", daemon=True)
@@ -98,6 +117,11 @@ class KafkaPoller(threading.Thread):
             # the longest gap between two polls: one invocation plus one back-off
             "max.poll.interval.ms": int(max(300.0, 2 * function_timeout_s + BACKOFF_CAP_S + 30) * 1000),
             "topic.metadata.refresh.interval.ms": 10_000,
+            "session.timeout.ms": SESSION_TIMEOUT_MS,
+            "heartbeat.interval.ms": SESSION_TIMEOUT_MS // 3,
+            "statistics.interval.ms": LAG_INTERVAL_S * 1000,
+            "stats_cb": self._on_stats,
+            **({"group.instance.id": f"{instance_id}-{self.label.replace('/', '-')}-{index}"} if instance_id else {}),
             **(consumer_config or {}),
         }
         self._stop_event = threading.Event()
@@ -112,6 +136,9 @@ class KafkaPoller(threading.Thread):
         self._last_error_log: dict[str, float] = {}
         self.batches_ok = 0
         self.batches_failed = 0
+        self.lag: dict[TP, int] = {}  # latest consumer lag per assigned partition (records)
+        self.on_lag = on_lag
+        self._batch_limit: int | None = None  # below BatchSize while bisecting
 
     # lifecycle -------------------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -168,6 +195,21 @@ class KafkaPoller(threading.Thread):
             self._attempts.pop(tp, None)
         log.info("%s: revoked %s", self.label, _fmt(partitions))
 
+    def _on_stats(self, stats_json: str) -> None:
+        """librdkafka statistics (called inside poll, on this thread): keep and log each partition's lag."""
+        stats = json.loads(stats_json)
+        lag: dict[TP, int] = {}
+        for topic, data in (stats.get("topics") or {}).items():
+            for partition, pstats in (data.get("partitions") or {}).items():
+                tp = (topic, int(partition))
+                if tp in self.assigned and pstats.get("consumer_lag", -1) >= 0:
+                    lag[tp] = pstats["consumer_lag"]
+        self.lag = lag
+        if self.on_lag is not None:
+            self.on_lag(lag)
+        if lag:
+            log.info("%s: lag %s", self.label, ",".join(f"{t}-{p}={n}" for (t, p), n in sorted(lag.items())))
+
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.warning("%s: partitions lost", self.label)
         self._on_revoke(consumer, partitions)
@@ -177,6 +219,7 @@ class KafkaPoller(threading.Thread):
         assert self.consumer is not None
         self._batch = batch = []
         size = 0
+        limit = self._batch_limit or self.source.batch_size
         pending, self._carry = self._carry, []
         if not pending:
             first = self.consumer.poll(POLL_IDLE_S)
@@ -193,15 +236,15 @@ class KafkaPoller(threading.Thread):
                     continue
                 record = _to_record(msg)
                 rsize = record_size(record)
-                if batch and (size + rsize > MAX_EVENT_BYTES or len(batch) >= self.source.batch_size):
+                if batch and (size + rsize > MAX_EVENT_BYTES or len(batch) >= limit):
                     self._carry = [m for m in pending[i:] if m.error() is None]
                     return batch
                 batch.append((msg, record))
                 size += rsize
             remaining = deadline - time.monotonic()
-            if len(batch) >= self.source.batch_size or remaining <= 0 or self.stopping:
+            if len(batch) >= limit or remaining <= 0 or self.stopping:
                 return batch
-            pending = self.consumer.consume(self.source.batch_size - len(batch), timeout=remaining)
+            pending = self.consumer.consume(limit - len(batch), timeout=remaining)
 
     def _log_kafka_error(self, error: KafkaError) -> None:
         if error.code() == KafkaError._PARTITION_EOF:
@@ -262,6 +305,9 @@ class KafkaPoller(threading.Thread):
             for tp in first:
                 self._attempts.pop(tp, None)
             self.batches_ok += 1
+            if self._batch_limit is not None:  # bisecting: grow back towards BatchSize
+                doubled = 2 * self._batch_limit
+                self._batch_limit = doubled if doubled < self.source.batch_size else None
             log.info("%s -> ok %.1fms", desc, result.duration_ms)
             return
 
@@ -270,6 +316,12 @@ class KafkaPoller(threading.Thread):
         done.update({tp: offset for tp, offset in failed.items() if offset > first[tp]})
         self._commit(done)
         self.batches_failed += 1
+        if not result.ok and self.source.bisect_batch_on_function_error and len(batch) > 1:
+            self._batch_limit = len(batch) // 2
+            log.warning("%s -> failed (%s); bisecting: next batch %d record(s)", desc, reason, self._batch_limit)
+            self._rewind.update(failed)
+            self._back_off(0.0)
+            return
         attempts = self._count_attempt(failed)
         max_retries = self.source.effective_max_retries
         if max_retries is not None and attempts > max_retries:
@@ -389,16 +441,16 @@ class KafkaPoller(threading.Thread):
         for msg in messages:
             _, timestamp = msg.timestamp()
             meta = {
-                "lambda-failure-condition": "RetryAttemptsExhausted",
-                "lambda-function-arn": self.function_arn,
-                "lambda-request-id": result.request_id,
-                "lambda-error-type": str(error.get("errorType")),
-                "lambda-error-message": str(error.get("errorMessage"))[:1024],
-                "lambda-approximate-invoke-count": str(attempts),
-                "lambda-source-topic": msg.topic(),
-                "lambda-source-partition": str(msg.partition()),
-                "lambda-source-offset": str(msg.offset()),
-                "lambda-source-timestamp": str(timestamp),
+                "x-dlq-reason": "RetryAttemptsExhausted",
+                "x-dlq-error": f"{error.get('errorType')}: {error.get('errorMessage')}"[:1000],
+                "x-dlq-attempts": str(attempts),
+                "x-dlq-source-topic": msg.topic(),
+                "x-dlq-source-partition": str(msg.partition()),
+                "x-dlq-source-offset": str(msg.offset()),
+                "x-dlq-source-timestamp": str(timestamp),
+                "x-dlq-failed-at": datetime.now(UTC).isoformat(),
+                "x-dlq-writer": self.function_arn,
+                "x-dlq-request-id": result.request_id,
             }
             headers = list(msg.headers() or []) + [(k, v.encode()) for k, v in meta.items()]
             self._producer.produce(topic, key=msg.key(), value=msg.value(), headers=headers, on_delivery=delivered)

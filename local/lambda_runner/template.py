@@ -317,6 +317,8 @@ class KafkaSource:
     max_retry_attempts: int | None = None  # None / -1: infinite
     on_failure_destination: str | None = None
     report_batch_item_failures: bool = False
+    bisect_batch_on_function_error: bool = False
+    minimum_pollers: int = 1  # ProvisionedPollerConfig.MinimumPollers: consumers run locally
     enabled: bool = True
 
     @property
@@ -570,7 +572,7 @@ def _kafka_source(function_id: str, event_id: str, kind: str, props: dict[str, A
     starting = str(props.get("StartingPosition", "LATEST" if kind == "MSK" else "TRIM_HORIZON")).upper()
     if starting == "AT_TIMESTAMP":
         log.warning("%s/%s: StartingPosition AT_TIMESTAMP is run locally as TRIM_HORIZON", function_id, event_id)
-    for unsupported in ("FilterCriteria", "MaximumRecordAgeInSeconds", "BisectBatchOnFunctionError"):
+    for unsupported in ("FilterCriteria", "MaximumRecordAgeInSeconds"):
         if unsupported in props:
             log.warning("%s/%s: %s is not applied by the local runner", function_id, event_id, unsupported)
     window = props.get("MaximumBatchingWindowInSeconds")
@@ -588,6 +590,8 @@ def _kafka_source(function_id: str, event_id: str, kind: str, props: dict[str, A
         max_retry_attempts=int(retries) if retries is not None else None,
         on_failure_destination=str(destination) if destination else None,
         report_batch_item_failures="ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []),
+        bisect_batch_on_function_error=str(props.get("BisectBatchOnFunctionError", False)).lower() == "true",
+        minimum_pollers=max(1, int((props.get("ProvisionedPollerConfig") or {}).get("MinimumPollers", 1))),
         enabled=str(props.get("Enabled", True)).lower() != "false",
     )
 

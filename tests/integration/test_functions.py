@@ -29,7 +29,7 @@ def msk_event_for(sample_event, organization_id: str, name: str = "consumer_msk_
     ids: list[str] = []
     for record in event["records"]["log-events-0"]:
         try:
-            value = json.loads(base64.b64decode(record["value"]))
+            value = json.loads(base64.b64decode(record.get("value", "")))  # a tombstone has no value
         except ValueError:
             continue
         if "id" in value:
@@ -64,7 +64,7 @@ def test_consumer_dead_letters_poison_records_and_stores_the_rest(
 
     result = consumer_function.handler(event, lambda_context)
 
-    assert (result["stored"], result["dead_lettered"]) == (1, 2)
+    assert (result["stored"], result["dead_lettered"]) == (1, 3)
     assert pg.execute("SELECT count(*) FROM log_events WHERE organization_id = %s", (organization_id,)).fetchone() == (
         1,
     )

@@ -9,8 +9,8 @@ import pytest
 
 from logpipe import kafka
 from logpipe.config import get_settings
+from logpipe.deadletter import DeadLetter
 from logpipe.errors import DependencyUnavailableError
-from logpipe.kafka import DeadLetter
 from logpipe.models import Level, LogEvent
 
 
@@ -52,6 +52,7 @@ def test_dead_letters_say_why_how_often_and_where_from(settings, tail) -> None:
                 source_topic="log-events",
                 source_partition=4,
                 source_offset=1234,
+                writer="ConsumerFunction",
             )
         ]
     )
@@ -63,6 +64,7 @@ def test_dead_letters_say_why_how_often_and_where_from(settings, tail) -> None:
     assert headers["x-dlq-attempts"] == b"3"
     assert (headers["x-dlq-source-topic"], headers["x-dlq-source-partition"]) == (b"log-events", b"4")
     assert headers["x-dlq-source-offset"] == b"1234"
+    assert headers["x-dlq-writer"] == b"ConsumerFunction"
     assert message.key() == b"acme"
 
 

@@ -346,13 +346,13 @@ def test_retries_exhausted_go_to_the_kafka_destination(toy: Toy, new_topic) -> N
     for i, message in enumerate(got):
         headers = dict(message.headers())
         assert headers["h"] == b"x"  # the original headers are kept
-        assert headers["lambda-failure-condition"] == b"RetryAttemptsExhausted"
-        assert headers["lambda-source-topic"] == topic.encode()
-        assert headers["lambda-source-partition"] == b"0"
-        assert headers["lambda-source-offset"] == str(i).encode()
-        assert headers["lambda-approximate-invoke-count"] == b"2"
-        assert headers["lambda-error-type"] == b"RuntimeError"
-        assert headers["lambda-function-arn"].endswith(b":function:ToyConsumer")
+        assert headers["x-dlq-reason"] == b"RetryAttemptsExhausted"
+        assert headers["x-dlq-source-topic"] == topic.encode()
+        assert headers["x-dlq-source-partition"] == b"0"
+        assert headers["x-dlq-source-offset"] == str(i).encode()
+        assert headers["x-dlq-attempts"] == b"2"
+        assert headers["x-dlq-error"].startswith(b"RuntimeError: ")
+        assert headers["x-dlq-writer"].endswith(b":function:ToyConsumer")
 
 
 def test_report_batch_item_failures_retries_from_the_failed_record(toy: Toy, new_topic) -> None:

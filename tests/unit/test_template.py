@@ -44,3 +44,12 @@ def test_the_consumer_reads_log_events_through_msk() -> None:
     [msk] = [source for source in functions()["ConsumerFunction"].kafka_sources if source.kind == "MSK"]
     assert msk.topics == ("log-events",)
     assert msk.group_id == "logpipe-consumer"
+
+
+def test_the_consumer_has_lambdas_kafka_error_controls_in_provisioned_mode() -> None:
+    [msk] = functions()["ConsumerFunction"].kafka_sources
+    assert msk.report_batch_item_failures and msk.bisect_batch_on_function_error
+    assert msk.on_failure_destination == "kafka://log-events-dlq"
+    assert msk.effective_max_retries == 100
+    assert msk.minimum_pollers == 2  # ProvisionedPollerConfig: required by AWS for these controls
+    assert msk.batch_size <= 10_000

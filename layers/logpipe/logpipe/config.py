@@ -28,6 +28,10 @@ class Settings(BaseSettings):
 
     database_url: str = Field(min_length=1)
     database_pool_max_size: int = Field(default=4, ge=1)
+    # Storage is bounded: day partitions older than this are dropped by maintenance (docs/sink.md).
+    retention_days: int = Field(default=30, ge=1)
+    # How many days of partitions maintenance creates ahead of today.
+    partitions_ahead_days: int = Field(default=3, ge=1)
 
     redis_url: str = Field(min_length=1)
     # How long a retried request (same Idempotency-Key or client id) is answered from its first result.

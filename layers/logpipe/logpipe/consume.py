@@ -1,21 +1,27 @@
-"""Consumer logic: decode a Kafka batch, store it in bulk, dead-letter what can never be stored."""
+"""Consumer logic: decode a Kafka batch, store it in bulk, dead-letter what can never be stored.
+
+A record that can never be stored never blocks its partition: it goes to the dead-letter topic with its reason
+and its neighbours are stored. Rows PostgreSQL refuses are found by bisection (a batch with k bad rows costs
+about 2·k·log2(n) small transactions, not n). A PostgreSQL outage raises and the whole batch comes again.
+"""
 
 import base64
+import binascii
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
-import psycopg
 from aws_lambda_powertools.utilities.kafka.consumer_records import ConsumerRecordRecords
+from pydantic import ValidationError
 
 from logpipe import db, kafka
-from logpipe.kafka import DeadLetter
+from logpipe.config import Settings
+from logpipe.deadletter import REPLAY_COUNT_HEADER, DeadLetter
+from logpipe.errors import DependencyUnavailableError
 from logpipe.models import LogEvent
 from logpipe.observability import MetricUnit, logger, metrics, tracer
-
-# Errors that belong to a row, not to the database: retrying the batch would fail the same way forever.
-_UNSTORABLE_ROW_ERRORS = (psycopg.DataError, psycopg.IntegrityError)
 
 
 @dataclass(frozen=True)
@@ -24,6 +30,9 @@ class BatchOutcome:
     stored: int
     duplicates: int
     dead_lettered: int
+    # Records that could be neither stored nor dead-lettered (the dead-letter topic refused them), in the shape
+    # of Lambda's ReportBatchItemFailures: the event source mapping retries from there.
+    batch_item_failures: list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -32,28 +41,41 @@ class _Decoded:
     event: LogEvent
 
 
+class _Unusable(Exception):
+    """This record can never be stored (found while decoding); `reason` is its x-dlq-reason."""
+
+    def __init__(self, reason: str, error: str) -> None:
+        super().__init__(error)
+        self.reason = reason
+
+
 @tracer.capture_method
-def process_batch(records: Iterable[ConsumerRecordRecords]) -> BatchOutcome:
-    """Store every decodable record exactly once; dead-letter the rest.
+def process_batch(records: Iterable[ConsumerRecordRecords], settings: Settings, writer: str) -> BatchOutcome:
+    """Store every storable record exactly once per (organization, id); dead-letter the rest.
 
     Returns only when rows are committed and dead letters acknowledged, so the caller may commit offsets.
-    A transient failure (PostgreSQL or Kafka down) raises, and the whole batch is delivered again.
+    A PostgreSQL outage raises DependencyUnavailableError, and the whole batch is delivered again.
     """
     started = time.perf_counter()
-    decoded, undecodable = _decode(records)
-    stored, unstorable = _store(decoded)
-    letters = undecodable + unstorable
-    kafka.publish_dead_letters(letters)
+    decoded, rejected = _decode(records, _oldest_kept_day(settings), writer)
+    stored, unstorable = _store_isolating(decoded, writer)
+    letters = rejected + unstorable
+    failures = _publish(letters)
 
     outcome = BatchOutcome(
-        received=len(decoded) + len(undecodable),
+        received=len(decoded) + len(rejected),
         stored=stored,
         duplicates=len(decoded) - len(unstorable) - stored,
-        dead_lettered=len(letters),
+        dead_lettered=len(letters) - len(failures),
+        batch_item_failures=failures,
     )
     _record_metrics(outcome, decoded, elapsed_ms=(time.perf_counter() - started) * 1000)
-    logger.info("batch processed", extra=outcome.__dict__)
+    logger.info("batch processed", extra={k: v for k, v in outcome.__dict__.items() if k != "batch_item_failures"})
     return outcome
+
+
+def _oldest_kept_day(settings: Settings) -> date:
+    return datetime.now(UTC).date() - timedelta(days=settings.retention_days)
 
 
 def _record_metrics(outcome: BatchOutcome, decoded: list[_Decoded], elapsed_ms: float) -> None:
@@ -69,44 +91,101 @@ def _record_metrics(outcome: BatchOutcome, decoded: list[_Decoded], elapsed_ms: 
         metrics.add_metric(name="log_events_errors_total", unit=MetricUnit.Count, value=outcome.dead_lettered)
 
 
-def _decode(records: Iterable[ConsumerRecordRecords]) -> tuple[list[_Decoded], list[DeadLetter]]:
+def _decode(
+    records: Iterable[ConsumerRecordRecords], oldest_kept_day: date, writer: str
+) -> tuple[list[_Decoded], list[DeadLetter]]:
     decoded: list[_Decoded] = []
     letters: list[DeadLetter] = []
     for record in records:
         try:
-            decoded.append(_Decoded(record, record.value))
-        except Exception as exc:  # malformed JSON, schema violations: this record can never be stored
-            letters.append(_dead_letter(record, "undecodable", exc))
+            decoded.append(_Decoded(record, _event(record, oldest_kept_day)))
+        except _Unusable as exc:
+            letters.append(_dead_letter(record, exc.reason, str(exc), writer))
     return decoded, letters
 
 
-def _store(decoded: list[_Decoded]) -> tuple[int, list[DeadLetter]]:
+def _event(record: ConsumerRecordRecords, oldest_kept_day: date) -> LogEvent:
+    """The record's event, decoded straight from its bytes (UTF-8 and JSON checked by pydantic-core)."""
+    value = record.get("value")
+    if value is None:  # Lambda omits the value of a tombstone
+        raise _Unusable("tombstone", "the record has no value (a tombstone)")
     try:
-        return db.store_events([item.event for item in decoded]), []
-    except _UNSTORABLE_ROW_ERRORS as exc:
-        logger.warning("bulk store refused a row; isolating it", extra={"error": str(exc)})
-    return _store_one_by_one(decoded)
+        event = LogEvent.model_validate_json(base64.b64decode(value, validate=True))
+    except binascii.Error as exc:
+        raise _Unusable("undecodable", f"value is not base64: {exc}") from exc
+    except ValidationError as exc:
+        raise _Unusable("undecodable", f"ValidationError: {_short(exc)}") from exc
+    if db.utc_day(event.timestamp) < oldest_kept_day:
+        raise _Unusable("expired", f"timestamp {event.timestamp.isoformat()} is older than the retention period")
+    return event
 
 
-def _store_one_by_one(decoded: list[_Decoded]) -> tuple[int, list[DeadLetter]]:
-    stored = 0
-    letters: list[DeadLetter] = []
-    for item in decoded:
-        try:
-            stored += db.store_events([item.event])
-        except _UNSTORABLE_ROW_ERRORS as exc:
-            letters.append(_dead_letter(item.record, "unstorable", exc))
-    return stored, letters
+def _short(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(part) for part in error['loc']) or 'value'}: {error['msg']}"
+        for error in exc.errors(include_url=False, include_input=False)
+    )
 
 
-def _dead_letter(record: ConsumerRecordRecords, reason: str, exc: Exception) -> DeadLetter:
+def _store_isolating(items: list[_Decoded], writer: str) -> tuple[int, list[DeadLetter]]:
+    """Store the items; when PostgreSQL refuses a row, halve and recurse until each refused row stands alone."""
+    try:
+        return db.store_events([item.event for item in items]), []
+    except db.UnstorableRowsError as exc:
+        if len(items) == 1:
+            return 0, [_dead_letter(items[0].record, "unstorable", str(exc), writer)]
+        logger.warning("PostgreSQL refused a row; bisecting", extra={"rows": len(items), "error": str(exc)})
+    middle = len(items) // 2
+    stored_first, letters_first = _store_isolating(items[:middle], writer)
+    stored_second, letters_second = _store_isolating(items[middle:], writer)
+    return stored_first + stored_second, letters_first + letters_second
+
+
+def _publish(letters: list[DeadLetter]) -> list[dict[str, Any]]:
+    """Publish the dead letters; when the topic refuses them, report them as batch item failures instead."""
+    try:
+        kafka.publish_dead_letters(letters)
+    except DependencyUnavailableError:
+        logger.exception("dead letters not acknowledged; reporting them as batch item failures")
+        return [
+            {
+                "itemIdentifier": {
+                    "partition": f"{letter.source_topic}-{letter.source_partition}",
+                    "offset": letter.source_offset,
+                }
+            }
+            for letter in letters
+        ]
+    return []
+
+
+def _dead_letter(record: ConsumerRecordRecords, reason: str, error: str, writer: str) -> DeadLetter:
+    replayed = _header(record, REPLAY_COUNT_HEADER)
     return DeadLetter(
-        key=base64.b64decode(record.original_key) if record.original_key else None,
-        value=base64.b64decode(record.original_value),
+        key=_bytes_or_none(record.get("key")),
+        value=_bytes_or_none(record.get("value")),
         reason=reason,
-        error=f"{type(exc).__name__}: {exc}",
+        error=error,
         attempts=1,
         source_topic=record.topic,
-        source_partition=record.partition,
-        source_offset=record.offset,
+        source_partition=int(record.partition),
+        source_offset=int(record.offset),
+        writer=writer,
+        extra_headers={REPLAY_COUNT_HEADER: replayed} if replayed else {},
     )
+
+
+def _header(record: ConsumerRecordRecords, name: str) -> str | None:
+    for header in record.get("headers") or []:
+        if name in header:
+            return bytes(header[name]).decode("utf-8", "replace")
+    return None
+
+
+def _bytes_or_none(encoded: str | None) -> bytes | None:
+    if encoded is None:
+        return None
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except binascii.Error:
+        return encoded.encode()

@@ -1,10 +1,17 @@
-"""PostgreSQL access: a small connection pool per process, created on first use and reused while warm."""
+"""PostgreSQL access: a small connection pool per process, created on first use and reused while warm.
 
-from collections.abc import Sequence
-from datetime import date
+`connection()` is the one way to get a connection; this module also holds the write path of the consumer
+(`store_events`). Read-side SQL lives in its own modules.
+"""
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
 from functools import lru_cache
 
 import psycopg
+import pydantic_core
+from psycopg import errors as pg_errors
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
@@ -13,28 +20,48 @@ from logpipe.errors import DependencyUnavailableError
 from logpipe.models import LogEvent
 
 _COLUMNS = "id, organization_id, occurred_at, level, message, source, attributes, trace_id, span_id, received_at"
+_STAGED = ", ".join("s." + column.strip() for column in _COLUMNS.split(","))
 
-# Rows land in a per-connection staging table first, so one COPY feeds an INSERT that claims each id in
-# log_event_ids; only ids claimed by this statement reach log_events, which makes redelivery harmless.
+# Rows land in a per-connection staging table first, so one COPY feeds an INSERT that claims each
+# (organization, id) in log_event_ids; only ids claimed by this statement reach log_events, which makes
+# redelivery harmless. `position` is the row's place in the batch: when a batch holds the same event twice,
+# the first one wins, deterministically, in both halves of the statement.
 _CREATE_STAGING = (
-    "CREATE TEMP TABLE IF NOT EXISTS log_events_staging (LIKE log_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    "CREATE TEMP TABLE IF NOT EXISTS log_events_staging"
+    " (LIKE log_events INCLUDING DEFAULTS, position integer NOT NULL) ON COMMIT DELETE ROWS"
 )
-_COPY_STAGING = f"COPY log_events_staging ({_COLUMNS}) FROM STDIN"
+# Binary COPY: about half the client CPU of text COPY per row, and no text escaping to get wrong.
+_COPY_STAGING = f"COPY log_events_staging ({_COLUMNS}, position) FROM STDIN (FORMAT BINARY)"
+_STAGING_TYPES = [
+    "uuid", "text", "timestamptz", "text", "text", "text", "jsonb", "text", "text", "timestamptz", "integer",
+]  # fmt: skip
 _INSERT_NEW = f"""
 WITH claimed AS (
-    INSERT INTO log_event_ids (id, organization_id, occurred_at)
-    SELECT DISTINCT ON (id) id, organization_id, occurred_at FROM log_events_staging
-    ON CONFLICT (id) DO NOTHING
-    RETURNING id
+    INSERT INTO log_event_ids (organization_id, id, occurred_at)
+    SELECT DISTINCT ON (organization_id, id) organization_id, id, occurred_at FROM log_events_staging
+    ORDER BY organization_id, id, position
+    ON CONFLICT (organization_id, id) DO NOTHING
+    RETURNING organization_id, id
 )
 INSERT INTO log_events ({_COLUMNS})
-SELECT DISTINCT ON (s.id) {", ".join("s." + column.strip() for column in _COLUMNS.split(","))}
-FROM log_events_staging s JOIN claimed USING (id)
+SELECT DISTINCT ON (s.organization_id, s.id) {_STAGED}
+FROM log_events_staging s JOIN claimed USING (organization_id, id)
+ORDER BY s.organization_id, s.id, s.position
 """
 
-_TRANSIENT_ERRORS = (psycopg.OperationalError, PoolTimeout)
+# psycopg files ProgramLimitExceeded (a row over an index or tsvector limit) under OperationalError; it
+# belongs to the row, not to the server, so it is checked before the outage errors.
+_ROW_ERRORS = (psycopg.DataError, psycopg.IntegrityError, pg_errors.ProgramLimitExceeded, UnicodeEncodeError)
+_TRANSIENT_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
 
+# Day partitions known to exist in this process. Maintenance creates them ahead of time; the hot path only
+# creates one that is missing (a fresh day before maintenance ran, a late event), and forgets one that a row
+# finds missing (retention, in another process, dropped it).
 _known_partitions: set[date] = set()
+
+
+class UnstorableRowsError(Exception):
+    """At least one row of the batch can never be stored: retrying the same rows fails the same way."""
 
 
 @lru_cache(maxsize=1)
@@ -53,28 +80,72 @@ def _pool() -> ConnectionPool:
     )
 
 
-def store_events(events: Sequence[LogEvent]) -> int:
-    """Store events in one COPY-fed statement; returns how many were new (duplicates are skipped).
+@contextmanager
+def connection() -> Iterator[psycopg.Connection]:
+    """A pooled connection, returned to the pool afterwards.
 
-    Raises DependencyUnavailableError when PostgreSQL cannot be reached (retry later) and lets
-    psycopg.DataError/IntegrityError through when a row itself is unstorable.
+    Raises DependencyUnavailableError when PostgreSQL cannot be reached or fails mid-way.
     """
-    if not events:
-        return 0
     try:
         with _pool().connection() as conn:
-            _ensure_partitions(conn, {event.timestamp.date() for event in events})
-            with conn.transaction(), conn.cursor() as cursor:
-                cursor.execute(_CREATE_STAGING)
-                with cursor.copy(_COPY_STAGING) as copy:
-                    for event in events:
-                        copy.write_row(_row(event))
-                cursor.execute(_INSERT_NEW)
-                return cursor.rowcount
+            yield conn
+    except pg_errors.ProgramLimitExceeded:
+        raise
     except _TRANSIENT_ERRORS as exc:
         raise DependencyUnavailableError(
             "postgresql", f"PostgreSQL unavailable: {exc}", get_settings().retry_after_seconds
         ) from exc
+
+
+def utc_day(moment: datetime) -> date:
+    """The UTC day a timestamp falls on: the day partition that holds it (a naive time is taken as UTC)."""
+    return moment.astimezone(UTC).date() if moment.tzinfo else moment.date()
+
+
+def store_events(events: Sequence[LogEvent]) -> int:
+    """Store events in one COPY-fed statement; returns how many were new (duplicates are skipped).
+
+    Raises DependencyUnavailableError when PostgreSQL cannot be reached (retry later) and
+    UnstorableRowsError when a row itself is refused (the caller isolates it).
+    """
+    if not events:
+        return 0
+    days = {utc_day(event.timestamp) for event in events}
+    try:
+        try:
+            return _copy_and_claim(events, days)
+        except pg_errors.CheckViolation:
+            if not days & _known_partitions:
+                raise
+            # No partition for a row although this process remembers one: retention dropped it. Forget, retry.
+            _known_partitions.difference_update(days)
+            return _copy_and_claim(events, days)
+    except _ROW_ERRORS as exc:
+        raise UnstorableRowsError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _copy_and_claim(events: Sequence[LogEvent], days: set[date]) -> int:
+    with connection() as conn:
+        _ensure_partitions(conn, days)
+        with conn.transaction(), conn.cursor() as cursor:
+            cursor.execute(_CREATE_STAGING)
+            with cursor.copy(_COPY_STAGING) as copy:
+                copy.set_types(_STAGING_TYPES)
+                for position, event in enumerate(events):
+                    copy.write_row(_row(event, position))
+            cursor.execute(_INSERT_NEW)
+            return cursor.rowcount
+
+
+def ensure_partition(conn: psycopg.Connection, day: date) -> None:
+    """Create the day partition holding `day` unless it exists (safe under concurrent callers)."""
+    conn.execute("SELECT ensure_log_events_partition(%s)", (day,))
+    _known_partitions.add(day)
+
+
+def forget_partition(day: date) -> None:
+    """Retention dropped this day's partition: the next event of that day creates it again."""
+    _known_partitions.discard(day)
 
 
 def ping() -> None:
@@ -90,20 +161,21 @@ def _ensure_partitions(conn: psycopg.Connection, days: set[date]) -> None:
         return
     with conn.transaction():
         for day in missing:
-            conn.execute("SELECT ensure_log_events_partition(%s)", (day,))
-    _known_partitions.update(missing)
+            ensure_partition(conn, day)
 
 
-def _row(event: LogEvent) -> tuple:
+def _row(event: LogEvent, position: int) -> tuple:
+    timestamp = event.timestamp if event.timestamp.tzinfo else event.timestamp.replace(tzinfo=UTC)
     return (
         event.id,
         event.organization_id,
-        event.timestamp,
+        timestamp,
         event.level.value,
         event.message,
         event.source,
-        Jsonb(event.attributes),
+        Jsonb(event.attributes, dumps=pydantic_core.to_json),  # Rust: about 5x faster than json.dumps
         event.trace_id,
         event.span_id,
         event.received_at,
+        position,
     )

@@ -2,44 +2,18 @@
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import lru_cache
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 
 from logpipe.config import get_settings
+from logpipe.deadletter import DeadLetter
 from logpipe.errors import DependencyUnavailableError
 from logpipe.models import LogEvent
 from logpipe.observability import logger
 
-
-@dataclass(frozen=True)
-class DeadLetter:
-    """A record that can never be stored, with where it came from and why."""
-
-    key: bytes | None
-    value: bytes
-    reason: str
-    error: str
-    attempts: int
-    source_topic: str
-    source_partition: int
-    source_offset: int
-    extra_headers: dict[str, str] = field(default_factory=dict)
-
-    def headers(self) -> list[tuple[str, bytes]]:
-        values = {
-            "x-dlq-reason": self.reason,
-            "x-dlq-error": self.error[:1000],
-            "x-dlq-attempts": str(self.attempts),
-            "x-dlq-source-topic": self.source_topic,
-            "x-dlq-source-partition": str(self.source_partition),
-            "x-dlq-source-offset": str(self.source_offset),
-            "x-dlq-failed-at": datetime.now(UTC).isoformat(),
-            **self.extra_headers,
-        }
-        return [(name, value.encode()) for name, value in values.items()]
+# (topic, key, value, headers) of one message to publish; a None value is a tombstone.
+Outgoing = tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]] | None]
 
 
 @lru_cache(maxsize=1)
@@ -80,7 +54,21 @@ def publish_dead_letters(letters: Sequence[DeadLetter]) -> None:
     _produce_and_wait([(topic, letter.key, letter.value, letter.headers()) for letter in letters])
 
 
-Outgoing = tuple[str, bytes | None, bytes, list[tuple[str, bytes]] | None]
+def publish_records(messages: Sequence[Outgoing]) -> None:
+    """Publish (topic, key, value, headers) as they are and wait for the broker's acknowledgement."""
+    _produce_and_wait(messages)
+
+
+def consumer(group_id: str) -> Consumer:
+    """A consumer of the cluster in its own group, committing only what the caller commits."""
+    return Consumer(
+        {
+            "bootstrap.servers": get_settings().kafka_bootstrap_servers,
+            "group.id": group_id,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
 
 
 def _produce_and_wait(messages: Sequence[Outgoing]) -> None:

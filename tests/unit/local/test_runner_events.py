@@ -271,7 +271,7 @@ def records():
             timestamp_type=1,
             timestamp=1545084650989,
             key=b"k",
-            value=None,
+            value=b"",
             headers=[("a", b"1"), ("a", b"2"), ("empty", None)],
         ),
     ]
@@ -292,6 +292,17 @@ def test_kafka_record_shape() -> None:
     assert "key" not in second and second["timestampType"] == "LOG_APPEND_TIME" and second["headers"] == []
     assert third["value"] == "" and third["headers"] == [{"a": [49]}, {"a": [50]}, {"empty": []}]
     assert all(record_size(r) >= len(json.dumps(r)) for r in (first, second))
+
+
+def test_a_tombstone_has_no_value_key_and_an_empty_value_an_empty_one() -> None:
+    def record(value: bytes | None) -> dict:
+        return kafka_record(
+            topic="t", partition=0, offset=1, timestamp_type=1, timestamp=1, key=b"k", value=value, headers=None
+        )
+
+    assert "value" not in record(None)
+    assert record(b"")["value"] == ""
+    assert record_size(record(None)) >= len(json.dumps(record(None)))
 
 
 def test_msk_event_validates_and_decodes_with_powertools() -> None:

@@ -199,3 +199,44 @@ def test_backoff_is_exponential_and_capped(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(kafka_poller, "BACKOFF_BASE_S", 0.5)  # undo the fast_backoff fixture
     assert [backoff_delay(n) for n in (1, 2, 3, 4)] == [0.5, 1.0, 2.0, 4.0]
     assert backoff_delay(20) == 30.0
+
+
+def test_bisect_batch_on_function_error_halves_the_next_batch_without_counting_an_attempt() -> None:
+    poller, _ = make_poller([ERROR, OK, OK], bisect_batch_on_function_error=True, batch_size=8)
+    poller._process(batch(*[(0, o) for o in range(8)]))
+    assert (poller._batch_limit, poller._attempts, poller.consumer.seeks) == (4, {}, {("t", 0): 0})
+
+    poller._process(batch(*[(0, o) for o in range(4)]))  # the first half succeeds: the limit grows back
+    assert (poller._batch_limit, poller.consumer.commits) == (None, [{("t", 0): 4}])
+
+
+def test_bisection_ends_with_the_failing_record_alone_then_counts_attempts() -> None:
+    poller, _ = make_poller([ERROR, ERROR], bisect_batch_on_function_error=True, batch_size=8)
+    poller._process(batch((0, 0), (0, 1)))
+    assert poller._batch_limit == 1
+    poller._process(batch((0, 0)))
+    assert poller._attempts == {("t", 0): (0, 1)}  # alone now: a real retry
+
+
+def test_without_bisection_a_failed_batch_is_retried_whole() -> None:
+    poller, _ = make_poller([ERROR])
+    poller._process(batch((0, 0), (0, 1)))
+    assert poller._batch_limit is None
+
+
+def test_lag_per_assigned_partition_comes_from_librdkafka_statistics() -> None:
+    poller, _ = make_poller([])
+    stats = {"topics": {"t": {"partitions": {"0": {"consumer_lag": 12}, "1": {"consumer_lag": -1},
+                                             "7": {"consumer_lag": 3}, "-1": {"consumer_lag": 0}}}}}  # fmt: skip
+    poller._on_stats(json.dumps(stats))
+    assert poller.lag == {("t", 0): 12}  # unknown lag (-1) and unassigned partitions left out
+
+
+def test_an_instance_id_makes_each_consumer_a_static_member_with_a_short_session() -> None:
+    source = KafkaSource(function_id="Fn", event_id="Ev", kind="MSK", topics=("t",), group_id="g")
+    static = KafkaPoller(source, invoke=lambda _: OK, bootstrap_servers="b", function_arn="a", function_timeout_s=3,
+                         index=1, instance_id="host-a")  # fmt: skip
+    dynamic = KafkaPoller(source, invoke=lambda _: OK, bootstrap_servers="b", function_arn="a", function_timeout_s=3)
+    assert static.consumer_config["group.instance.id"] == "host-a-Fn-Ev-1"
+    assert "group.instance.id" not in dynamic.consumer_config
+    assert static.consumer_config["session.timeout.ms"] <= 10_000

@@ -1,26 +1,33 @@
+import base64
 import copy
+import json
+import uuid
+from datetime import UTC, datetime
 
-import psycopg
 import pytest
-from aws_lambda_powertools.utilities.kafka import ConsumerRecords, SchemaConfig
+from aws_lambda_powertools.utilities.kafka import ConsumerRecords
 
-from logpipe import consume
+from logpipe import consume, db
+from logpipe.config import get_settings
+from logpipe.errors import DependencyUnavailableError
 from logpipe.models import LogEvent
 
-SCHEMA = SchemaConfig(value_schema_type="JSON", value_output_serializer=LogEvent)
+WRITER = "test-consumer"
 
 
 class FakeStore:
-    """Stands in for logpipe.db: remembers ids and refuses events whose message says so."""
+    """Stands in for logpipe.db: remembers (organization, id) pairs, refuses events whose message says so."""
 
     def __init__(self) -> None:
-        self.ids: set = set()
+        self.keys: set = set()
+        self.calls = 0
 
     def store_events(self, events: list[LogEvent]) -> int:
+        self.calls += 1
         if any(event.message == "unstorable" for event in events):
-            raise psycopg.DataError("invalid byte sequence")
-        new = {event.id for event in events} - self.ids
-        self.ids |= new
+            raise db.UnstorableRowsError("DataError: invalid byte sequence")
+        new = {(event.organization_id, event.id) for event in events} - self.keys
+        self.keys |= new
         return len(new)
 
 
@@ -38,75 +45,145 @@ def dead_letters(monkeypatch: pytest.MonkeyPatch) -> list:
     return published
 
 
-def records(event: dict):
-    return ConsumerRecords(event, schema_config=SCHEMA).records
+def process(event: dict) -> consume.BatchOutcome:
+    return consume.process_batch(ConsumerRecords(event).records, get_settings(), WRITER)
+
+
+def event_value(**overrides) -> bytes:
+    now = datetime.now(UTC)
+    value = {
+        "id": str(uuid.uuid4()),
+        "organizationId": "acme",
+        "level": "INFO",
+        "message": "hello",
+        "source": "unit",
+        "timestamp": now.isoformat(),
+        "receivedAt": now.isoformat(),
+        **overrides,
+    }
+    return json.dumps(value).encode()
+
+
+def msk_event(values: list[bytes | None]) -> dict:
+    """An MSK batch on partition 0; None is a tombstone (Lambda omits its value)."""
+    records = []
+    for offset, value in enumerate(values):
+        record = {"topic": "log-events", "partition": 0, "offset": offset, "timestamp": 0, "headers": []}
+        if value is not None:
+            record["value"] = base64.b64encode(value).decode()
+        records.append(record)
+    return {"eventSource": "aws:kafka", "bootstrapServers": "b:9092", "records": {"log-events-0": records}}
 
 
 def test_stores_every_valid_record(sample_event, store: FakeStore, dead_letters: list) -> None:
-    outcome = consume.process_batch(records(sample_event("consumer_msk_batch")))
+    outcome = process(sample_event("consumer_msk_batch"))
     assert (outcome.received, outcome.stored, outcome.duplicates, outcome.dead_lettered) == (2, 2, 0, 0)
     assert dead_letters == []
 
 
 def test_redelivered_batch_counts_duplicates_not_new_rows(sample_event, store: FakeStore, dead_letters: list) -> None:
-    consume.process_batch(records(sample_event("consumer_msk_batch")))
-    outcome = consume.process_batch(records(sample_event("consumer_msk_batch")))
+    process(sample_event("consumer_msk_batch"))
+    outcome = process(sample_event("consumer_msk_batch"))
     assert (outcome.stored, outcome.duplicates) == (0, 2)
 
 
 def test_poison_records_go_to_the_dead_letter_topic_with_their_origin(
     sample_event, store: FakeStore, dead_letters: list
 ) -> None:
-    outcome = consume.process_batch(records(sample_event("consumer_msk_batch_with_poison")))
-    assert (outcome.received, outcome.stored, outcome.dead_lettered) == (3, 1, 2)
+    outcome = process(sample_event("consumer_msk_batch_with_poison"))
+    assert (outcome.received, outcome.stored, outcome.dead_lettered) == (4, 1, 3)
     assert [(letter.reason, letter.source_offset) for letter in dead_letters] == [
         ("undecodable", 103),
         ("undecodable", 104),
+        ("tombstone", 105),
     ]
     assert dead_letters[0].value == b"{not json"
     headers = dict(dead_letters[0].headers())
     assert headers["x-dlq-source-topic"] == b"log-events"
     assert headers["x-dlq-source-partition"] == b"0"
     assert headers["x-dlq-attempts"] == b"1"
+    assert headers["x-dlq-writer"] == WRITER.encode()
 
 
-def test_a_row_the_database_refuses_is_isolated_and_dead_lettered(
-    sample_event, store: FakeStore, dead_letters: list
+@pytest.mark.parametrize(
+    ("poison", "reason", "error"),
+    [
+        (None, "tombstone", "tombstone"),
+        (b"\xff\xfe not utf-8", "undecodable", "ValidationError"),
+        (event_value(message="\\ud800 lone").replace(b"\\\\ud800", b"\\ud800"), "undecodable", "hex escape"),
+        (event_value(level="LOUD"), "undecodable", "level"),
+        (event_value(timestamp="2001-01-01T00:00:00+00:00"), "expired", "retention"),
+    ],
+    ids=["tombstone", "invalid-utf8", "lone-surrogate", "schema", "expired"],
+)
+def test_a_poison_record_in_the_middle_is_dead_lettered_and_its_neighbours_stored(
+    poison: bytes | None, reason: str, error: str, store: FakeStore, dead_letters: list
 ) -> None:
-    import base64
-    import json
+    outcome = process(msk_event([event_value(), poison, event_value()]))
 
-    event = sample_event("consumer_msk_batch")
-    second = event["records"]["log-events-0"][1]
-    value = json.loads(base64.b64decode(second["value"]))
-    second["value"] = base64.b64encode(json.dumps({**value, "message": "unstorable"}).encode()).decode()
+    assert (outcome.received, outcome.stored, outcome.dead_lettered) == (3, 2, 1)
+    [letter] = dead_letters
+    assert (letter.reason, letter.source_offset, letter.value) == (reason, 1, poison)
+    assert error in letter.error
 
-    outcome = consume.process_batch(records(event))
-    assert (outcome.stored, outcome.dead_lettered) == (1, 1)
-    assert dead_letters[0].reason == "unstorable"
-    assert dead_letters[0].source_offset == 101
+
+def test_rows_the_database_refuses_are_isolated_by_bisection(store: FakeStore, dead_letters: list) -> None:
+    values = [event_value() for _ in range(64)]
+    values[37] = event_value(message="unstorable")
+
+    outcome = process(msk_event(values))
+
+    assert (outcome.stored, outcome.dead_lettered) == (63, 1)
+    assert [(letter.reason, letter.source_offset) for letter in dead_letters] == [("unstorable", 37)]
+    assert store.calls <= 1 + 2 * 6  # the whole batch, then two halves per level down to the bad row
 
 
 def test_a_database_outage_fails_the_whole_batch(sample_event, monkeypatch, dead_letters: list) -> None:
-    from logpipe.errors import DependencyUnavailableError
-
     def unavailable(_events):
         raise DependencyUnavailableError("postgresql", "PostgreSQL unavailable", retry_after_seconds=5)
 
     monkeypatch.setattr(consume.db, "store_events", unavailable)
     with pytest.raises(DependencyUnavailableError):
-        consume.process_batch(records(sample_event("consumer_msk_batch")))
+        process(sample_event("consumer_msk_batch"))
     assert dead_letters == []
+
+
+def test_dead_letters_kafka_refuses_come_back_as_batch_item_failures(
+    sample_event, store: FakeStore, monkeypatch
+) -> None:
+    def refused(_letters):
+        raise DependencyUnavailableError("kafka", "not acknowledged", retry_after_seconds=5)
+
+    monkeypatch.setattr(consume.kafka, "publish_dead_letters", refused)
+    outcome = process(sample_event("consumer_msk_batch_with_poison"))
+
+    assert (outcome.stored, outcome.dead_lettered) == (1, 0)
+    assert outcome.batch_item_failures == [
+        {"itemIdentifier": {"partition": "log-events-0", "offset": offset}} for offset in (103, 104, 105)
+    ]
+
+
+def test_a_replayed_record_that_fails_again_keeps_its_replay_count(store: FakeStore, dead_letters: list) -> None:
+    event = msk_event([event_value(level="LOUD")])
+    event["records"]["log-events-0"][0]["headers"] = [{"x-dlq-replay-count": list(b"2")}]
+    process(event)
+    assert dict(dead_letters[0].headers())["x-dlq-replay-count"] == b"2"
+
+
+def test_the_partition_day_is_the_utc_day() -> None:
+    assert db.utc_day(datetime.fromisoformat("2026-11-27T23:30:00-05:00")).isoformat() == "2026-11-28"
+    assert db.utc_day(datetime.fromisoformat("2026-11-28T00:30:00+02:00")).isoformat() == "2026-11-27"
+    assert db.utc_day(datetime(2026, 11, 27, 23, 59)).isoformat() == "2026-11-27"  # naive: taken as UTC
 
 
 def test_a_batch_reports_the_seed_metrics_and_end_to_end_latency(sample_event, store: FakeStore, dead_letters) -> None:
     consume.metrics.clear_metrics()
-    consume.process_batch(records(sample_event("consumer_msk_batch_with_poison")))
+    process(sample_event("consumer_msk_batch_with_poison"))
 
     emitted = copy.deepcopy(consume.metrics.metric_set)
     consume.metrics.clear_metrics()
     assert emitted["log_events_processed_total"]["Value"] == [1.0]
-    assert emitted["log_events_errors_total"]["Value"] == [2.0]
-    assert emitted["log_events_dead_lettered_total"]["Value"] == [2.0]
+    assert emitted["log_events_errors_total"]["Value"] == [3.0]
+    assert emitted["log_events_dead_lettered_total"]["Value"] == [3.0]
     assert emitted["log_event_processing_time"]["Unit"] == "Milliseconds"
     assert emitted["log_event_end_to_end_latency"]["Value"][0] >= 0
