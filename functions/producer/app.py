@@ -7,8 +7,10 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from logpipe.config import get_settings
+from logpipe.gateway_models import Scope
 from logpipe.http import create_resolver, json_response
 from logpipe.ingest import idempotency_config, ingest_event
+from logpipe.middleware import authorized
 from logpipe.models import ErrorBody, IngestAccepted, LogEventIn
 from logpipe.observability import logger, metrics
 
@@ -36,6 +38,7 @@ _ERRORS = {
         "A retry with the same Idempotency-Key (or client `id`) gets the first answer and publishes nothing."
     ),
     tags=["ingest"],
+    middlewares=[authorized(Scope.INGEST)],
     responses={
         202: {"description": "Queued", "content": {"application/json": {"model": IngestAccepted}}},
         **_ERRORS,

@@ -20,6 +20,11 @@ def _client() -> redis.Redis:
     )
 
 
+def client() -> redis.Redis:
+    """The process's Redis client, for every module that needs Redis."""
+    return _client()
+
+
 def ping() -> None:
     if not _client().ping():
         raise RuntimeError("Redis did not answer PING")

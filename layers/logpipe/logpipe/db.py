@@ -1,6 +1,7 @@
 """PostgreSQL access: a small connection pool per process, created on first use and reused while warm."""
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date
 from functools import lru_cache
 
@@ -11,6 +12,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from logpipe.config import get_settings
 from logpipe.errors import DependencyUnavailableError
 from logpipe.models import LogEvent
+from logpipe.observability import logger
 
 _COLUMNS = "id, organization_id, occurred_at, level, message, source, attributes, trace_id, span_id, received_at"
 
@@ -74,6 +76,19 @@ def store_events(events: Sequence[LogEvent]) -> int:
     except _TRANSIENT_ERRORS as exc:
         raise DependencyUnavailableError(
             "postgresql", f"PostgreSQL unavailable: {exc}", get_settings().retry_after_seconds
+        ) from exc
+
+
+@contextmanager
+def connection() -> Iterator[psycopg.Connection]:
+    """A pooled connection; PostgreSQL being unreachable raises DependencyUnavailableError."""
+    try:
+        with _pool().connection() as conn:
+            yield conn
+    except _TRANSIENT_ERRORS as exc:
+        logger.warning("postgresql unavailable", extra={"error": str(exc)})
+        raise DependencyUnavailableError(
+            "postgresql", "PostgreSQL is unavailable", get_settings().retry_after_seconds
         ) from exc
 
 

@@ -15,7 +15,16 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestValidationError,
 )
 
-from logpipe.errors import DependencyUnavailableError, LogpipeError
+from logpipe.errors import (
+    AuthenticationError,
+    DependencyUnavailableError,
+    EventNotFoundError,
+    InvalidQueryError,
+    LogpipeError,
+    OrganizationMismatchError,
+    PermissionDeniedError,
+    RateLimitedError,
+)
 from logpipe.models import ErrorBody, ErrorDetail
 from logpipe.observability import logger
 
@@ -57,10 +66,11 @@ def create_resolver(max_body_bytes: int) -> LogpipeResolver:
 
 
 def _domain_error(error: LogpipeError) -> Response:
-    headers = None if error.retry_after_seconds is None else {"Retry-After": str(error.retry_after_seconds)}
+    headers = {} if error.retry_after_seconds is None else {"Retry-After": str(error.retry_after_seconds)}
     if isinstance(error, DependencyUnavailableError):
         logger.warning("dependency unavailable", extra={"error": error.message})
-    return error_response(error.status_code, error.code, error.message, error.details, headers)
+    headers.update(_gateway_headers(error))
+    return error_response(_status_of(error), error.code, error.message, error.details, headers or None)
 
 
 def _validation_error(error: RequestValidationError) -> Response:
@@ -114,3 +124,34 @@ def _proxy_error(status_code: int, code: str, message: str) -> dict[str, Any]:
 def _field_path(location: Any) -> str:
     parts = [str(part) for part in location if part != "body"]
     return ".".join(parts) or "body"
+
+
+# Gateway errors carry no status; this is their part of the one error-to-status mapping.
+_GATEWAY_STATUSES: dict[type[LogpipeError], int] = {
+    AuthenticationError: 401,
+    PermissionDeniedError: 403,
+    OrganizationMismatchError: 403,
+    RateLimitedError: 429,
+    EventNotFoundError: 404,
+    InvalidQueryError: 400,
+}
+
+
+def _status_of(error: LogpipeError) -> int:
+    return next((status for cls, status in _GATEWAY_STATUSES.items() if isinstance(error, cls)), error.status_code)
+
+
+def _gateway_headers(error: LogpipeError) -> dict[str, str]:
+    if isinstance(error, RateLimitedError):
+        return rate_limit_headers(error.quota)
+    if isinstance(error, AuthenticationError):
+        return {"WWW-Authenticate": 'Bearer realm="logpipe"'}
+    return {}
+
+
+def rate_limit_headers(quota: Any) -> dict[str, str]:
+    """RateLimit-Policy and RateLimit (draft-ietf-httpapi-ratelimit-headers) for a logpipe.ratelimit.Quota."""
+    return {
+        "RateLimit-Policy": f'"{quota.policy}";q={quota.limit};w={quota.window_seconds}',
+        "RateLimit": f'"{quota.policy}";r={quota.remaining};t={quota.reset_seconds}',
+    }

@@ -1,0 +1,103 @@
+"""Read-side SQL (and the dead-letter record the status route reads), always bound to one organization."""
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from psycopg.rows import dict_row
+
+from logpipe import db
+from logpipe.models import Level, LogEvent
+
+_EVENT_COLUMNS = (
+    "id, organization_id, level, message, source, occurred_at AS timestamp, received_at, attributes, trace_id, span_id"
+)
+# Must match the expression of the index log_events_message_fts_idx (migration 0003).
+_MATCHES_TEXT = "to_tsvector('simple', message) @@ websearch_to_tsquery('simple', %(text)s)"
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    levels: list[Level] = field(default_factory=list)
+    source: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    text: str | None = None
+
+
+def find_events(
+    organization_id: str, event_filter: EventFilter, limit: int, before: tuple[datetime, UUID] | None
+) -> list[LogEvent]:
+    """The organization's events matching the filter, newest first, strictly older than `before` in (time, id)."""
+    conditions = ["organization_id = %(org)s"]
+    params: dict[str, Any] = {"org": organization_id, "limit": limit}
+    if event_filter.levels:
+        conditions.append("level = ANY(%(levels)s)")
+        params["levels"] = [level.value for level in event_filter.levels]
+    if event_filter.source:
+        conditions.append("source = %(source)s")
+        params["source"] = event_filter.source
+    if event_filter.since:
+        conditions.append("occurred_at >= %(since)s")
+        params["since"] = event_filter.since
+    if event_filter.until:
+        conditions.append("occurred_at < %(until)s")
+        params["until"] = event_filter.until
+    if event_filter.text:
+        conditions.append(_MATCHES_TEXT)
+        params["text"] = event_filter.text
+    if before:
+        conditions.append("(occurred_at, id) < (%(before_at)s, %(before_id)s)")
+        params["before_at"], params["before_id"] = before
+    sql = (
+        f"SELECT {_EVENT_COLUMNS} FROM log_events WHERE {' AND '.join(conditions)}"
+        " ORDER BY occurred_at DESC, id DESC LIMIT %(limit)s"
+    )
+    with db.connection() as conn, conn.cursor(row_factory=dict_row) as cursor:
+        return [LogEvent.model_validate(row) for row in cursor.execute(sql, params)]
+
+
+def find_event(organization_id: str, event_id: UUID) -> LogEvent | None:
+    with db.connection() as conn, conn.cursor(row_factory=dict_row) as cursor:
+        row = cursor.execute(
+            f"SELECT {_EVENT_COLUMNS} FROM log_events WHERE organization_id = %s AND id = %s LIMIT 1",
+            (organization_id, event_id),
+        ).fetchone()
+    return None if row is None else LogEvent.model_validate(row)
+
+
+def find_outcome(organization_id: str, event_id: UUID) -> tuple[bool, str | None]:
+    """(stored, dead-letter reason) of one event id of the organization."""
+    with db.connection() as conn:
+        row = conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM log_event_ids WHERE organization_id = %(org)s AND id = %(id)s),"
+            " (SELECT reason FROM dead_letters WHERE organization_id = %(org)s AND id = %(id)s)",
+            {"org": organization_id, "id": event_id},
+        ).fetchone()
+    return bool(row[0]), row[1]
+
+
+def insert_dead_letters(letters: Iterable[tuple[str, UUID, str]]) -> None:
+    """Record (organization id, event id, reason) of events that were dead-lettered; repeats keep the first."""
+    with db.connection() as conn, conn.cursor() as cursor:
+        cursor.executemany(
+            "INSERT INTO dead_letters (organization_id, id, reason) VALUES (%s, %s, %s)"
+            " ON CONFLICT (organization_id, id) DO NOTHING",
+            list(letters),
+        )
+
+
+def count_events(organization_id: str, since: datetime, until: datetime) -> tuple[dict[str, int], dict[str, int]]:
+    """Counts per level and per source of the organization's events in [since, until)."""
+    with db.connection() as conn:
+        rows = conn.execute(
+            "SELECT level, source, count(*) FROM log_events"
+            " WHERE organization_id = %s AND occurred_at >= %s AND occurred_at < %s"
+            " GROUP BY GROUPING SETS ((level), (source))",
+            (organization_id, since, until),
+        ).fetchall()
+    by_level = {level: count for level, source, count in rows if source is None}
+    by_source = {source: count for level, source, count in rows if level is None}
+    return by_level, by_source

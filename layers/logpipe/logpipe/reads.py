@@ -1,0 +1,88 @@
+"""Read API logic: search with a keyset cursor, one event, and where an accepted event id is.
+
+The cursor is the (occurred_at, id) of the last row of a page, opaque to clients. Pages are ordered by that
+pair, newest first, and the next page holds rows strictly older than it, so rows arriving meanwhile (newer
+ones) never shift a page: nothing is repeated or skipped.
+
+Status: `stored` when log_event_ids holds the id for the organization, `dead_lettered` when the consumer
+recorded it in dead_letters (record_dead_letters), `queued` while the accept record the ingest route writes
+(record_accepted) lives in Redis, otherwise not found.
+"""
+
+import base64
+import binascii
+import json
+from collections.abc import Iterable
+from datetime import datetime
+from uuid import UUID
+
+import redis
+
+from logpipe import cache, queries
+from logpipe.config import Settings
+from logpipe.errors import DependencyUnavailableError, EventNotFoundError, InvalidQueryError
+from logpipe.gateway_models import EventStatus, LogPage
+from logpipe.models import LogEvent
+from logpipe.queries import EventFilter
+
+
+def list_events(organization_id: str, event_filter: EventFilter, limit: int, cursor: str | None) -> LogPage:
+    if event_filter.since and event_filter.until and event_filter.since >= event_filter.until:
+        raise InvalidQueryError("`from` must be earlier than `to`")
+    before = _decode_cursor(cursor) if cursor else None
+    rows = queries.find_events(organization_id, event_filter, limit + 1, before)
+    page, more = rows[:limit], len(rows) > limit
+    return LogPage(items=page, next_cursor=_encode_cursor(page[-1]) if more else None)
+
+
+def get_event(organization_id: str, event_id: UUID) -> LogEvent:
+    event = queries.find_event(organization_id, event_id)
+    if event is None:
+        raise EventNotFoundError(f"no event {event_id}")
+    return event
+
+
+def event_status(organization_id: str, event_id: UUID, settings: Settings) -> EventStatus:
+    stored, dead_letter_reason = queries.find_outcome(organization_id, event_id)
+    if stored:
+        return EventStatus(id=event_id, status="stored")
+    if dead_letter_reason is not None:
+        return EventStatus(id=event_id, status="dead_lettered", reason=dead_letter_reason)
+    try:
+        accepted = cache.client().exists(_accepted_key(organization_id, event_id))
+    except redis.RedisError as exc:
+        raise DependencyUnavailableError("redis", "Redis is unavailable", settings.retry_after_seconds) from exc
+    if accepted:
+        return EventStatus(id=event_id, status="queued")
+    raise EventNotFoundError(f"no accepted event {event_id}")
+
+
+def record_accepted(organization_id: str, event_ids: Iterable[UUID], settings: Settings) -> None:
+    """For the ingest route: remember accepted ids (for `accepted_ttl_seconds`) so their status is `queued`."""
+    with cache.client().pipeline(transaction=False) as pipe:
+        for event_id in event_ids:
+            pipe.set(_accepted_key(organization_id, event_id), 1, ex=settings.accepted_ttl_seconds)
+        pipe.execute()
+
+
+def record_dead_letters(letters: Iterable[tuple[str, UUID, str]]) -> None:
+    """For the consumer: record (organization id, event id, reason) of events sent to the dead-letter topic."""
+    queries.insert_dead_letters(letters)
+
+
+def _accepted_key(organization_id: str, event_id: UUID) -> str:
+    return f"accepted:{organization_id}:{event_id}"
+
+
+def _encode_cursor(event: LogEvent) -> str:
+    raw = json.dumps([event.timestamp.isoformat(), str(event.id)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        occurred_at, event_id = json.loads(raw)
+        return datetime.fromisoformat(occurred_at), UUID(event_id)
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise InvalidQueryError("the cursor is not one this API returned") from exc
