@@ -46,13 +46,32 @@ def lambda_context() -> FakeLambdaContext:
 
 
 @pytest.fixture
-def sample_event() -> Callable[[str], dict]:
-    """Load events/<name>.json: the same files `sam local invoke -e` takes."""
+def sample_event(request: pytest.FixtureRequest) -> Callable[[str], dict]:
+    """Load events/<name>.json: the same files `sam local invoke -e` takes.
+
+    A request to an /api route carries the `api_key` fixture's key (each test level defines that fixture).
+    """
 
     def load(name: str) -> dict:
-        return json.loads((EVENTS_DIR / f"{name}.json").read_text())
+        event = json.loads((EVENTS_DIR / f"{name}.json").read_text())
+        if event.get("rawPath", "").startswith("/api/"):
+            event["headers"]["authorization"] = f"Bearer {request.getfixturevalue('api_key')}"
+        return event
 
     return load
+
+
+@pytest.fixture
+def auth_headers() -> Callable[..., dict[str, str]]:
+    """Headers with a new, real API key (stored in PostgreSQL) of an organization and scopes."""
+    from logpipe import auth
+    from logpipe.gateway_models import Scope
+
+    def make(organization_id: str, scopes: str = "ingest,read,admin") -> dict[str, str]:
+        created = auth.create_key(organization_id, [Scope(scope) for scope in scopes.split(",")])
+        return {"Authorization": f"Bearer {created.key}"}
+
+    return make
 
 
 def load_function(name: str) -> ModuleType:
