@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -59,6 +61,35 @@ def sample_event(request: pytest.FixtureRequest) -> Callable[[str], dict]:
         return event
 
     return load
+
+
+@pytest.fixture
+def api_request(sample_event) -> Callable[..., dict]:
+    """An HTTP API (payload 2.0) event for any route, built from events/gateway_health.json."""
+
+    def build(
+        method: str,
+        path: str,
+        headers: dict[str, str] | None = None,
+        query: dict[str, str] | None = None,
+        body: Any = None,
+        source_ip: str = "198.51.100.7",
+    ) -> dict:
+        event = sample_event("gateway_health")
+        event["routeKey"] = event["requestContext"]["routeKey"] = f"{method} {path}"
+        event["rawPath"] = event["requestContext"]["http"]["path"] = path
+        event["requestContext"]["http"]["method"] = method
+        event["requestContext"]["http"]["sourceIp"] = source_ip
+        event["headers"].update({name.lower(): value for name, value in (headers or {}).items()})
+        if query:
+            event["queryStringParameters"] = query
+            event["rawQueryString"] = urlencode(query)
+        if body is not None:
+            event["headers"]["content-type"] = "application/json"
+            event["body"] = json.dumps(body)
+        return event
+
+    return build
 
 
 @pytest.fixture
