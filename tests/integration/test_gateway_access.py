@@ -95,7 +95,7 @@ def test_a_key_without_the_scope_is_403(route: Route, call, tenant, auth_headers
 def test_another_tenant_sees_none_of_the_data(route: Route, call, tenant, auth_headers) -> None:
     """A key of another organization with every scope: nothing of `tenant` is read, counted, listed or revoked."""
     status, _, body = call(route, tenant, auth_headers(f"other-{uuid.uuid4().hex[:8]}"))
-    organization_id, event, spare = tenant
+    organization_id, _event, spare = tenant
     match route.path:
         case "/api/logs":
             assert (status, body["items"]) == (200, [])
@@ -114,7 +114,7 @@ def test_another_tenant_sees_none_of_the_data(route: Route, call, tenant, auth_h
 
 def test_the_tenants_own_key_reads_its_data(call, tenant, auth_headers) -> None:
     """The positive control of the matrix: the same routes answer the owner."""
-    organization_id, event, spare = tenant
+    organization_id, event, _spare = tenant
     headers = auth_headers(organization_id)
     assert call(ROUTES[1], tenant, headers)[2]["id"] == str(event.id)
     assert call(ROUTES[2], tenant, headers)[2]["status"] == "stored"

@@ -1,7 +1,7 @@
 import time
 
-from logpipe.config import Settings
 from logpipe import health
+from logpipe.config import Settings
 from logpipe.health import check_health
 
 SETTINGS = Settings(
