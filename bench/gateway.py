@@ -149,14 +149,14 @@ def load_rows(conn: psycopg.Connection, rows: int) -> float:
             SELECT gen_random_uuid(),
                    'bench-' || (i %% 10),
                    %(day)s::timestamptz + (i * interval '86400 second' / %(n)s),
-                   CASE WHEN (i / 10) %% 100 < 60 THEN 'INFO' WHEN (i / 10) %% 100 < 80 THEN 'DEBUG' WHEN (i / 10) %% 100 < 90 THEN 'WARN'
-                        WHEN (i / 10) %% 100 < 98 THEN 'ERROR' WHEN (i / 10) %% 100 < 99 THEN 'FATAL' ELSE 'TRACE' END,
+                   CASE WHEN b < 60 THEN 'INFO' WHEN b < 80 THEN 'DEBUG' WHEN b < 90 THEN 'WARN'
+                        WHEN b < 98 THEN 'ERROR' WHEN b < 99 THEN 'FATAL' ELSE 'TRACE' END,
                    (%(words)s::text[])[1 + (i / 7) %% 20] || ' ' || (%(words)s::text[])[1 + (i / 3) %% 20]
                        || ' request ' || i || ' took ' || (i %% 997) || ' ms',
                    'service-' || (i / 11) %% 20,
                    '{{}}'::jsonb,
                    %(day)s::timestamptz + (i * interval '86400 second' / %(n)s)
-            FROM generate_series(0, %(n)s - 1) AS i
+            FROM generate_series(0, %(n)s - 1) AS i, LATERAL (SELECT (i / 10) %% 100 AS b) AS level_bucket
             """,
             {"day": day, "n": per_day, "words": WORDS},
         )

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from logpipe import auth, ratelimit
+from logpipe import auth, cache, ratelimit
 from logpipe.config import get_settings
 from logpipe.errors import RateLimitedError
 from tests.integration.gateway_helpers import answer
@@ -126,3 +126,30 @@ def test_with_redis_down_limits_fail_open_for_the_allowance_then_closed(
     assert (status, body["error"]["code"]) == (503, "service_unavailable")
     assert headers["Retry-After"]
     assert "127.0.0.1" not in json.dumps(body)
+
+
+def test_a_lease_serves_takes_locally_without_ever_exceeding_the_bucket(
+    limits, organization_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ratelimit, "_leases", {})
+    limits(rate=0.001, burst=300)  # burst // 100 = 3 spare tokens per lease; no refill to speak of
+    settings = get_settings()
+    bucket = f"ratelimit:org:{organization_id}"
+
+    def tokens_in_redis() -> float:
+        return float(cache.client().hget(bucket, "tokens"))
+
+    first = ratelimit.take_organization_tokens(organization_id, 1, settings)
+    assert (first.remaining, tokens_in_redis()) == (299, pytest.approx(296, abs=0.01))
+    for expected in (298, 297, 296):  # the three leased tokens: Redis is not asked
+        assert ratelimit.take_organization_tokens(organization_id, 1, settings).remaining == expected
+        assert tokens_in_redis() == pytest.approx(296, abs=0.01)
+    ratelimit.take_organization_tokens(organization_id, 1, settings)
+    assert tokens_in_redis() == pytest.approx(292, abs=0.01), "an empty lease goes back to Redis for a new one"
+
+    admitted = 5
+    with pytest.raises(RateLimitedError):
+        while True:
+            ratelimit.take_organization_tokens(organization_id, 1, settings)
+            admitted += 1
+    assert admitted == 300, "leases never admit more than the bucket holds"

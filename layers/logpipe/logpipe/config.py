@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     rate_limit_rate: float = Field(default=1000.0, gt=0)
     rate_limit_burst: int = Field(default=2000, ge=1)
     rate_limit_overrides: dict[str, RateLimitPolicy] = Field(default_factory=dict)
+    # Spare tokens a process may claim at once and spend without Redis for up to 1 s (at most burst // 100).
+    rate_limit_lease_tokens: int = Field(default=20, ge=0)
     # Failed authentications allowed per client address: refill per minute and capacity.
     auth_failures_per_minute: float = Field(default=30.0, gt=0)
     auth_failures_burst: int = Field(default=30, ge=1)

@@ -5,11 +5,17 @@ overrides); a batch takes one token per event. A request is admitted while the b
 min(cost, burst) tokens and then takes the whole cost, so a batch larger than the bucket is not refused forever:
 it leaves the bucket in debt, repaid by the refill. Failed authentications have their own bucket per client
 address. Redis down: buckets fail open for `rate_limit_fail_open_seconds` from the first failure, then closed (503).
+
+Leases keep most requests off Redis: a take also claims up to `burst // 100` (at most
+`rate_limit_lease_tokens`) spare tokens, which this process spends locally for up to one second. Claimed tokens
+have left the Redis bucket, so the limit is never exceeded; a lease that expires unspent only under-admits.
+Small buckets (burst < 100) get no lease: every request is decided in Redis.
 """
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache
 
 import redis
 
@@ -18,9 +24,10 @@ from logpipe.config import RateLimitPolicy, Settings
 from logpipe.errors import DependencyUnavailableError, RateLimitedError
 from logpipe.observability import logger
 
-# KEYS[1] bucket; ARGV rate (tokens/s), burst, cost. Returns {admitted, tokens left, seconds until admitted}.
+# KEYS[1] bucket; ARGV rate (tokens/s), burst, cost, spare tokens wanted for a lease. Returns {admitted,
+# whole tokens left, seconds until full, seconds until this cost would be admitted, spare tokens granted}.
 _TAKE_TOKENS = """
-local rate, burst, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local rate, burst, cost, spare = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
@@ -28,15 +35,17 @@ local tokens, at = tonumber(state[1]), tonumber(state[2])
 if tokens == nil then tokens, at = burst, now end
 tokens = math.min(burst, tokens + math.max(0, now - at) * rate)
 local needed = math.min(cost, burst)
-local admitted, wait = 0, 0
+local admitted, wait, granted = 0, 0, 0
 if tokens >= needed then
-    admitted, tokens = 1, tokens - cost
+    granted = math.max(0, math.min(spare, math.floor(tokens - cost)))
+    admitted, tokens = 1, tokens - cost - granted
 else
     wait = (needed - tokens) / rate
 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
-redis.call('PEXPIRE', KEYS[1], math.ceil((burst - math.min(tokens, 0)) / rate * 1000) + 1000)
-return {admitted, tostring(tokens), tostring(wait)}
+local refill = (burst - tokens) / rate
+redis.call('PEXPIRE', KEYS[1], math.ceil(refill * 1000) + 1000)
+return {admitted, math.max(0, math.floor(tokens)), math.ceil(refill), math.ceil(wait), granted}
 """
 
 ORGANIZATION_POLICY = "org"
@@ -68,11 +77,22 @@ class _RedisOutage:
             self.since = now
         return now - self.since <= allowance_seconds
 
-    def recovered(self) -> None:
-        self.since = None
-
 
 _outage = _RedisOutage()
+
+LEASE_SECONDS = 1.0
+
+
+@dataclass
+class _Lease:
+    """Tokens this process claimed from an organization's bucket and may spend without asking Redis."""
+
+    tokens: int
+    expires_at: float
+    quota: "Quota"  # the bucket as Redis reported it when the lease was granted
+
+
+_leases: dict[str, _Lease] = {}
 
 
 def take_organization_tokens(organization_id: str, cost: int, settings: Settings) -> Quota | None:
@@ -80,42 +100,54 @@ def take_organization_tokens(organization_id: str, cost: int, settings: Settings
 
     Returns None while failing open (Redis down, within the allowance); DependencyUnavailableError after it.
     """
+    lease = _leases.get(organization_id)
+    if lease is not None and lease.tokens >= cost and lease.expires_at > time.monotonic():
+        lease.tokens -= cost
+        return replace(lease.quota, remaining=lease.quota.remaining + lease.tokens)
     policy = settings.rate_limit_overrides.get(organization_id) or RateLimitPolicy(
         rate=settings.rate_limit_rate, burst=settings.rate_limit_burst
     )
-    quota = _take(f"ratelimit:org:{organization_id}", ORGANIZATION_POLICY, policy, cost, settings)
-    if quota is not None and not quota.admitted:
+    spare = min(settings.rate_limit_lease_tokens, policy.burst // 100)
+    taken = _take(f"ratelimit:org:{organization_id}", ORGANIZATION_POLICY, policy, cost, spare, settings)
+    if taken is None:
+        return None
+    quota, granted = taken
+    if not quota.admitted:
         raise RateLimitedError(f"organization {organization_id} is over its rate limit", quota)
+    if granted:
+        _leases[organization_id] = _Lease(granted, time.monotonic() + LEASE_SECONDS, quota)
+        return replace(quota, remaining=quota.remaining + granted)
     return quota
 
 
 def take_auth_failure_token(client_address: str, settings: Settings) -> Quota | None:
     """Count one failed authentication for a client address; the Quota says whether it is now blocked."""
     policy = RateLimitPolicy(rate=settings.auth_failures_per_minute / 60, burst=settings.auth_failures_burst)
-    return _take(f"ratelimit:auth:{client_address}", AUTH_FAILURE_POLICY, policy, 1, settings)
+    taken = _take(f"ratelimit:auth:{client_address}", AUTH_FAILURE_POLICY, policy, 1, 0, settings)
+    return None if taken is None else taken[0]
 
 
-def _take(key: str, name: str, policy: RateLimitPolicy, cost: int, settings: Settings) -> Quota | None:
+def _take(
+    key: str, name: str, policy: RateLimitPolicy, cost: int, spare: int, settings: Settings
+) -> tuple[Quota, int] | None:
+    """(the bucket after the take, spare tokens granted), or None while failing open."""
     try:
-        admitted, tokens, wait = _script()(keys=[key], args=[policy.rate, policy.burst, cost])
+        admitted, remaining, reset, wait, granted = _script()(keys=[key], args=[policy.rate, policy.burst, cost, spare])
     except redis.RedisError as exc:
         if _outage.allows(settings.rate_limit_fail_open_seconds):
             logger.warning("rate limits failing open: Redis unavailable", extra={"error": str(exc)})
             return None
         raise DependencyUnavailableError("redis", "Rate limits are unavailable", settings.retry_after_seconds) from exc
-    _outage.recovered()
-    left = float(tokens)
-    return Quota(
-        policy=name,
-        admitted=bool(admitted),
-        limit=policy.burst,
-        window_seconds=math.ceil(policy.burst / policy.rate),
-        remaining=max(0, math.floor(left)),
-        reset_seconds=math.ceil(max(0.0, policy.burst - left) / policy.rate),
-        retry_after_seconds=math.ceil(float(wait)),
-    )
+    _outage.since = None
+    window = math.ceil(policy.burst / policy.rate)
+    return Quota(name, bool(admitted), policy.burst, window, remaining, reset, wait), granted
+
+
+@lru_cache(maxsize=1)
+def _registered(client: redis.Redis) -> "redis.commands.core.Script":
+    return client.register_script(_TAKE_TOKENS)
 
 
 def _script() -> "redis.commands.core.Script":
     """The script on the current client: EVALSHA, loading it into Redis on first use."""
-    return cache.client().register_script(_TAKE_TOKENS)
+    return _registered(cache.client())
