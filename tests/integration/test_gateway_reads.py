@@ -71,8 +71,9 @@ def test_bad_parameters_are_4xx(read) -> None:
 
 def test_pages_neither_repeat_nor_skip_rows_while_new_rows_arrive(read, organization_id: str) -> None:
     existing = store(*(make_event(organization_id, minutes_ago=100 - i) for i in range(40)))
-    # Two events in the same instant: the id breaks the tie, so a page boundary between them loses neither.
-    twin_time = existing[10].timestamp
+    # Three events in one instant, spanning the end of the first page (7 rows): the id breaks the tie, so the
+    # boundary loses none of them. existing[33] (67 minutes ago) is the 7th newest.
+    twin_time = existing[33].timestamp
     existing += store(
         make_event(organization_id, 0, timestamp=twin_time), make_event(organization_id, 0, timestamp=twin_time)
     )
@@ -146,3 +147,18 @@ def test_a_cached_stats_answer_older_than_the_bound_is_recomputed(organization_i
 
     threading.Event().wait(1.2)
     assert stats.get_stats(organization_id, *window, settings).total == 2
+
+
+def test_a_cached_answer_outlives_its_bound_in_no_case(organization_id: str) -> None:
+    """Caching another window refreshes the organization's hash; the older answer must still not be served."""
+    settings = get_settings().model_copy(update={"stats_cache_seconds": 1})
+    first = make_event(organization_id, 60).timestamp, make_event(organization_id, 0).timestamp
+    second = make_event(organization_id, 120).timestamp, first[1]
+    store(make_event(organization_id, 30))
+    assert stats.get_stats(organization_id, *first, settings).total == 1
+    store(make_event(organization_id, 20))
+
+    threading.Event().wait(0.7)
+    stats.get_stats(organization_id, *second, settings)  # keeps the hash alive past the first answer's bound
+    threading.Event().wait(0.5)
+    assert stats.get_stats(organization_id, *first, settings).total == 2
