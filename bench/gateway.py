@@ -142,7 +142,8 @@ def load_rows(conn: psycopg.Connection, rows: int) -> float:
         day = FIRST_DAY + timedelta(days=offset)
         name = _partition(day)
         conn.execute(f"DROP TABLE IF EXISTS {name}")
-        conn.execute(f"CREATE TABLE {name} (LIKE log_events INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
+        like = "LIKE log_events INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING GENERATED"
+        conn.execute(f"CREATE TABLE {name} ({like})")
         conn.execute(
             f"""
             INSERT INTO {name} (id, organization_id, occurred_at, level, message, source, attributes, received_at)

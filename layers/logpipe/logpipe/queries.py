@@ -14,8 +14,8 @@ from logpipe.models import Level, LogEvent
 _EVENT_COLUMNS = (
     "id, organization_id, level, message, source, occurred_at AS timestamp, received_at, attributes, trace_id, span_id"
 )
-# Must match the expression of the index log_events_message_fts_idx (migration 0003).
-_MATCHES_TEXT = "to_tsvector('simple', message) @@ websearch_to_tsquery('simple', %(text)s)"
+# message_tsv is to_tsvector('simple', message), stored and GIN-indexed (migration 0003).
+_MATCHES_TEXT = "message_tsv @@ websearch_to_tsquery('simple', %(text)s)"
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,8 @@ def find_events(
         " ORDER BY occurred_at DESC, id DESC LIMIT %(limit)s"
     )
     with db.connection() as conn, conn.cursor(row_factory=dict_row) as cursor:
-        return [LogEvent.model_validate(row) for row in cursor.execute(sql, params)]
+        # Never a prepared (generic) plan: whether the text index or the time order wins depends on the values.
+        return [LogEvent.model_validate(row) for row in cursor.execute(sql, params, prepare=False)]
 
 
 def find_event(organization_id: str, event_id: UUID) -> LogEvent | None:
