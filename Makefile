@@ -38,7 +38,8 @@ run: services ## start the services and serve the API on http://127.0.0.1:8080 (
 	echo "  curl -i -X POST http://127.0.0.1:$(PORT)/api/logs -H 'Content-Type: application/json' -H 'Authorization: Bearer $$dev_key' \\"; \
 	echo "    -d '{\"organizationId\":\"acme\",\"level\":\"INFO\",\"message\":\"User logged in\",\"source\":\"auth-service\"}'"; \
 	echo "  curl -s 'http://127.0.0.1:$(PORT)/api/logs?level=INFO&limit=5' -H 'Authorization: Bearer $$dev_key'"; \
-	echo "  curl -s http://127.0.0.1:$(PORT)/health        (API docs: http://127.0.0.1:$(PORT)/docs)"; \
+	echo "  curl -s http://127.0.0.1:$(PORT)/health"; \
+	echo "API docs: http://127.0.0.1:$(PORT)/docs"; \
 	echo "  eval \"\$$(make -s env)\" && psql -c 'SELECT id, organization_id, level, message, source FROM log_events ORDER BY stored_at DESC LIMIT 5'"; \
 	echo; \
 	exec $(PY) local/runner.py --port $(PORT)
