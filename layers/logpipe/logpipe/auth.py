@@ -102,6 +102,8 @@ def authenticate_request(key: str | None, client_address: str, settings: Setting
     except AuthenticationError:
         quota = ratelimit.take_auth_failure_token(client_address, settings)
         if quota is not None and not quota.admitted:
+            if len(_blocked_addresses) >= _LOCAL_CACHE_ENTRIES:
+                _blocked_addresses.clear()
             _blocked_addresses[client_address] = (time.monotonic() + quota.retry_after_seconds, quota)
             raise RateLimitedError("too many failed authentications from this address", quota) from None
         raise
