@@ -61,10 +61,14 @@ def find_events(
 
 
 def find_event(organization_id: str, event_id: UUID) -> LogEvent | None:
+    """log_event_ids gives the event's time, so only its partition's primary key is probed."""
+    columns = ", ".join(f"e.{column.strip()}" for column in _EVENT_COLUMNS.split(","))
     with db.connection() as conn, conn.cursor(row_factory=dict_row) as cursor:
         row = cursor.execute(
-            f"SELECT {_EVENT_COLUMNS} FROM log_events WHERE organization_id = %s AND id = %s LIMIT 1",
-            (organization_id, event_id),
+            f"SELECT {columns} FROM log_event_ids i"
+            " JOIN log_events e ON e.occurred_at = i.occurred_at AND e.id = i.id"
+            " WHERE i.organization_id = %(org)s AND i.id = %(id)s AND e.organization_id = %(org)s",
+            {"org": organization_id, "id": event_id},
         ).fetchone()
     return None if row is None else LogEvent.model_validate(row)
 
