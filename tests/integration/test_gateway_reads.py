@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from logpipe import reads, stats
+from logpipe import queries, reads, stats
 from logpipe.config import get_settings
 from tests.integration.gateway_helpers import answer, make_event, store
 
@@ -58,6 +58,28 @@ def test_search_filters_by_levels_source_time_and_text_newest_first(read, organi
         "traceId",
         "spanId",
     }
+
+
+def test_a_text_search_finds_old_matches_beyond_the_newest_rows_it_tests_first(
+    read, organization_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(queries, "RECENT_ROWS_SEARCHED", 3)
+    events = store(
+        make_event(organization_id, 50, message="kernel panic on node"),
+        *(make_event(organization_id, 40 - i, message=f"routine {i}") for i in range(4)),
+        make_event(organization_id, 5, message="second kernel panic"),
+        make_event(organization_id, 1, message="routine again"),
+    )
+    panics = [str(events[5].id), str(events[0].id)]
+
+    def found(**query: str) -> list[str]:
+        return [item["id"] for item in read("/api/logs", **query)[2]["items"]]
+
+    assert found(q="kernel panic", limit="1") == panics[:1], "found among the newest rows"
+    assert found(q="kernel panic") == panics, "the older match is beyond the newest 3 rows"
+    assert found(q="kernel panic", cursor=read("/api/logs", q="kernel panic", limit="1")[2]["nextCursor"]) == [
+        panics[1]
+    ]
 
 
 def test_bad_parameters_are_4xx(read) -> None:

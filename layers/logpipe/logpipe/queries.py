@@ -14,8 +14,11 @@ from logpipe.models import Level, LogEvent
 _EVENT_COLUMNS = (
     "id, organization_id, level, message, source, occurred_at AS timestamp, received_at, attributes, trace_id, span_id"
 )
-# message_tsv is to_tsvector('simple', message), stored and GIN-indexed (migration 0003).
+_MATCHED_COLUMNS = "id, organization_id, level, message, source, timestamp, received_at, attributes, trace_id, span_id"
+_NEWEST_FIRST = "ORDER BY occurred_at DESC, id DESC LIMIT %(limit)s"
+# message_tsv is to_tsvector('simple', message), stored and GIN-indexed with the organization (migration 0003).
 _MATCHES_TEXT = "message_tsv @@ websearch_to_tsquery('simple', %(text)s)"
+RECENT_ROWS_SEARCHED = 5000
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,13 @@ class EventFilter:
 def find_events(
     organization_id: str, event_filter: EventFilter, limit: int, before: tuple[datetime, UUID] | None
 ) -> list[LogEvent]:
-    """The organization's events matching the filter, newest first, strictly older than `before` in (time, id)."""
+    """The organization's events matching the filter, newest first, strictly older than `before` in (time, id).
+
+    A text search first tests the newest `RECENT_ROWS_SEARCHED` rows that pass the other filters (enough when the
+    text is common); only when they hold fewer than `limit` matches does it ask the (organization, text) GIN index
+    for every match and sort those. The planner cannot tell the two cases apart from word statistics (two common
+    words that never meet look like a common phrase), so the choice is made here.
+    """
     conditions = ["organization_id = %(org)s"]
     params: dict[str, Any] = {"org": organization_id, "limit": limit}
     if event_filter.levels:
@@ -45,18 +54,30 @@ def find_events(
     if event_filter.until:
         conditions.append("occurred_at < %(until)s")
         params["until"] = event_filter.until
-    if event_filter.text:
-        conditions.append(_MATCHES_TEXT)
-        params["text"] = event_filter.text
     if before:
         conditions.append("(occurred_at, id) < (%(before_at)s, %(before_id)s)")
         params["before_at"], params["before_id"] = before
-    sql = (
-        f"SELECT {_EVENT_COLUMNS} FROM log_events WHERE {' AND '.join(conditions)}"
-        " ORDER BY occurred_at DESC, id DESC LIMIT %(limit)s"
+    where = " AND ".join(conditions)
+    if not event_filter.text:
+        return _select(f"SELECT {_EVENT_COLUMNS} FROM log_events WHERE {where} {_NEWEST_FIRST}", params)
+    params.update(text=event_filter.text, recent=RECENT_ROWS_SEARCHED)
+    recent = _select(
+        f"SELECT {_EVENT_COLUMNS} FROM (SELECT * FROM log_events WHERE {where}"
+        f" ORDER BY occurred_at DESC, id DESC LIMIT %(recent)s) AS recent WHERE {_MATCHES_TEXT} {_NEWEST_FIRST}",
+        params,
     )
+    if len(recent) == limit:
+        return recent
+    return _select(
+        f"WITH matches AS MATERIALIZED (SELECT {_EVENT_COLUMNS}, occurred_at FROM log_events"
+        f" WHERE {where} AND {_MATCHES_TEXT}) SELECT {_MATCHED_COLUMNS} FROM matches {_NEWEST_FIRST}",
+        params,
+    )
+
+
+def _select(sql: str, params: dict[str, Any]) -> list[LogEvent]:
     with db.connection() as conn, conn.cursor(row_factory=dict_row) as cursor:
-        # Never a prepared (generic) plan: whether the text index or the time order wins depends on the values.
+        # Never a prepared (generic) plan: which index wins depends on the values.
         return [LogEvent.model_validate(row) for row in cursor.execute(sql, params, prepare=False)]
 
 
