@@ -72,13 +72,15 @@ def find_events(
         f"WITH matches AS MATERIALIZED (SELECT {_EVENT_COLUMNS}, occurred_at FROM log_events"
         f" WHERE {where} AND {_MATCHES_TEXT}) SELECT {_MATCHED_COLUMNS} FROM matches {_NEWEST_FIRST}",
         params,
+        prepare=False,  # how to find the matches depends on the text: never a generic plan
     )
 
 
-def _select(sql: str, params: dict[str, Any]) -> list[LogEvent]:
+def _select(sql: str, params: dict[str, Any], prepare: bool | None = None) -> list[LogEvent]:
+    """Rows as events; a statement run often is prepared (psycopg's default), so planning over every partition
+    is not paid per request, unless `prepare=False`."""
     with db.connection() as conn, conn.cursor(row_factory=dict_row) as cursor:
-        # Never a prepared (generic) plan: which index wins depends on the values.
-        return [LogEvent.model_validate(row) for row in cursor.execute(sql, params, prepare=False)]
+        return [LogEvent.model_validate(row) for row in cursor.execute(sql, params, prepare=prepare)]
 
 
 def find_event(organization_id: str, event_id: UUID) -> LogEvent | None:
