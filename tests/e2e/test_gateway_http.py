@@ -22,7 +22,7 @@ def test_get_and_post_on_api_logs_reach_different_functions(
     headers = auth_headers(organization_id, "ingest,read")
     body = {"level": "ERROR", "message": "e2e search me", "source": "e2e", "organizationId": organization_id}
 
-    posted = requests.post(f"{runner_url}/api/logs", json=body, headers=headers, timeout=10)
+    posted = requests.post(f"{runner_url}/api/logs", json=body, headers=headers, timeout=30)  # a cold start
     assert posted.status_code == 202, posted.text
     event_id = posted.json()["id"]
 
