@@ -8,11 +8,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 PORT ?= 8080
+ORG ?=
+SCOPES ?= ingest,read
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 VEGETA := $(VENV)/bin/vegeta
 
-.PHONY: help setup services run test test-unit lint format down env bench maintain replay
+.PHONY: help setup services run key test test-unit lint format down env bench maintain replay
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -30,15 +32,23 @@ services: setup ## start Kafka, PostgreSQL and Redis natively (idempotent), crea
 
 run: services ## start the services and serve the API on http://127.0.0.1:8080 (PORT=...; Ctrl-C stops the runner)
 	@eval "$$($(PY) local/services.py env)"; \
+	dev_key=$$(PYTHONPATH=layers/logpipe $(PY) -m logpipe.auth --org acme --scopes ingest,read,admin --name dev | tail -n 1); \
 	echo; \
 	echo "logpipe is up at http://127.0.0.1:$(PORT)  (services keep running; 'make down' stops them)"; \
+	echo "Development API key for organization acme (ingest, read, admin): $$dev_key"; \
 	echo "Try:"; \
-	echo "  curl -i -X POST http://127.0.0.1:$(PORT)/api/logs -H 'Content-Type: application/json' \\"; \
+	echo "  curl -i -X POST http://127.0.0.1:$(PORT)/api/logs -H 'Content-Type: application/json' -H 'Authorization: Bearer $$dev_key' \\"; \
 	echo "    -d '{\"organizationId\":\"acme\",\"level\":\"INFO\",\"message\":\"User logged in\",\"source\":\"auth-service\"}'"; \
+	echo "  curl -s 'http://127.0.0.1:$(PORT)/api/logs?level=INFO&limit=5' -H 'Authorization: Bearer $$dev_key'"; \
 	echo "  curl -s http://127.0.0.1:$(PORT)/health"; \
+	echo "API docs: http://127.0.0.1:$(PORT)/docs"; \
 	echo "  eval \"\$$(make -s env)\" && psql -c 'SELECT id, organization_id, level, message, source FROM log_events ORDER BY stored_at DESC LIMIT 5'"; \
 	echo; \
 	exec $(PY) local/runner.py --port $(PORT)
+
+key: services ## create an API key: make key ORG=acme SCOPES=ingest,read (the key is alone on the last line)
+	@eval "$$($(PY) local/services.py env)"; \
+	PYTHONPATH=layers/logpipe $(PY) -m logpipe.auth --org "$(ORG)" --scopes "$(SCOPES)"
 
 test: services ## start the services and run every test (unit, integration, e2e)
 	eval "$$($(PY) local/services.py env)"; \

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -47,13 +49,61 @@ def lambda_context() -> FakeLambdaContext:
 
 
 @pytest.fixture
-def sample_event() -> Callable[[str], dict]:
-    """Load events/<name>.json: the same files `sam local invoke -e` takes."""
+def sample_event(request: pytest.FixtureRequest) -> Callable[[str], dict]:
+    """Load events/<name>.json: the same files `sam local invoke -e` takes.
+
+    A request to an /api route carries the `api_key` fixture's key (each test level defines that fixture).
+    """
 
     def load(name: str) -> dict:
-        return json.loads((EVENTS_DIR / f"{name}.json").read_text())
+        event = json.loads((EVENTS_DIR / f"{name}.json").read_text())
+        if event.get("rawPath", "").startswith("/api/"):
+            event["headers"]["authorization"] = f"Bearer {request.getfixturevalue('api_key')}"
+        return event
 
     return load
+
+
+@pytest.fixture
+def api_request(sample_event) -> Callable[..., dict]:
+    """An HTTP API (payload 2.0) event for any route, built from events/gateway_health.json."""
+
+    def build(
+        method: str,
+        path: str,
+        headers: dict[str, str] | None = None,
+        query: dict[str, str] | None = None,
+        body: Any = None,
+        source_ip: str = "198.51.100.7",
+    ) -> dict:
+        event = sample_event("gateway_health")
+        event["routeKey"] = event["requestContext"]["routeKey"] = f"{method} {path}"
+        event["rawPath"] = event["requestContext"]["http"]["path"] = path
+        event["requestContext"]["http"]["method"] = method
+        event["requestContext"]["http"]["sourceIp"] = source_ip
+        event["headers"].update({name.lower(): value for name, value in (headers or {}).items()})
+        if query:
+            event["queryStringParameters"] = query
+            event["rawQueryString"] = urlencode(query)
+        if body is not None:
+            event["headers"]["content-type"] = "application/json"
+            event["body"] = json.dumps(body)
+        return event
+
+    return build
+
+
+@pytest.fixture
+def auth_headers() -> Callable[..., dict[str, str]]:
+    """Headers with a new, real API key (stored in PostgreSQL) of an organization and scopes."""
+    from logpipe import auth
+    from logpipe.gateway_models import Scope
+
+    def make(organization_id: str, scopes: str = "ingest,read,admin") -> dict[str, str]:
+        created = auth.create_key(organization_id, [Scope(scope) for scope in scopes.split(",")])
+        return {"Authorization": f"Bearer {created.key}"}
+
+    return make
 
 
 def load_function(name: str) -> ModuleType:

@@ -1,35 +1,208 @@
-"""Read and admin API. For now: GET /health, reporting PostgreSQL, Redis and Kafka."""
+"""Read and admin API: search, events, statuses, stats, API keys; health and the OpenAPI document and docs page.
 
-from typing import Any
+Every /api route needs an API key with the route's scope and answers only with the key's organization's data.
+"""
 
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from logpipe import auth, reads, stats
 from logpipe.config import get_settings
-from logpipe.health import check_health
+from logpipe.gateway_models import ApiKeyList, CreatedApiKey, EventStatus, LogPage, NewApiKey, Scope, Stats
+from logpipe.health import cached_health
 from logpipe.http import create_resolver, json_response
-from logpipe.models import HealthReport
+from logpipe.middleware import authorized
+from logpipe.models import ErrorBody, HealthReport, Level, LogEvent
 from logpipe.observability import logger, metrics
+from logpipe.queries import EventFilter
 
 settings = get_settings()
 app = create_resolver(settings.max_body_bytes)
 
+OPENAPI = {
+    "title": "logpipe",
+    "version": "1.0.0",
+    "description": "Log ingestion pipeline: ingest, search, stats and API keys. See docs/gateway.md.",
+    "security_schemes": {
+        "bearer": HTTPBearer(description="Authorization: Bearer <API key>"),
+        "apiKey": APIKey(name="X-Api-Key", in_=APIKeyIn.header),
+    },
+}
+_SECURED = [{"bearer": []}, {"apiKey": []}]
+
+
+def _errors(*statuses: int) -> dict[int, dict]:
+    descriptions = {
+        400: "A parameter cannot be used (cursor, time range)",
+        401: "No API key, or an unknown or revoked one",
+        403: "The API key lacks the route's scope",
+        404: "Not found in the key's organization",
+        422: "A parameter or the body does not match the schema",
+        429: "Over the rate limit; retry after Retry-After seconds (RateLimit fields say more)",
+        503: "A dependency is unavailable; retry after Retry-After seconds",
+    }
+    return {
+        status: {"description": descriptions[status], "content": {"application/json": {"model": ErrorBody}}}
+        for status in (401, 403, 422, 429, 503, *statuses)
+    }
+
+
+def _ok(model: Any, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"model": model}}}
+
 
 @app.get(
-    "/health",
-    summary="Health of the pipeline's dependencies",
-    tags=["operations"],
-    responses={
-        200: {"description": "All dependencies up", "content": {"application/json": {"model": HealthReport}}},
-        503: {
-            "description": "At least one dependency down",
-            "content": {"application/json": {"model": HealthReport}},
-        },
-    },
+    "/api/logs",
+    summary="Search the organization's events, newest first",
+    description="Filters combine with AND; `level` may repeat; `q` is full-text over the message. "
+    "Follow `nextCursor` for older events.",
+    tags=["read"],
+    security=_SECURED,
+    middlewares=[authorized(Scope.READ)],
+    responses={200: _ok(LogPage, "A page of events"), **_errors(400)},
 )
+def search_logs(
+    level: Annotated[list[Level] | None, Query(description="Level(s) to include")] = None,
+    source: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
+    from_: Annotated[datetime | None, Query(alias="from", description="Earliest event time (inclusive)")] = None,
+    to: Annotated[datetime | None, Query(description="Latest event time (exclusive)")] = None,
+    q: Annotated[str | None, Query(min_length=1, max_length=512, description="Full-text query")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+):
+    event_filter = EventFilter(levels=level or [], source=source, since=from_, until=to, text=q)
+    page = reads.list_events(app.context["organization_id"], event_filter, limit, cursor)
+    return json_response(200, page.model_dump(mode="json", by_alias=True))
+
+
+@app.get(
+    "/api/logs/<event_id>",
+    summary="One event of the organization",
+    tags=["read"],
+    security=_SECURED,
+    middlewares=[authorized(Scope.READ)],
+    responses={200: _ok(LogEvent, "The event"), **_errors(404)},
+)
+def get_log(event_id: Annotated[UUID, Path()]):
+    event = reads.get_event(app.context["organization_id"], event_id)
+    return json_response(200, event.model_dump(mode="json", by_alias=True))
+
+
+@app.get(
+    "/api/logs/<event_id>/status",
+    summary="Where an accepted event is: queued, stored or dead_lettered",
+    tags=["read"],
+    security=_SECURED,
+    middlewares=[authorized(Scope.READ)],
+    responses={200: _ok(EventStatus, "The event's status"), **_errors(404)},
+)
+def get_log_status(event_id: Annotated[UUID, Path()]):
+    status = reads.event_status(app.context["organization_id"], event_id, settings)
+    return json_response(200, status.model_dump(mode="json", by_alias=True, exclude_none=True))
+
+
+@app.get(
+    "/api/stats",
+    summary="Counts per level and per source over a window (default: the last 24 hours)",
+    description=f"Cached; at most {settings.stats_cache_seconds} s stale.",
+    tags=["read"],
+    security=_SECURED,
+    middlewares=[authorized(Scope.READ)],
+    responses={200: _ok(Stats, "The counts"), **_errors(400)},
+)
+def get_stats(
+    from_: Annotated[datetime | None, Query(alias="from")] = None,
+    to: Annotated[datetime | None, Query()] = None,
+):
+    counts = stats.get_stats(app.context["organization_id"], from_, to, settings)
+    return json_response(200, counts.model_dump(mode="json", by_alias=True))
+
+
+@app.post(
+    "/api/keys",
+    summary="Create an API key for the organization (the key is shown only in this answer)",
+    tags=["admin"],
+    security=_SECURED,
+    middlewares=[authorized(Scope.ADMIN)],
+    responses={201: _ok(CreatedApiKey, "The new key"), **_errors()},
+)
+def create_key(new_key: Annotated[NewApiKey, Body()]):
+    created = auth.create_key(app.context["organization_id"], new_key.scopes, new_key.name)
+    return json_response(201, created.model_dump(mode="json", by_alias=True))
+
+
+@app.get(
+    "/api/keys",
+    summary="The organization's API keys (never the keys themselves)",
+    tags=["admin"],
+    security=_SECURED,
+    middlewares=[authorized(Scope.ADMIN)],
+    responses={200: _ok(ApiKeyList, "The keys"), **_errors()},
+)
+def list_keys():
+    listed = ApiKeyList(items=auth.list_keys(app.context["organization_id"]))
+    return json_response(200, listed.model_dump(mode="json", by_alias=True))
+
+
+@app.delete(
+    "/api/keys/<key_id>",
+    summary="Revoke an API key",
+    description=f"A revoked key stops working within {settings.api_key_cache_seconds:g} s.",
+    tags=["admin"],
+    security=_SECURED,
+    middlewares=[authorized(Scope.ADMIN)],
+    responses={204: {"description": "Revoked"}, **_errors(404)},
+)
+def revoke_key(key_id: Annotated[UUID, Path()]):
+    auth.revoke_key(app.context["organization_id"], key_id)
+    return json_response(204, None)
+
+
+_HEALTH_RESPONSES = {
+    200: _ok(HealthReport, "Every dependency is up"),
+    503: _ok(HealthReport, "At least one dependency is down"),
+}
+
+
+@app.get("/health", summary="Health of the pipeline's dependencies", tags=["operations"], responses=_HEALTH_RESPONSES)
 def get_health():
-    report = check_health(settings)
-    body = report.model_dump(mode="json", by_alias=True)
+    return _health_answer()
+
+
+@app.get(
+    "/health/ready",
+    summary="Readiness: the same check as /health",
+    tags=["operations"],
+    responses=_HEALTH_RESPONSES,
+)
+def get_readiness():
+    return _health_answer()
+
+
+@app.get("/health/live", summary="Liveness: the function answers (no dependency is probed)", tags=["operations"])
+def get_liveness():
+    return json_response(200, {"status": "up"})
+
+
+@app.get("/openapi.json", summary="This API's OpenAPI document", tags=["operations"], include_in_schema=False)
+def get_openapi():
+    document = app.get_openapi_schema(**OPENAPI)
+    return json_response(200, document.model_dump(mode="json", by_alias=True, exclude_none=True))
+
+
+# Swagger UI, with its script and styles inlined from the copy Powertools ships: the page needs no network.
+app.enable_swagger(path="/docs", **OPENAPI)
+
+
+def _health_answer():
+    report = cached_health(settings)
+    body = report.model_dump(mode="json", by_alias=True, exclude_none=True)
     if report.status == "up":
         return json_response(200, body)
     return json_response(503, body, {"Retry-After": str(settings.retry_after_seconds)})

@@ -8,8 +8,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from logpipe.body import BodyLimits
 from logpipe.config import get_settings
+from logpipe.gateway_models import Scope
 from logpipe.http import create_resolver, json_response
-from logpipe.ingest import idempotency_config, ingest_batch, ingest_event
+from logpipe.ingest import idempotency_config, ingest_batch, ingest_event, read_batch
+from logpipe.middleware import authorized, charge
 from logpipe.models import BatchAccepted, ErrorBody, IngestAccepted, LogEventIn
 from logpipe.observability import logger, metrics
 
@@ -49,6 +51,7 @@ _COMMON_ERRORS = {
         "The body may be sent with Content-Encoding: gzip."
     ),
     tags=["ingest"],
+    middlewares=[authorized(Scope.INGEST)],
     responses={
         202: {"description": "Queued", "content": {"application/json": {"model": IngestAccepted}}},
         **_errors(
@@ -79,6 +82,7 @@ def post_log(
         "from (organization, key, index)."
     ),
     tags=["ingest"],
+    middlewares=[authorized(Scope.INGEST, charge_one=False)],
     responses={
         202: {"description": "Every event queued", "content": {"application/json": {"model": BatchAccepted}}},
         207: {"description": "Some events queued", "content": {"application/json": {"model": BatchAccepted}}},
@@ -87,13 +91,9 @@ def post_log(
 )
 def post_batch(idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None):
     request = app.current_event
-    answer = ingest_batch(
-        request.body or "",
-        request.headers.get("content-type", ""),
-        settings,
-        idempotency_key,
-        app.context.get("organization_id"),
-    )
+    batch = read_batch(request.body or "", request.headers.get("content-type", ""), settings)
+    charge(app, len(batch.items))  # every event of the batch counts against the organization's rate limit
+    answer = ingest_batch(batch, settings, idempotency_key, app.context.get("organization_id"))
     return json_response(207 if answer.rejected else 202, answer.model_dump(mode="json"))
 
 

@@ -43,10 +43,17 @@ def test_health_reports_postgresql_redis_and_kafka_up(runner_url: str) -> None:
     }
 
 
-def test_a_posted_event_lands_in_postgresql_with_the_same_fields(runner_url: str, organization_id: str) -> None:
+@pytest.fixture
+def ingest_headers(auth_headers, organization_id: str) -> dict[str, str]:
+    return auth_headers(organization_id, "ingest")
+
+
+def test_a_posted_event_lands_in_postgresql_with_the_same_fields(
+    runner_url: str, organization_id: str, ingest_headers: dict[str, str]
+) -> None:
     body = {"organizationId": organization_id, "level": "warning", "message": "Disk 91% full", "source": "node-7"}
 
-    response = requests.post(f"{runner_url}/api/logs", json=body, timeout=10)
+    response = requests.post(f"{runner_url}/api/logs", json=body, headers=ingest_headers, timeout=10)
 
     assert response.status_code == 202, response.text
     answer = response.json()
@@ -56,16 +63,20 @@ def test_a_posted_event_lands_in_postgresql_with_the_same_fields(runner_url: str
     assert row == (answer["id"], organization_id, "WARN", "Disk 91% full", "node-7")
 
 
-def test_invalid_input_is_a_json_4xx_and_nothing_is_stored(runner_url: str, organization_id: str) -> None:
+def test_invalid_input_is_a_json_4xx_and_nothing_is_stored(
+    runner_url: str, organization_id: str, ingest_headers: dict[str, str]
+) -> None:
     body = {"organizationId": organization_id, "level": "LOUD", "message": "x", "source": "node-7"}
 
-    response = requests.post(f"{runner_url}/api/logs", json=body, timeout=10)
+    response = requests.post(f"{runner_url}/api/logs", json=body, headers=ingest_headers, timeout=10)
 
     assert response.status_code == 422
     assert response.headers["content-type"].startswith("application/json")
     assert response.json()["error"]["code"] == "validation_failed"
     # Same organization = same partition: once a later valid event is stored, the refused one would be too.
-    sentinel = requests.post(f"{runner_url}/api/logs", json={**body, "level": "INFO"}, timeout=10)
+    sentinel = requests.post(
+        f"{runner_url}/api/logs", json={**body, "level": "INFO"}, headers=ingest_headers, timeout=10
+    )
     assert sentinel.status_code == 202
     assert wait_for_row(sentinel.json()["id"]) is not None
     with psycopg.connect(get_settings().database_url) as conn:

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
-from logpipe import cache
+from logpipe import cache, health
 from logpipe.config import Settings, get_settings
 
 
@@ -34,6 +34,12 @@ def pg(settings: Settings) -> Iterator[psycopg.Connection]:
 def organization_id() -> str:
     """A fresh tenant per test, so tests never see each other's rows."""
     return f"it-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def api_key(organization_id: str, auth_headers) -> str:
+    """A real key of the test's organization with every scope (sample /api events carry it)."""
+    return auth_headers(organization_id)["Authorization"].removeprefix("Bearer ")
 
 
 def _end_offsets(consumer: Consumer, topic: str) -> list[TopicPartition]:
@@ -99,6 +105,7 @@ def redis_down(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     get_settings.cache_clear()
     cache.client.cache_clear()
     monkeypatch.setattr(live_store, "client", cache.client())
+    monkeypatch.setattr(health, "_last_report", None)
     yield
     monkeypatch.undo()
     get_settings.cache_clear()

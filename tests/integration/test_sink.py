@@ -1,6 +1,7 @@
 """The sink against the real services: tenant-safe exactly-once, poison isolation, retention, replay."""
 
 import base64
+import json
 import secrets
 import uuid
 from datetime import UTC, date, datetime, timedelta
@@ -9,7 +10,7 @@ import psycopg
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from logpipe import db, maintenance, replay
+from logpipe import db, maintenance, queries, replay
 from logpipe.config import Settings
 from logpipe.deadletter import DeadLetter
 from logpipe.models import Level, LogEvent
@@ -127,6 +128,9 @@ def test_each_kind_of_poison_in_the_middle_of_a_batch_is_dead_lettered_and_the_r
         errors[offset] = headers["x-dlq-error"]
     assert seen == expected
     assert errors[7].startswith(b"ProgramLimitExceeded")  # a row over a limit, not an outage
+    # The read API's status answers `dead_lettered` for a dead letter whose value names its organization and id.
+    surrogate_id = uuid.UUID(json.loads(lone_surrogate)["id"])
+    assert queries.find_outcome(organization_id, surrogate_id) == (False, "undecodable")
 
 
 # ------------------------------------------------------------------------------------- partitions, retention

@@ -1,4 +1,10 @@
+import secrets
+from collections.abc import Callable
+
 import pytest
+
+from logpipe import auth, ratelimit
+from logpipe.auth import Principal
 
 
 @pytest.fixture(autouse=True)
@@ -6,3 +12,24 @@ def no_redis(monkeypatch: pytest.MonkeyPatch) -> None:
     """Unit tests have no Redis: Powertools skips idempotency records and circuit-breaker state when these are set."""
     monkeypatch.setenv("POWERTOOLS_IDEMPOTENCY_DISABLED", "true")
     monkeypatch.setenv("POWERTOOLS_CIRCUIT_BREAKER_DISABLED", "true")
+
+
+@pytest.fixture
+def auth_headers(monkeypatch: pytest.MonkeyPatch) -> Callable[..., dict[str, str]]:
+    """Unit tests have no PostgreSQL or Redis: keys live in a dict here and rate limits admit everything."""
+    principals: dict[bytes, Principal] = {}
+    monkeypatch.setattr(auth, "_lookup", lambda key_hash, settings: principals.get(key_hash))
+    monkeypatch.setattr(ratelimit, "take_organization_tokens", lambda organization_id, cost, settings: None)
+
+    def make(organization_id: str, scopes: str = "ingest,read,admin") -> dict[str, str]:
+        key = auth.KEY_PREFIX + secrets.token_urlsafe(16)
+        principals[auth.hash_key(key)] = Principal("unit", organization_id, frozenset(scopes.split(",")))
+        return {"Authorization": f"Bearer {key}"}
+
+    return make
+
+
+@pytest.fixture
+def api_key(auth_headers) -> str:
+    """The key sample /api events carry: organization acme (the sample events' tenant), every scope."""
+    return auth_headers("acme")["Authorization"].removeprefix("Bearer ")

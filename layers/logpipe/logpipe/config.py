@@ -3,7 +3,7 @@
 from functools import lru_cache
 from typing import Self
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -15,6 +15,13 @@ class ConfigurationError(RuntimeError):
 KAFKA_MAX_RECORD_BYTES = 1_000_000
 # Bound on everything in a serialized event besides message and attributes (ids, names, timestamps, keys).
 EVENT_FIXED_FIELDS_BYTES = 4096
+
+
+class RateLimitPolicy(BaseModel):
+    """A token bucket: `rate` events per second refill up to `burst` (gateway setting)."""
+
+    rate: float = Field(gt=0)
+    burst: int = Field(ge=1)
 
 
 class Settings(BaseSettings):
@@ -69,6 +76,29 @@ class Settings(BaseSettings):
     kafka_breaker_success_threshold: int = Field(default=2, ge=1)
     # How long an instance trusts its copy of the shared breaker state before reading Redis again.
     kafka_breaker_state_cache_seconds: int = Field(default=1, ge=0)
+
+    # Gateway: API keys, rate limits, read API, health (docs/gateway.md).
+    # A key lookup is reused in process this long: the bound on how long a revoked key keeps working.
+    api_key_cache_seconds: float = Field(default=5.0, ge=0)
+    # ... and in Redis this long (revocation deletes the Redis entry at once).
+    api_key_redis_cache_seconds: int = Field(default=300, ge=1)
+    # Token bucket per organization: refill rate (events/s) and capacity; per-organization overrides as JSON,
+    # e.g. RATE_LIMIT_OVERRIDES='{"acme": {"rate": 50, "burst": 100}}'.
+    rate_limit_rate: float = Field(default=1000.0, gt=0)
+    rate_limit_burst: int = Field(default=2000, ge=1)
+    rate_limit_overrides: dict[str, RateLimitPolicy] = Field(default_factory=dict)
+    # Spare tokens a process may claim at once and spend without Redis for up to 1 s (at most burst // 100).
+    rate_limit_lease_tokens: int = Field(default=20, ge=0)
+    # Failed authentications allowed per client address: refill per minute and capacity.
+    auth_failures_per_minute: float = Field(default=30.0, gt=0)
+    auth_failures_burst: int = Field(default=30, ge=1)
+    # Redis down: rate limits fail open this long (from the first failure), then answer 503.
+    rate_limit_fail_open_seconds: float = Field(default=30.0, ge=0)
+    # Read API: stats answers are cached this long (their staleness bound); accepted ids are "queued" this long.
+    stats_cache_seconds: int = Field(default=10, ge=1)
+    accepted_ttl_seconds: int = Field(default=24 * 3600, ge=1)
+    # Health probes are reused this long per instance.
+    health_cache_seconds: float = Field(default=1.0, ge=0)
 
     @model_validator(mode="after")
     def _accepted_events_fit_in_kafka(self) -> Self:

@@ -7,20 +7,22 @@ about 2·k·log2(n) small transactions, not n). A PostgreSQL outage raises and t
 
 import base64
 import binascii
+import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 from aws_lambda_powertools.utilities.kafka.consumer_records import ConsumerRecordRecords
 from pydantic import ValidationError
 
-from logpipe import db, kafka
+from logpipe import db, kafka, reads
 from logpipe.config import Settings
 from logpipe.deadletter import REPLAY_COUNT_HEADER, DeadLetter
 from logpipe.errors import DependencyUnavailableError
-from logpipe.models import LogEvent
+from logpipe.models import MAX_ORGANIZATION_ID_CHARS, LogEvent
 from logpipe.observability import MetricUnit, logger, metrics, tracer
 
 
@@ -60,6 +62,8 @@ def process_batch(records: Iterable[ConsumerRecordRecords], settings: Settings, 
     decoded, rejected = _decode(records, _oldest_kept_day(settings), writer)
     stored, unstorable = _store_isolating(decoded, writer)
     letters = rejected + unstorable
+    if letters:
+        reads.record_dead_letters(_identities(letters))
     failures = _publish(letters)
 
     outcome = BatchOutcome(
@@ -72,6 +76,21 @@ def process_batch(records: Iterable[ConsumerRecordRecords], settings: Settings, 
     _record_metrics(outcome, decoded, elapsed_ms=(time.perf_counter() - started) * 1000)
     logger.info("batch processed", extra={k: v for k, v in outcome.__dict__.items() if k != "batch_item_failures"})
     return outcome
+
+
+def _identities(letters: list[DeadLetter]) -> list[tuple[str, UUID, str]]:
+    """(organization, event id, reason) of each dead letter whose value names both, so the read API can answer
+    `dead_lettered` for that id; a tombstone or a value without a readable identity has nothing to report."""
+    identities = []
+    for letter in letters:
+        try:
+            document = json.loads(letter.value)  # type: ignore[arg-type]
+            organization_id, event_id = str(document["organizationId"]), UUID(str(document["id"]))
+        except (TypeError, ValueError, KeyError):
+            continue
+        if len(organization_id) <= MAX_ORGANIZATION_ID_CHARS:  # longer ones were never accepted by ingest
+            identities.append((organization_id, event_id, letter.reason))
+    return identities
 
 
 def _oldest_kept_day(settings: Settings) -> date:

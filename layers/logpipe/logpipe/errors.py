@@ -80,3 +80,41 @@ class DependencyUnavailableError(LogpipeError):
         self.dependency = dependency
         self.reason = reason
         self.retry_after_seconds = retry_after_seconds
+
+
+# Gateway: authentication, authorization, rate limits and the read API (docs/gateway.md).
+
+
+class AuthenticationError(LogpipeError):
+    """No API key, or a key that is unknown or revoked."""
+
+    code = "unauthorized"
+
+
+class PermissionDeniedError(LogpipeError):
+    """The API key lacks the scope the route needs."""
+
+    code = "forbidden"
+
+
+class RateLimitedError(LogpipeError):
+    """The organization (or, for failed authentications, the client address) used up its quota."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, quota: Any) -> None:
+        super().__init__(message, details={"policy": quota.policy})
+        self.quota = quota  # a logpipe.ratelimit.Quota: what the answer's RateLimit fields report
+        self.retry_after_seconds = quota.retry_after_seconds
+
+
+class EventNotFoundError(LogpipeError):
+    """No event (or API key) with this id in the caller's organization."""
+
+    code = "not_found"
+
+
+class InvalidQueryError(LogpipeError):
+    """A read-API parameter (cursor, time range) cannot be used."""
+
+    code = "invalid_query"

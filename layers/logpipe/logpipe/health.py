@@ -1,5 +1,11 @@
-"""Dependency health: each backing service probed concurrently, each bounded by the dependency timeout."""
+"""Dependency health: each backing service probed concurrently, each bounded by the dependency timeout.
 
+Answers say "up"/"down", a latency and, when down, only "unreachable" or "timeout": driver messages (which
+name hosts) go to the log. cached_health() reuses a report for `health_cache_seconds` per instance, so a flood
+of health checks costs the dependencies one probe each per interval.
+"""
+
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -8,10 +14,23 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from logpipe import cache, db, kafka
 from logpipe.config import Settings
 from logpipe.models import DependencyHealth, HealthReport
+from logpipe.observability import logger
 
 Probe = Callable[[], None]
 
 DEFAULT_PROBES: dict[str, Probe] = {"postgresql": db.ping, "redis": cache.ping, "kafka": kafka.ping}
+
+
+_last_report: tuple[float, HealthReport] | None = None
+_probing = threading.Lock()
+
+
+def cached_health(settings: Settings, probes: dict[str, Probe] = DEFAULT_PROBES) -> HealthReport:
+    global _last_report
+    with _probing:  # concurrent checks wait for one probe rather than each probing
+        if _last_report is None or time.monotonic() - _last_report[0] > settings.health_cache_seconds:
+            _last_report = (time.monotonic(), check_health(settings, probes))
+        return _last_report[1]
 
 
 def check_health(settings: Settings, probes: dict[str, Probe] = DEFAULT_PROBES) -> HealthReport:
@@ -34,8 +53,9 @@ def _timed(probe: Probe) -> DependencyHealth:
     started = time.perf_counter()
     try:
         probe()
-    except Exception as exc:  # any failure means "down"; the message says why
-        return DependencyHealth(status="down", latency_ms=_elapsed_ms(started), error=f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # any failure means "down"; the log says why
+        logger.warning("health probe failed", extra={"error": f"{type(exc).__name__}: {exc}"})
+        return DependencyHealth(status="down", latency_ms=_elapsed_ms(started), error="unreachable")
     return DependencyHealth(status="up", latency_ms=_elapsed_ms(started))
 
 
@@ -43,7 +63,7 @@ def _result(future, deadline: float, timeout: float) -> DependencyHealth:
     try:
         return future.result(timeout=max(0.0, deadline - time.monotonic()))
     except FutureTimeout:
-        return DependencyHealth(status="down", latency_ms=timeout * 1000, error=f"no answer within {timeout}s")
+        return DependencyHealth(status="down", latency_ms=timeout * 1000, error="timeout")
 
 
 def _elapsed_ms(started: float) -> float:

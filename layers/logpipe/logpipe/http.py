@@ -18,13 +18,18 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 
 from logpipe.body import BodyLimits, decoded_event, loads
 from logpipe.errors import (
+    AuthenticationError,
     DependencyUnavailableError,
+    EventNotFoundError,
     IdempotencyConflictError,
     InvalidEventError,
+    InvalidQueryError,
     LogpipeError,
     MalformedRequestError,
     OrganizationMismatchError,
     PayloadTooLargeError,
+    PermissionDeniedError,
+    RateLimitedError,
     RequestInProgressError,
     UnsupportedEncodingError,
     UnsupportedMediaTypeError,
@@ -35,13 +40,18 @@ from logpipe.observability import logger
 # The one mapping from domain error to HTTP status; a class not listed answers as its nearest listed base.
 STATUS_BY_ERROR: dict[type[LogpipeError], int] = {
     MalformedRequestError: 400,
+    InvalidQueryError: 400,
+    AuthenticationError: 401,
+    PermissionDeniedError: 403,
     OrganizationMismatchError: 403,
+    EventNotFoundError: 404,
     RequestInProgressError: 409,
     PayloadTooLargeError: 413,
     UnsupportedEncodingError: 415,
     UnsupportedMediaTypeError: 415,
     InvalidEventError: 422,
     IdempotencyConflictError: 422,
+    RateLimitedError: 429,
     DependencyUnavailableError: 503,
 }
 
@@ -67,7 +77,7 @@ def domain_error_response(error: LogpipeError) -> Response:
     """The answer for a domain error: its mapped status, its body, Retry-After when it has one."""
     if isinstance(error, DependencyUnavailableError):
         logger.warning("dependency unavailable", extra={"dependency": error.dependency, "reason": error.reason})
-    return error_response(status_for(error), error.code, error.message, error.details, _retry_after(error))
+    return error_response(status_for(error), error.code, error.message, error.details, _headers_for(error))
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
@@ -125,6 +135,16 @@ def _retry_after(error: LogpipeError) -> dict[str, str] | None:
     return None if error.retry_after_seconds is None else {"Retry-After": str(error.retry_after_seconds)}
 
 
+def _headers_for(error: LogpipeError) -> dict[str, str] | None:
+    """Retry-After when the client may retry; RateLimit fields on a 429; the auth scheme on a 401."""
+    headers = _retry_after(error) or {}
+    if isinstance(error, RateLimitedError):
+        headers.update(rate_limit_headers(error.quota))
+    elif isinstance(error, AuthenticationError):
+        headers["WWW-Authenticate"] = 'Bearer realm="logpipe"'
+    return headers or None
+
+
 def _validation_error(error: RequestValidationError) -> Response:
     problems = validation_problems(error.errors())
     if any(problem["type"] == "json_invalid" for problem in problems):
@@ -149,7 +169,15 @@ def _proxy_error(error: LogpipeError) -> dict[str, Any]:
     """An HTTP API answer built without a resolver, for requests refused before routing."""
     return {
         "statusCode": status_for(error),
-        "headers": {"Content-Type": content_types.APPLICATION_JSON, **(_retry_after(error) or {})},
+        "headers": {"Content-Type": content_types.APPLICATION_JSON, **(_headers_for(error) or {})},
         "body": json.dumps(error_body(error.code, error.message, error.details)),
         "isBase64Encoded": False,
+    }
+
+
+def rate_limit_headers(quota: Any) -> dict[str, str]:
+    """RateLimit-Policy and RateLimit (draft-ietf-httpapi-ratelimit-headers) for a logpipe.ratelimit.Quota."""
+    return {
+        "RateLimit-Policy": f'"{quota.policy}";q={quota.limit};w={quota.window_seconds}',
+        "RateLimit": f'"{quota.policy}";r={quota.remaining};t={quota.reset_seconds}',
     }

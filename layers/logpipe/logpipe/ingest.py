@@ -10,6 +10,7 @@ import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4, uuid5
@@ -23,7 +24,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
 from pydantic import ValidationError
 
-from logpipe import breaker, cache, kafka
+from logpipe import breaker, cache, kafka, reads
 from logpipe.body import batch_items
 from logpipe.config import Settings, get_settings
 from logpipe.errors import (
@@ -137,20 +138,33 @@ def ingest_event(
 
 
 @tracer.capture_method
+@dataclass(frozen=True)
+class BatchRequest:
+    """A batch body split into items (each a JSON value, or the error that made its line unreadable)."""
+
+    items: list[Any]
+    digest: str  # sha256 of the body as received: the idempotency fingerprint of the whole batch
+
+
+def read_batch(text: str, content_type: str, settings: Settings) -> BatchRequest:
+    """Split a batch body; raises PayloadTooLargeError over max_batch_events, InvalidEventError when empty."""
+    items = batch_items(text, content_type, settings.max_batch_events)
+    if not items:
+        raise InvalidEventError("the batch holds no event", details={"field": "events"})
+    return BatchRequest(items, hashlib.sha256(text.encode()).hexdigest())
+
+
 def ingest_batch(
-    text: str,
-    content_type: str,
+    batch: BatchRequest,
     settings: Settings,
     idempotency_key: str | None = None,
     organization_id: str | None = None,
 ) -> BatchAccepted:
-    """Validate every item of a batch body, publish the valid ones with one Kafka wait, answer per item.
+    """Validate every item of a batch, publish the valid ones with one Kafka wait, answer per item.
 
-    Raises PayloadTooLargeError over max_batch_events, BatchRejectedError when no item is valid.
+    Raises BatchRejectedError when no item is valid.
     """
-    items = batch_items(text, content_type, settings.max_batch_events)
-    if not items:
-        raise InvalidEventError("the batch holds no event", details={"field": "events"})
+    items = batch.items
     received_at = datetime.now(UTC)
     outcomes = [
         _batch_item(item, index, settings, received_at, idempotency_key, organization_id)
@@ -166,7 +180,7 @@ def ingest_batch(
     named = sorted({item.get("organizationId") for item in items if isinstance(item, dict)} - {None}, key=str)
     request = {
         "key": ["batch-key", organization_id or named, idempotency_key],
-        "fingerprint": hashlib.sha256(text.encode()).hexdigest(),
+        "fingerprint": batch.digest,
     }
     with _idempotency_errors(settings):
         return _publish_batch_once(request=request, outcomes=outcomes)
@@ -201,6 +215,7 @@ def _error_detail(error: LogpipeError) -> ErrorDetail:
 
 def _publish_event(event: LogEvent) -> IngestAccepted:
     publish([event])
+    reads.record_accepted([event], get_settings())
     metrics.add_metric(name="log_events_received_total", unit=MetricUnit.Count, value=1)
     return IngestAccepted(id=event.id)
 
@@ -218,6 +233,7 @@ def _publish_event_once(request: dict[str, Any], event: LogEvent) -> IngestAccep
 def _publish_batch(outcomes: list[LogEvent | ErrorDetail]) -> BatchAccepted:
     events = [outcome for outcome in outcomes if isinstance(outcome, LogEvent)]
     publish(events)
+    reads.record_accepted(events, get_settings())
     metrics.add_metric(name="log_events_received_total", unit=MetricUnit.Count, value=len(events))
     return _batch_answer(outcomes)
 

@@ -8,6 +8,9 @@ from uuid import UUID
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
+# The longest organization id ingest accepts (keys, API keys and dead-letter records rely on the bound).
+MAX_ORGANIZATION_ID_CHARS = 128
+
 
 class Level(StrEnum):
     TRACE = "TRACE"
@@ -37,7 +40,7 @@ class LogEventIn(CamelModel):
 
     # Optional in the body when the caller's API key names the organization (see logpipe.ingest).
     organization_id: str | None = Field(
-        default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
+        default=None, min_length=1, max_length=MAX_ORGANIZATION_ID_CHARS, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
     )
     level: Level
     message: str = Field(min_length=1)

@@ -9,7 +9,7 @@ def test_health_is_200_when_every_dependency_answers(
     gateway_function, sample_event, lambda_context, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     probes = {"postgresql": lambda: None, "redis": lambda: None, "kafka": lambda: None}
-    monkeypatch.setattr(gateway_function, "check_health", lambda settings: health.check_health(settings, probes))
+    monkeypatch.setattr(gateway_function, "cached_health", lambda settings: health.check_health(settings, probes))
 
     response = gateway_function.handler(sample_event("gateway_health"), lambda_context)
 
@@ -23,10 +23,10 @@ def test_health_is_503_with_retry_after_when_one_is_down(
     gateway_function, sample_event, lambda_context, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def refused() -> None:
-        raise ConnectionRefusedError("redis down")
+        raise ConnectionRefusedError("redis.internal.example:6379 refused")
 
     probes = {"postgresql": lambda: None, "redis": refused, "kafka": lambda: None}
-    monkeypatch.setattr(gateway_function, "check_health", lambda settings: health.check_health(settings, probes))
+    monkeypatch.setattr(gateway_function, "cached_health", lambda settings: health.check_health(settings, probes))
 
     response = gateway_function.handler(sample_event("gateway_health"), lambda_context)
 
@@ -34,3 +34,5 @@ def test_health_is_503_with_retry_after_when_one_is_down(
     assert response["statusCode"] == 503
     assert response["headers"]["Retry-After"]
     assert body["dependencies"]["redis"]["status"] == "down"
+    assert body["dependencies"]["redis"]["error"] == "unreachable"
+    assert "example" not in response["body"]

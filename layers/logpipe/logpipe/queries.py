@@ -1,0 +1,131 @@
+"""Read-side SQL (and the dead-letter record the status route reads), always bound to one organization."""
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from psycopg.rows import dict_row
+
+from logpipe import db
+from logpipe.models import Level, LogEvent
+
+_EVENT_COLUMNS = (
+    "id, organization_id, level, message, source, occurred_at AS timestamp, received_at, attributes, trace_id, span_id"
+)
+_MATCHED_COLUMNS = "id, organization_id, level, message, source, timestamp, received_at, attributes, trace_id, span_id"
+_NEWEST_FIRST = "ORDER BY occurred_at DESC, id DESC LIMIT %(limit)s"
+# message_tsv is to_tsvector('simple', message), stored and GIN-indexed with the organization (migration 0003).
+_MATCHES_TEXT = "message_tsv @@ websearch_to_tsquery('simple', %(text)s)"
+RECENT_ROWS_SEARCHED = 5000
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    levels: list[Level] = field(default_factory=list)
+    source: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    text: str | None = None
+
+
+def find_events(
+    organization_id: str, event_filter: EventFilter, limit: int, before: tuple[datetime, UUID] | None
+) -> list[LogEvent]:
+    """The organization's events matching the filter, newest first, strictly older than `before` in (time, id).
+
+    A text search first tests the newest `RECENT_ROWS_SEARCHED` rows that pass the other filters (enough when the
+    text is common); only when they hold fewer than `limit` matches does it ask the (organization, text) GIN index
+    for every match and sort those. The planner cannot tell the two cases apart from word statistics (two common
+    words that never meet look like a common phrase), so the choice is made here.
+    """
+    conditions = ["organization_id = %(org)s"]
+    params: dict[str, Any] = {"org": organization_id, "limit": limit}
+    if event_filter.levels:
+        conditions.append("level = ANY(%(levels)s)")
+        params["levels"] = [level.value for level in event_filter.levels]
+    if event_filter.source:
+        conditions.append("source = %(source)s")
+        params["source"] = event_filter.source
+    if event_filter.since:
+        conditions.append("occurred_at >= %(since)s")
+        params["since"] = event_filter.since
+    if event_filter.until:
+        conditions.append("occurred_at < %(until)s")
+        params["until"] = event_filter.until
+    if before:
+        conditions.append("(occurred_at, id) < (%(before_at)s, %(before_id)s)")
+        params["before_at"], params["before_id"] = before
+    where = " AND ".join(conditions)
+    if not event_filter.text:
+        return _select(f"SELECT {_EVENT_COLUMNS} FROM log_events WHERE {where} {_NEWEST_FIRST}", params)
+    params.update(text=event_filter.text, recent=RECENT_ROWS_SEARCHED)
+    recent = _select(
+        f"SELECT {_EVENT_COLUMNS} FROM (SELECT * FROM log_events WHERE {where}"
+        f" ORDER BY occurred_at DESC, id DESC LIMIT %(recent)s) AS recent WHERE {_MATCHES_TEXT} {_NEWEST_FIRST}",
+        params,
+    )
+    if len(recent) == limit:
+        return recent
+    return _select(
+        f"WITH matches AS MATERIALIZED (SELECT {_EVENT_COLUMNS}, occurred_at FROM log_events"
+        f" WHERE {where} AND {_MATCHES_TEXT}) SELECT {_MATCHED_COLUMNS} FROM matches {_NEWEST_FIRST}",
+        params,
+        prepare=False,  # how to find the matches depends on the text: never a generic plan
+    )
+
+
+def _select(sql: str, params: dict[str, Any], prepare: bool | None = None) -> list[LogEvent]:
+    """Rows as events; a statement run often is prepared (psycopg's default), so planning over every partition
+    is not paid per request, unless `prepare=False`."""
+    with db.connection() as conn, conn.cursor(row_factory=dict_row) as cursor:
+        return [LogEvent.model_validate(row) for row in cursor.execute(sql, params, prepare=prepare)]
+
+
+def find_event(organization_id: str, event_id: UUID) -> LogEvent | None:
+    """log_event_ids gives the event's time, so only its partition's primary key is probed."""
+    columns = ", ".join(f"e.{column.strip()}" for column in _EVENT_COLUMNS.split(","))
+    with db.connection() as conn, conn.cursor(row_factory=dict_row) as cursor:
+        row = cursor.execute(
+            f"SELECT {columns} FROM log_event_ids i"
+            " JOIN log_events e ON e.occurred_at = i.occurred_at AND e.id = i.id"
+            " WHERE i.organization_id = %(org)s AND i.id = %(id)s AND e.organization_id = %(org)s",
+            {"org": organization_id, "id": event_id},
+        ).fetchone()
+    return None if row is None else LogEvent.model_validate(row)
+
+
+def find_outcome(organization_id: str, event_id: UUID) -> tuple[bool, str | None]:
+    """(stored, dead-letter reason) of one event id of the organization."""
+    with db.connection() as conn:
+        row = conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM log_event_ids WHERE organization_id = %(org)s AND id = %(id)s),"
+            " (SELECT reason FROM dead_letters WHERE organization_id = %(org)s AND id = %(id)s)",
+            {"org": organization_id, "id": event_id},
+        ).fetchone()
+    return bool(row[0]), row[1]
+
+
+def insert_dead_letters(letters: Iterable[tuple[str, UUID, str]]) -> None:
+    """Record (organization id, event id, reason) of events that were dead-lettered; repeats keep the first."""
+    with db.connection() as conn, conn.cursor() as cursor:
+        cursor.executemany(
+            "INSERT INTO dead_letters (organization_id, id, reason) VALUES (%s, %s, %s)"
+            " ON CONFLICT (organization_id, id) DO NOTHING",
+            list(letters),
+        )
+
+
+def count_events(organization_id: str, since: datetime, until: datetime) -> tuple[dict[str, int], dict[str, int]]:
+    """Counts per level and per source of the organization's events in [since, until)."""
+    with db.connection() as conn:
+        rows = conn.execute(
+            "SELECT level, source, count(*) FROM log_events"
+            " WHERE organization_id = %s AND occurred_at >= %s AND occurred_at < %s"
+            " GROUP BY GROUPING SETS ((level), (source))",
+            (organization_id, since, until),
+        ).fetchall()
+    by_level = {level: count for level, source, count in rows if source is None}
+    by_source = {source: count for level, source, count in rows if level is None}
+    return by_level, by_source

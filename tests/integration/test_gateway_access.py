@@ -1,0 +1,122 @@
+"""Who may call what: every /api route x {no key, bad key, revoked key, wrong scope, other tenant}."""
+
+import uuid
+from dataclasses import dataclass
+
+import pytest
+
+from logpipe import auth
+from logpipe.config import get_settings
+from logpipe.gateway_models import Scope
+from tests.integration.gateway_helpers import answer, make_event, store
+
+
+@dataclass(frozen=True)
+class Route:
+    function: str
+    method: str
+    path: str  # {event} and {key} are filled in per test
+    scope: Scope
+    body: dict | None = None
+
+
+ROUTES = [
+    Route("gateway", "GET", "/api/logs", Scope.READ),
+    Route("gateway", "GET", "/api/logs/{event}", Scope.READ),
+    Route("gateway", "GET", "/api/logs/{event}/status", Scope.READ),
+    Route("gateway", "GET", "/api/stats", Scope.READ),
+    Route("gateway", "POST", "/api/keys", Scope.ADMIN, {"scopes": ["read"], "name": "matrix"}),
+    Route("gateway", "GET", "/api/keys", Scope.ADMIN),
+    Route("gateway", "DELETE", "/api/keys/{key}", Scope.ADMIN),
+    Route("producer", "POST", "/api/logs", Scope.INGEST, {"level": "INFO", "message": "m", "source": "s"}),
+]
+ROUTE_IDS = [f"{route.method} {route.path}" for route in ROUTES]
+
+
+@pytest.fixture
+def tenant(organization_id: str):
+    """An organization with one stored event and one spare key (a DELETE target)."""
+    event = store(make_event(organization_id, minutes_ago=1))[0]
+    spare = auth.create_key(organization_id, [Scope.READ], "spare")
+    return organization_id, event, spare
+
+
+@pytest.fixture
+def call(request, api_request, lambda_context):
+    def invoke(route: Route, tenant, headers: dict[str, str]) -> tuple[int, dict, dict]:
+        organization_id, event, spare = tenant
+        path = route.path.format(event=event.id, key=spare.id)
+        body = None if route.body is None else {**route.body}
+        if route.function == "producer" and body is not None:
+            body["organizationId"] = organization_id
+        # A fresh client address per call: these tests are not about the failed-authentication limit.
+        source_ip = f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"
+        event_in = api_request(route.method, path, headers=headers, body=body, source_ip=source_ip)
+        function = request.getfixturevalue(f"{route.function}_function")
+        return answer(function, event_in, lambda_context)
+
+    return invoke
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=ROUTE_IDS)
+def test_no_key_is_401(route: Route, call, tenant) -> None:
+    status, headers, body = call(route, tenant, {})
+    assert (status, body["error"]["code"]) == (401, "unauthorized")
+    assert headers["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=ROUTE_IDS)
+def test_an_unknown_key_is_401(route: Route, call, tenant) -> None:
+    status, _, body = call(route, tenant, {"X-Api-Key": "lp_" + uuid.uuid4().hex})
+    assert (status, body["error"]["code"]) == (401, "unauthorized")
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=ROUTE_IDS)
+def test_a_revoked_key_is_401(route: Route, call, tenant, auth_headers, api_request, gateway_function, lambda_context):
+    organization_id = tenant[0]
+    admin = auth_headers(organization_id, "admin")
+    doomed = auth.create_key(organization_id, list(Scope), "doomed")
+    revoke = api_request("DELETE", f"/api/keys/{doomed.id}", headers=admin)
+    assert answer(gateway_function, revoke, lambda_context)[0] == 204
+
+    status, _, body = call(route, tenant, {"Authorization": f"Bearer {doomed.key}"})
+    assert (status, body["error"]["code"]) == (401, "unauthorized")
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=ROUTE_IDS)
+def test_a_key_without_the_scope_is_403(route: Route, call, tenant, auth_headers) -> None:
+    other_scopes = ",".join(scope for scope in Scope if scope != route.scope)
+    status, _, body = call(route, tenant, auth_headers(tenant[0], other_scopes))
+    assert (status, body["error"]["code"]) == (403, "forbidden")
+
+
+# The ingest route's tenancy rule (a body naming another organization: 403) is the ingest logic's, tested there.
+@pytest.mark.parametrize("route", ROUTES[:7], ids=ROUTE_IDS[:7])
+def test_another_tenant_sees_none_of_the_data(route: Route, call, tenant, auth_headers) -> None:
+    """A key of another organization with every scope: nothing of `tenant` is read, counted, listed or revoked."""
+    status, _, body = call(route, tenant, auth_headers(f"other-{uuid.uuid4().hex[:8]}"))
+    organization_id, _event, spare = tenant
+    match route.path:
+        case "/api/logs":
+            assert (status, body["items"]) == (200, [])
+        case "/api/stats":
+            assert (status, body["total"], body["byLevel"]) == (200, 0, {})
+        case "/api/keys" if route.method == "GET":
+            assert status == 200
+            assert organization_id not in {key["organizationId"] for key in body["items"]}
+        case "/api/keys":
+            assert status == 201
+            assert body["organizationId"] != organization_id
+        case _:
+            assert (status, body["error"]["code"]) == (404, "not_found")
+    assert auth.authenticate(spare.key, get_settings()).organization_id == organization_id  # not revoked
+
+
+def test_the_tenants_own_key_reads_its_data(call, tenant, auth_headers) -> None:
+    """The positive control of the matrix: the same routes answer the owner."""
+    organization_id, event, _spare = tenant
+    headers = auth_headers(organization_id)
+    assert call(ROUTES[1], tenant, headers)[2]["id"] == str(event.id)
+    assert call(ROUTES[2], tenant, headers)[2]["status"] == "stored"
+    assert call(ROUTES[3], tenant, headers)[2]["total"] == 1
+    assert call(ROUTES[6], tenant, headers)[0] == 204

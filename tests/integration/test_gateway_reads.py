@@ -1,0 +1,199 @@
+"""The read API against the real PostgreSQL and Redis: search, pagination, one event, status, stats."""
+
+import json
+import threading
+import uuid
+
+import pytest
+
+from logpipe import queries, reads, stats
+from logpipe.config import get_settings
+from tests.integration.gateway_helpers import answer, make_event, store
+
+
+@pytest.fixture
+def read(api_request, gateway_function, lambda_context, auth_headers, organization_id: str):
+    headers = auth_headers(organization_id, "read")
+
+    def get(path: str, **query: str) -> tuple[int, dict, dict]:
+        return answer(gateway_function, api_request("GET", path, headers=headers, query=query or None), lambda_context)
+
+    return get
+
+
+def test_search_filters_by_levels_source_time_and_text_newest_first(read, organization_id: str) -> None:
+    events = store(
+        make_event(organization_id, 50, "INFO", message="user logged in", source="auth"),
+        make_event(organization_id, 40, "ERROR", message="payment declined for card", source="billing"),
+        make_event(organization_id, 30, "WARN", message="disk almost full", source="node"),
+        make_event(organization_id, 20, "ERROR", message="payment gateway timeout", source="billing"),
+        make_event(organization_id, 10, "DEBUG", message="cache miss", source="auth"),
+    )
+    ids = [str(event.id) for event in events]
+
+    def found(**query: str) -> list[str]:
+        status, headers, body = read("/api/logs", **query)
+        assert status == 200, body
+        assert headers["RateLimit"].startswith('"org";r=')
+        return [item["id"] for item in body["items"]]
+
+    assert found() == ids[::-1]
+    assert found(level="ERROR,WARN") == [ids[3], ids[2], ids[1]]  # HTTP API joins a repeated parameter with commas
+    assert found(source="auth") == [ids[4], ids[0]]
+    assert found(q="payment") == [ids[3], ids[1]]
+    assert found(q="payment declined") == [ids[1]]
+    assert found(**{"from": events[2].timestamp.isoformat(), "to": events[4].timestamp.isoformat()}) == [
+        ids[3],
+        ids[2],
+    ]
+    first = read("/api/logs", limit="1")[2]["items"][0]
+    assert set(first) == {
+        "id",
+        "organizationId",
+        "level",
+        "message",
+        "source",
+        "timestamp",
+        "receivedAt",
+        "attributes",
+        "traceId",
+        "spanId",
+    }
+
+
+def test_a_text_search_finds_old_matches_beyond_the_newest_rows_it_tests_first(
+    read, organization_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(queries, "RECENT_ROWS_SEARCHED", 3)
+    events = store(
+        make_event(organization_id, 50, message="kernel panic on node"),
+        *(make_event(organization_id, 40 - i, message=f"routine {i}") for i in range(4)),
+        make_event(organization_id, 5, message="second kernel panic"),
+        make_event(organization_id, 1, message="routine again"),
+    )
+    panics = [str(events[5].id), str(events[0].id)]
+
+    def found(**query: str) -> list[str]:
+        return [item["id"] for item in read("/api/logs", **query)[2]["items"]]
+
+    assert found(q="kernel panic", limit="1") == panics[:1], "found among the newest rows"
+    assert found(q="kernel panic") == panics, "the older match is beyond the newest 3 rows"
+    assert found(q="kernel panic", cursor=read("/api/logs", q="kernel panic", limit="1")[2]["nextCursor"]) == [
+        panics[1]
+    ]
+
+
+def test_bad_parameters_are_4xx(read) -> None:
+    assert read("/api/logs", cursor="not-a-cursor")[0] == 400
+    assert read("/api/logs", level="LOUD")[0] == 422
+    assert read("/api/logs", limit="0")[0] == 422
+    assert read("/api/logs", **{"from": "2026-01-02T00:00:00Z", "to": "2026-01-01T00:00:00Z"})[0] == 400
+    assert read(f"/api/logs/{uuid.uuid4()}")[0] == 404
+    assert read("/api/logs/not-a-uuid")[0] == 422
+
+
+def test_pages_neither_repeat_nor_skip_rows_while_new_rows_arrive(read, organization_id: str) -> None:
+    existing = store(*(make_event(organization_id, minutes_ago=100 - i) for i in range(40)))
+    # Three events in one instant, spanning the end of the first page (7 rows): the id breaks the tie, so the
+    # boundary loses none of them. existing[33] (67 minutes ago) is the 7th newest.
+    twin_time = existing[33].timestamp
+    existing += store(
+        make_event(organization_id, 0, timestamp=twin_time), make_event(organization_id, 0, timestamp=twin_time)
+    )
+    stop = threading.Event()
+
+    def keep_inserting() -> None:
+        while not stop.is_set():
+            store(make_event(organization_id, minutes_ago=0))  # newer than every page already served
+
+    writer = threading.Thread(target=keep_inserting)
+    seen: list[str] = []
+    status, _, body = read("/api/logs", limit="7")
+    writer.start()
+    try:
+        seen += [item["id"] for item in body["items"]]
+        while body["nextCursor"]:
+            status, _, body = read("/api/logs", limit="7", cursor=body["nextCursor"])
+            assert status == 200
+            seen += [item["id"] for item in body["items"]]
+    finally:
+        stop.set()
+        writer.join()
+
+    assert len(seen) == len(set(seen)), "a row was served twice"
+    assert set(seen) == {str(event.id) for event in existing}, "a row was skipped (or a newer one slipped in)"
+
+
+def test_one_event_and_its_status(read, organization_id: str) -> None:
+    stored = store(make_event(organization_id, 5, "FATAL", attributes={"pod": "a"}, trace_id="t1"))[0]
+    queued, dead = make_event(organization_id, 6).id, uuid.uuid4()
+    reads.record_accepted([make_event(organization_id, 6, id=queued)], get_settings())
+    reads.record_dead_letters([(organization_id, dead, "undecodable")])
+
+    status, _, event = read(f"/api/logs/{stored.id}")
+    assert status == 200
+    assert (event["level"], event["attributes"], event["traceId"]) == ("FATAL", {"pod": "a"}, "t1")
+    assert read(f"/api/logs/{stored.id}/status")[2] == {"id": str(stored.id), "status": "stored"}
+    assert read(f"/api/logs/{queued}/status")[2] == {"id": str(queued), "status": "queued"}
+    assert read(f"/api/logs/{dead}/status")[2] == {"id": str(dead), "status": "dead_lettered", "reason": "undecodable"}
+    assert read(f"/api/logs/{uuid.uuid4()}/status")[0] == 404
+
+
+def test_stats_count_per_level_and_source_and_are_served_from_the_cache(read, organization_id: str) -> None:
+    store(
+        make_event(organization_id, 30, "INFO", source="auth"),
+        make_event(organization_id, 20, "ERROR", source="billing"),
+        make_event(organization_id, 10, "ERROR", source="auth"),
+    )
+    status, _, first = read("/api/stats")
+    assert status == 200
+    assert (first["total"], first["byLevel"], first["bySource"]) == (
+        3,
+        {"INFO": 1, "ERROR": 2},
+        {"auth": 2, "billing": 1},
+    )
+
+    store(make_event(organization_id, 5, "WARN", source="auth"))
+    assert read("/api/stats")[2] == first, "within the cache interval the cached answer is served"
+
+    stats.invalidate(organization_id)
+    assert read("/api/stats")[2]["total"] == 4
+
+
+def test_a_cached_stats_answer_older_than_the_bound_is_recomputed(organization_id: str) -> None:
+    settings = get_settings().model_copy(update={"stats_cache_seconds": 1})
+    window = make_event(organization_id, 60).timestamp, make_event(organization_id, 0).timestamp
+    store(make_event(organization_id, 30))
+    assert stats.get_stats(organization_id, *window, settings).total == 1
+    store(make_event(organization_id, 20))
+    assert stats.get_stats(organization_id, *window, settings).total == 1
+
+    threading.Event().wait(1.2)
+    assert stats.get_stats(organization_id, *window, settings).total == 2
+
+
+def test_a_cached_answer_outlives_its_bound_in_no_case(organization_id: str) -> None:
+    """Caching another window refreshes the organization's hash; the older answer must still not be served."""
+    settings = get_settings().model_copy(update={"stats_cache_seconds": 1})
+    first = make_event(organization_id, 60).timestamp, make_event(organization_id, 0).timestamp
+    second = make_event(organization_id, 120).timestamp, first[1]
+    store(make_event(organization_id, 30))
+    assert stats.get_stats(organization_id, *first, settings).total == 1
+    store(make_event(organization_id, 20))
+
+    threading.Event().wait(0.7)
+    stats.get_stats(organization_id, *second, settings)  # keeps the hash alive past the first answer's bound
+    threading.Event().wait(0.5)
+    assert stats.get_stats(organization_id, *first, settings).total == 2
+
+
+def test_an_event_accepted_by_the_ingest_route_is_queued_until_stored(
+    read, api_request, producer_function, lambda_context, auth_headers, organization_id: str
+) -> None:
+    body = {"level": "INFO", "message": "on its way", "source": "api"}
+    answer_ = producer_function.handler(
+        api_request("POST", "/api/logs", auth_headers(organization_id, "ingest"), body=body), lambda_context
+    )
+    assert answer_["statusCode"] == 202
+    accepted = json.loads(answer_["body"])["id"]
+    assert read(f"/api/logs/{accepted}/status")[2] == {"id": accepted, "status": "queued"}
