@@ -10,7 +10,7 @@ import json
 import zlib
 from dataclasses import dataclass, field
 
-ORG = "hostile-inputs"
+ORG = "acme"  # the organization of the key every sample /api request carries (tests/conftest.py)
 SEED = {"organizationId": ORG, "level": "INFO", "message": "User logged in", "source": "auth-service"}
 BATCH = "/api/logs/batch"
 GZIP = {"content-encoding": "gzip"}
@@ -89,7 +89,7 @@ HOSTILE: list[Hostile] = [
     Hostile("timestamp without timezone", event(timestamp="2026-11-27T10:00:00"), 422, "validation_failed"),
     Hostile("organizationId with spaces", event(organizationId="acme corp"), 422, "validation_failed"),
     Hostile("organizationId of 129 chars", event(organizationId="a" * 129), 422, "validation_failed"),
-    Hostile("missing organizationId", {k: v for k, v in SEED.items() if k != "organizationId"}, 422, "invalid_event"),
+    Hostile("another organization than the key's", event(organizationId="other-org"), 403, "organization_mismatch"),
     # Rules PostgreSQL and Kafka would break on
     Hostile("integer attribute of 400 digits", raw_event(attributes='{"n": ' + "9" * 400 + "}"), 422, "invalid_event"),
     Hostile("integer attribute of 2**63", event(attributes={"n": 2**63}), 422, "invalid_event"),

@@ -3,15 +3,18 @@ from collections.abc import Callable
 
 import pytest
 
-from logpipe import auth, ratelimit
+from logpipe import auth, ratelimit, reads
 from logpipe.auth import Principal
 
 
 @pytest.fixture(autouse=True)
 def no_redis(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Unit tests have no Redis: Powertools skips idempotency records and circuit-breaker state when these are set."""
+    """Unit tests have no Redis or PostgreSQL: Powertools skips idempotency records and circuit-breaker state when these
+    are set, and the status API's records of accepted and dead-lettered ids are not written."""
     monkeypatch.setenv("POWERTOOLS_IDEMPOTENCY_DISABLED", "true")
     monkeypatch.setenv("POWERTOOLS_CIRCUIT_BREAKER_DISABLED", "true")
+    monkeypatch.setattr(reads, "record_accepted", lambda events, settings: None)
+    monkeypatch.setattr(reads, "record_dead_letters", lambda letters: None)
 
 
 @pytest.fixture
