@@ -85,7 +85,7 @@ def test_invalid_input_is_a_json_4xx_and_nothing_is_stored(
 
 
 def test_a_gzip_ndjson_batch_over_http_lands_in_postgresql_except_its_invalid_line(
-    runner_url: str, organization_id: str
+    runner_url: str, organization_id: str, ingest_headers: dict[str, str]
 ) -> None:
     lines = [
         json.dumps({"organizationId": organization_id, "level": "INFO", "message": "one", "source": "batch"}),
@@ -95,7 +95,7 @@ def test_a_gzip_ndjson_batch_over_http_lands_in_postgresql_except_its_invalid_li
     response = requests.post(
         f"{runner_url}/api/logs/batch",
         data=gzip.compress("\r\n".join(lines).encode()),
-        headers={"Content-Type": "application/x-ndjson", "Content-Encoding": "gzip"},
+        headers={**ingest_headers, "Content-Type": "application/x-ndjson", "Content-Encoding": "gzip"},
         timeout=10,
     )
 
