@@ -42,6 +42,12 @@ def api_key(organization_id: str, auth_headers) -> str:
     return auth_headers(organization_id)["Authorization"].removeprefix("Bearer ")
 
 
+@pytest.fixture
+def acme_headers(auth_headers) -> dict[str, str]:
+    """An ingest key of acme: the tenant the files in events/ and tests/hostile_inputs.py name."""
+    return {"authorization": auth_headers("acme", "ingest")["Authorization"]}
+
+
 def _end_offsets(consumer: Consumer, topic: str) -> list[TopicPartition]:
     metadata = consumer.list_topics(topic, timeout=10)
     partitions = metadata.topics[topic].partitions

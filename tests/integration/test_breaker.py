@@ -23,6 +23,7 @@ from logpipe.config import get_settings
 from logpipe.errors import DependencyUnavailableError
 from logpipe.models import LogEvent
 from tests.conftest import REPO_ROOT
+from tests.hostile_inputs import SEED
 
 KAFKA_DIR = REPO_ROOT / "local" / "kafka"
 KAFKA_LIBS = REPO_ROOT / "local" / ".state" / "kafka" / "libs"
@@ -214,7 +215,7 @@ def test_kafka_paused_opens_the_circuit_probes_and_closes_when_resumed(
 
 
 def test_an_open_circuit_in_redis_makes_the_handler_answer_503_at_once_without_touching_kafka(
-    settings, producer_function, sample_event, lambda_context, monkeypatch: pytest.MonkeyPatch
+    settings, producer_function, http_event, acme_headers, lambda_context, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def must_not_publish(_events) -> None:
         raise AssertionError("an open circuit must not call Kafka")
@@ -226,7 +227,7 @@ def test_an_open_circuit_in_redis_makes_the_handler_answer_503_at_once_without_t
     store._cache.clear()  # this instance reads the shared record, as it would once its cached copy expires
     try:
         started = time.monotonic()
-        response = producer_function.handler(sample_event("producer_post_log"), lambda_context)
+        response = producer_function.handler(http_event(SEED, headers=acme_headers), lambda_context)
         elapsed = time.monotonic() - started
     finally:
         store.save_closed("kafka")
@@ -271,12 +272,12 @@ def test_with_redis_down_each_instance_still_opens_probes_and_closes_on_its_own(
 
 
 def test_unkeyed_ingest_keeps_flowing_while_redis_is_down(
-    settings, redis_down, producer_function, sample_event, lambda_context
+    settings, redis_down, producer_function, http_event, acme_headers, lambda_context
 ) -> None:
     ingest.kafka_circuit_store._cache.clear()  # force a read of the (unreachable) shared state
 
     started = time.monotonic()
-    response = producer_function.handler(sample_event("producer_post_log"), lambda_context)
+    response = producer_function.handler(http_event(SEED, headers=acme_headers), lambda_context)
 
     assert response["statusCode"] == 202, response["body"]
     assert time.monotonic() - started < 2  # the breaker's failed read costs milliseconds, not retries

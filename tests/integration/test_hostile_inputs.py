@@ -19,14 +19,18 @@ def end_offsets(settings) -> dict[int, int]:
         consumer.close()
 
 
-def test_no_hostile_input_reaches_kafka(settings, producer_function, http_event, lambda_context) -> None:
+def test_no_hostile_input_reaches_kafka(settings, producer_function, http_event, lambda_context, acme_headers) -> None:
     before = end_offsets(settings)
 
     answers = {
-        case.name: producer_function.handler(http_event(case.body, case.path, case.headers), lambda_context)
+        case.name: producer_function.handler(
+            http_event(case.body, case.path, {**case.headers, **acme_headers}), lambda_context
+        )
         for case in HOSTILE
     }
-    sentinel = producer_function.handler(http_event(SEED), lambda_context)  # proves this count sees a publish
+    sentinel = producer_function.handler(
+        http_event(SEED, headers=acme_headers), lambda_context
+    )  # proves this count sees a publish
 
     after = end_offsets(settings)
     got = {
