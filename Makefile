@@ -3,7 +3,10 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# The Lambda runtime's Python (template.yaml: Runtime python3.12). pyenv installs it without putting it on PATH,
+# so look there first; fall back to any python3 that is new enough (3.11 runs everything but the built-artifact test).
+PYTHON_VERSION := 3.12
+PYTHON ?= $(shell local/find-python $(PYTHON_VERSION))
 VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed

@@ -1,6 +1,7 @@
 """The one settings object, read from the environment and validated at cold start."""
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -37,6 +38,14 @@ class Settings(BaseSettings):
     max_attributes: int = Field(default=64, ge=0)
     max_past_skew_seconds: int = Field(default=7 * 24 * 3600, ge=0)
     max_future_skew_seconds: int = Field(default=300, ge=0)
+
+    # Deployment on AWS (logpipe.aws; template.yaml sets them). Unset locally: plain URLs, plaintext Kafka.
+    # Secrets Manager secret {"username","password"} (RDS-managed) whose credentials replace DATABASE_URL's.
+    database_secret_arn: str | None = None
+    # How long a fetched secret is reused before Powertools Parameters fetches it again.
+    secrets_max_age_seconds: int = Field(default=300, ge=0)
+    # "iam": SASL_SSL + OAUTHBEARER with MSK IAM tokens signed by the function's role; "none": plaintext.
+    kafka_auth: Literal["none", "iam"] = "none"
 
 
 @lru_cache(maxsize=1)

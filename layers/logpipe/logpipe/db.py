@@ -8,6 +8,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from logpipe import aws
 from logpipe.config import get_settings
 from logpipe.errors import DependencyUnavailableError
 from logpipe.models import LogEvent
@@ -41,7 +42,7 @@ _known_partitions: set[date] = set()
 def _pool() -> ConnectionPool:
     settings = get_settings()
     return ConnectionPool(
-        settings.database_url,
+        aws.database_url(settings),
         min_size=1,
         max_size=settings.database_pool_max_size,
         timeout=settings.dependency_timeout_seconds,

@@ -7,6 +7,7 @@ from functools import lru_cache
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from logpipe import aws
 from logpipe.config import get_settings
 from logpipe.errors import DependencyUnavailableError
 from logpipe.models import LogEvent
@@ -56,6 +57,7 @@ def _producer() -> Producer:
             # instead of hanging.
             "message.timeout.ms": settings.kafka_delivery_timeout_ms,
             "socket.connection.setup.timeout.ms": min(max(settings.kafka_delivery_timeout_ms, 1000), 10_000),
+            **aws.kafka_client_config(settings),
         }
     )
 
