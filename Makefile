@@ -13,7 +13,7 @@ INSTALLED := $(VENV)/.installed
 PORT ?= 8080
 PYTEST_ARGS ?=
 
-.PHONY: help setup services run test test-unit lint format down env
+.PHONY: help setup services run test test-unit lint format down env build
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -56,8 +56,14 @@ format: setup ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-down: ## stop the services started by `make run`/`make test` (data stays in local/.state)
-	@if [ -x $(PY) ]; then $(PY) local/services.py down; else $(PYTHON) local/services.py down; fi
+down: ## stop the services started by `make run`/`make test` (data stays in local/.state; PURGE=1: and outside it)
+	@if [ -x $(PY) ]; then $(PY) local/services.py down $(if $(PURGE),--purge); \
+	else $(PYTHON) local/services.py down $(if $(PURGE),--purge); fi
+
+build: setup ## sam validate --lint, then sam build into .aws-sam/build (no Docker: the layer is built by pip)
+	export PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0; \
+	sam validate --lint --region us-east-1; \
+	sam build
 
 env: ## print the running stack's connection settings as export lines
 	@$(if $(wildcard $(PY)),$(PY),$(PYTHON)) local/services.py env
