@@ -1,6 +1,7 @@
 """template.yaml and the code describe the same system: handlers, routes, environment and event sources exist on
 both sides. A route, variable or topic added on one side only fails here, not on AWS."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,14 @@ def test_every_kafka_event_source_reads_the_events_topic_into_a_batch_handler() 
         assert source.topics == (RAW["Parameters"]["EventsTopic"]["Default"],), name
         # The IAM policy grants exactly this consumer group (kafka-cluster:AlterGroup/DescribeGroup).
         assert f"group/${{ClusterPath}}/{source.group_id}" in TEMPLATE.read_text(), name
+
+
+def test_docker_compose_creates_the_templates_topics() -> None:
+    """local/docker-compose.yml cannot read template.yaml; this keeps its kafka-init in step."""
+    compose = (REPO_ROOT / "local" / "docker-compose.yml").read_text()
+    created = {name: int(n) for name, n in re.findall(r"--topic (\S+) \\\s+--partitions (\d+)", compose)}
+    parameters = RAW["Parameters"]
+    assert created == {
+        parameters["EventsTopic"]["Default"]: parameters["EventsTopicPartitions"]["Default"],
+        parameters["DeadLetterTopic"]["Default"]: parameters["DeadLetterTopicPartitions"]["Default"],
+    }
