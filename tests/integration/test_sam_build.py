@@ -17,6 +17,9 @@ SOURCES = [REPO_ROOT / "template.yaml", REPO_ROOT / "functions", REPO_ROOT / "la
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer")  # what the python3.12 Lambda runtime ships
 LAYER_LIMIT_BYTES = 250 * 1024 * 1024  # Lambda: function + layers, unzipped
 
+# `sam build` (when .aws-sam/build is stale) downloads the layer's wheels: allow it more than the default 120 s.
+pytestmark = pytest.mark.timeout(600)
+
 
 def newest_source_mtime() -> float:
     files = [p for root in SOURCES for p in ([root] if root.is_file() else root.rglob("*")) if p.is_file()]
