@@ -2,7 +2,7 @@
 
 from collections.abc import Sequence
 from datetime import date
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -42,7 +42,8 @@ _known_partitions: set[date] = set()
 def _pool() -> ConnectionPool:
     settings = get_settings()
     return ConnectionPool(
-        aws.database_url(settings),
+        # resolved for each new connection: a rotated database secret is picked up once its cache expires
+        partial(aws.database_url, settings),
         min_size=1,
         max_size=settings.database_pool_max_size,
         timeout=settings.dependency_timeout_seconds,
