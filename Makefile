@@ -3,7 +3,10 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# The Lambda runtime's Python (template.yaml: Runtime python3.12). pyenv installs it without putting it on PATH,
+# so look there first; fall back to any python3 that is new enough (3.11 runs everything but the built-artifact test).
+PYTHON_VERSION := 3.12
+PYTHON ?= $(shell local/find-python $(PYTHON_VERSION))
 VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
@@ -14,7 +17,7 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 VEGETA := $(VENV)/bin/vegeta
 
-.PHONY: help setup services run key test test-unit lint format down env bench maintain replay
+.PHONY: help setup services run key test test-unit lint format down env build bench maintain replay
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -72,8 +75,14 @@ format: setup ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-down: ## stop the services started by `make run`/`make test` (data stays in local/.state)
-	@if [ -x $(PY) ]; then $(PY) local/services.py down; else $(PYTHON) local/services.py down; fi
+down: ## stop the services started by `make run`/`make test` (data stays in local/.state; PURGE=1: and outside it)
+	@if [ -x $(PY) ]; then $(PY) local/services.py down $(if $(PURGE),--purge); \
+	else $(PYTHON) local/services.py down $(if $(PURGE),--purge); fi
+
+build: setup ## sam validate --lint, then sam build into .aws-sam/build (no Docker: the layer is built by pip)
+	export PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0; \
+	sam validate --lint --region us-east-1; \
+	sam build
 
 maintain: services ## create day partitions ahead, drop those past RETENTION_DAYS with their ids (ARGS=--dry-run)
 	eval "$$($(PY) local/services.py env)"; \

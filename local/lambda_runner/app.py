@@ -325,6 +325,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["invoke"]:
+        from . import invoke
+
+        return invoke.main(argv[1:], default_template=_default_template(), overrides={})
     args = parse_args(argv)
     handler = BufferedStderrHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [runner] %(message)s"))

@@ -345,7 +345,7 @@ class FunctionSpec:
     function_name: str
     code_uri: Path
     handler: str
-    runtime: str = "python3.11"
+    runtime: str = "python3.12"
     timeout_s: float = 3.0
     memory_mb: int = 128
     reserved_concurrency: int | None = None  # ReservedConcurrentExecutions: the most instances at once
@@ -391,12 +391,12 @@ def _is_intrinsic(value: dict[str, Any]) -> bool:
     return (len(value) == 1 and next(iter(value)) in ("Ref", "Condition")) or any(k.startswith("Fn::") for k in value)
 
 
-def layer_import_paths(content_dir: Path) -> list[Path]:
-    """What a layer adds to sys.path: /opt/python (+ its site-packages) after `sam build` with BuildMethod."""
+def layer_import_paths(content_dir: Path, runtime: str) -> list[Path]:
+    """What a layer adds to sys.path: /opt/python (+ /opt/python/lib/<runtime>/site-packages) after `sam build`."""
     python_dir = content_dir / "python"
     if python_dir.is_dir():
         paths = [python_dir]
-        site = python_dir / "lib" / "python3.11" / "site-packages"
+        site = python_dir / "lib" / runtime / "site-packages"
         if site.is_dir():
             paths.append(site)
         return paths
@@ -472,7 +472,7 @@ def _function_spec(logical_id: str, props: dict[str, Any], base: Path, layers: d
     if not isinstance(handler, str) or "." not in handler:
         log.warning("function %s: Handler %r is not module.function; skipped", logical_id, handler)
         return None
-    runtime = str(props.get("Runtime", "python3.11"))
+    runtime = str(props.get("Runtime", "python3.12"))
     if not runtime.startswith("python"):
         log.warning("function %s: runtime %s is not a Python runtime; skipped", logical_id, runtime)
         return None
@@ -485,7 +485,7 @@ def _function_spec(logical_id: str, props: dict[str, Any], base: Path, layers: d
     # Lambda extracts layers into /opt in order, later layers overwriting earlier files: later layers win.
     for layer in reversed(props.get("Layers") or []):
         if isinstance(layer, str) and layer in layers:
-            layer_paths.extend(layer_import_paths(layers[layer]))
+            layer_paths.extend(layer_import_paths(layers[layer], runtime))
         else:
             log.warning("function %s: layer %r is not a layer of this template; ignored", logical_id, layer)
 

@@ -55,6 +55,10 @@ def exports() -> dict[str, str]:
 def test_env_prints_every_connection_setting(exports: dict[str, str]) -> None:
     assert set(exports) == {
         "KAFKA_BOOTSTRAP_SERVERS",
+        "KAFKA_TOPIC",
+        "KAFKA_DLQ_TOPIC",
+        "KAFKA_AUTH",
+        "DATABASE_SECRET_ARN",
         "DATABASE_URL",
         "REDIS_URL",
         "PGHOST",
@@ -111,3 +115,19 @@ def test_env_quotes_values_for_the_shell(exports: dict[str, str]) -> None:
     assert (values["PGHOST"], values["PGPORT"], values["PGUSER"]) == ("localhost", "6543", "someone")
     assert values["PGPASSWORD"] == "p@ss w'rd"
     assert values["PGDATABASE"] == "other"
+
+
+def test_the_topics_are_template_yamls(exports: dict[str, str]) -> None:
+    """One definition of the topics: template.yaml's parameters, created with their partition counts."""
+    from confluent_kafka.admin import AdminClient
+
+    from local.lambda_runner.template import load_yaml
+
+    parameters = load_yaml(REPO_ROOT / "template.yaml")["Parameters"]
+    assert (exports["KAFKA_TOPIC"], exports["KAFKA_DLQ_TOPIC"]) == (
+        parameters["EventsTopic"]["Default"],
+        parameters["DeadLetterTopic"]["Default"],
+    )
+    topics = AdminClient({"bootstrap.servers": exports["KAFKA_BOOTSTRAP_SERVERS"]}).list_topics(timeout=10).topics
+    assert len(topics[exports["KAFKA_TOPIC"]].partitions) >= parameters["EventsTopicPartitions"]["Default"]
+    assert len(topics[exports["KAFKA_DLQ_TOPIC"]].partitions) >= parameters["DeadLetterTopicPartitions"]["Default"]

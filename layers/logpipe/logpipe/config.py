@@ -1,7 +1,7 @@
 """The one settings object, read from the environment and validated at cold start."""
 
 from functools import lru_cache
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -99,6 +99,14 @@ class Settings(BaseSettings):
     accepted_ttl_seconds: int = Field(default=24 * 3600, ge=1)
     # Health probes are reused this long per instance.
     health_cache_seconds: float = Field(default=1.0, ge=0)
+
+    # Deployment on AWS (logpipe.aws; template.yaml sets them). Unset locally: plain URLs, plaintext Kafka.
+    # Secrets Manager secret {"username","password"} (RDS-managed) whose credentials replace DATABASE_URL's.
+    database_secret_arn: str | None = None
+    # How long a fetched secret is reused before Powertools Parameters fetches it again.
+    secrets_max_age_seconds: int = Field(default=300, ge=0)
+    # "iam": SASL_SSL + OAUTHBEARER with MSK IAM tokens signed by the function's role; "none": plaintext.
+    kafka_auth: Literal["none", "iam"] = "none"
 
     @model_validator(mode="after")
     def _accepted_events_fit_in_kafka(self) -> Self:

@@ -7,7 +7,7 @@
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import psycopg
 import pydantic_core
@@ -15,6 +15,7 @@ from psycopg import errors as pg_errors
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from logpipe import aws
 from logpipe.config import get_settings
 from logpipe.errors import DependencyUnavailableError
 from logpipe.models import LogEvent
@@ -68,7 +69,8 @@ class UnstorableRowsError(Exception):
 def _pool() -> ConnectionPool:
     settings = get_settings()
     return ConnectionPool(
-        settings.database_url,
+        # resolved for each new connection: a rotated database secret is picked up once its cache expires
+        partial(aws.database_url, settings),
         min_size=1,
         max_size=settings.database_pool_max_size,
         timeout=settings.dependency_timeout_seconds,

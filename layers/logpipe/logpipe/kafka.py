@@ -6,6 +6,7 @@ from functools import lru_cache
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 
+from logpipe import aws
 from logpipe.config import get_settings
 from logpipe.deadletter import DeadLetter
 from logpipe.errors import DependencyUnavailableError
@@ -33,6 +34,7 @@ def _producer() -> Producer:
             # instead of hanging.
             "message.timeout.ms": settings.kafka_delivery_timeout_ms,
             "socket.connection.setup.timeout.ms": min(max(settings.kafka_delivery_timeout_ms, 1000), 10_000),
+            **aws.kafka_client_config(settings),
         }
     )
 
@@ -61,12 +63,14 @@ def publish_records(messages: Sequence[Outgoing]) -> None:
 
 def consumer(group_id: str) -> Consumer:
     """A consumer of the cluster in its own group, committing only what the caller commits."""
+    settings = get_settings()
     return Consumer(
         {
-            "bootstrap.servers": get_settings().kafka_bootstrap_servers,
+            "bootstrap.servers": settings.kafka_bootstrap_servers,
             "group.id": group_id,
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
+            **aws.kafka_client_config(settings),
         }
     )
 

@@ -1,0 +1,1 @@
+"""logpipe's backing services run natively (no Docker): Kafka, PostgreSQL, Redis; see local/services.py."""
