@@ -16,9 +16,11 @@ from pathlib import Path
 
 import uvicorn
 
+from . import metrics
 from .events import ApiInfo
 from .http_api import HttpApiApp, RouteTable
 from .kafka_poller import KafkaPoller
+from .logs import JsonLogFormatter
 from .template import Template, function_environment, load_template
 from .workers import FunctionPool, InvokeResult
 
@@ -93,6 +95,7 @@ class Runner:
         prewarm: int = 1,
         kafka: bool = True,
         kafka_consumers: int = 1,
+        metrics_path: str | None = "/metrics",
         base_env: dict[str, str] | None = None,
     ) -> None:
         self.template = template
@@ -102,6 +105,7 @@ class Runner:
         self.prewarm = prewarm
         self.kafka = kafka
         self.kafka_consumers = max(1, kafka_consumers)
+        self.metrics_path = metrics_path or None
         self.base_env = dict(os.environ if base_env is None else base_env)
         self.pools: dict[str, FunctionPool] = {}
         self.pollers: list[KafkaPoller] = []
@@ -126,6 +130,7 @@ class Runner:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._on_signal, sig)
 
+        metrics.enable_multiprocess()  # before any metric exists, and inherited by processes started from here on
         tpl = self.template
         for fid, spec in tpl.functions.items():
             if not spec.http_routes and not spec.kafka_sources:
@@ -140,7 +145,11 @@ class Runner:
 
         api_name = tpl.http_api_ids[0] if tpl.http_api_ids else "ServerlessHttpApi"
         api_id = hashlib.sha1(f"{tpl.stack_name}/{api_name}".encode()).hexdigest()[:10]
-        app = HttpApiApp(RouteTable(tpl.routes), self.pools, ApiInfo(api_id=api_id, account_id=tpl.account_id))
+        routes = RouteTable(tpl.routes)
+        if self.metrics_path and routes.match("GET", self.metrics_path):
+            log.warning("the template routes GET %s: the runner's metrics endpoint is off", self.metrics_path)
+            self.metrics_path = None
+        app = HttpApiApp(routes, self.pools, ApiInfo(api_id=api_id, account_id=tpl.account_id), self.metrics_path)
         longest = max((spec.timeout_s for spec in tpl.functions.values()), default=30.0)
         config = uvicorn.Config(
             app,
@@ -167,6 +176,8 @@ class Runner:
         sock = self.server.servers[0].sockets[0].getsockname()
         url = f"http://{self.host}:{sock[1]}"
         print(f"Lambda runner serving {url} (template {tpl.path})", flush=True)
+        if self.metrics_path:
+            log.info("Prometheus metrics at %s%s", url, self.metrics_path)
         for route in tpl.routes:
             log.info("route %-28s -> %s", route.route_key, route.function_id)
 
@@ -290,6 +301,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--parameter-overrides", nargs="*", default=[], help="template parameters, Key=Value (like sam)"
     )
+    parser.add_argument(
+        "--metrics-path",
+        default=env.get("RUNNER_METRICS_PATH", "/metrics"),
+        help="GET here serves the runner's Prometheus metrics unless a template route matches it ('' turns it off)",
+    )
     parser.add_argument("--log-level", default=env.get("RUNNER_LOG_LEVEL", "INFO"))
     return parser.parse_args(argv)
 
@@ -302,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         return invoke.main(argv[1:], default_template=_default_template(), overrides={})
     args = parse_args(argv)
     handler = BufferedStderrHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [runner] %(message)s"))
+    handler.setFormatter(JsonLogFormatter())
     logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
     template = load_template(args.template, parameter_overrides=_overrides(args.parameter_overrides))
     runner = Runner(
@@ -314,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         prewarm=args.prewarm,
         kafka=not args.no_kafka,
         kafka_consumers=args.kafka_consumers,
+        metrics_path=args.metrics_path,
     )
     threading.current_thread().name = "runner"
     return asyncio.run(runner.run())

@@ -36,6 +36,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from .events import LAMBDA_MAX_EVENT_BYTES, build_kafka_event, kafka_record, parse_batch_item_failures, record_size
+from .metrics import instruments
 from .template import KafkaSource
 from .workers import InvokeResult
 
@@ -46,6 +47,7 @@ MAX_EVENT_BYTES = LAMBDA_MAX_EVENT_BYTES - 64 * 1024  # room for the envelope
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 30.0
 POLL_IDLE_S = 0.5
+LAG_INTERVAL_S = 10
 
 TP = tuple[str, int]
 Invoker = Callable[[bytes], InvokeResult]
@@ -98,6 +100,8 @@ class KafkaPoller(threading.Thread):
             # the longest gap between two polls: one invocation plus one back-off
             "max.poll.interval.ms": int(max(300.0, 2 * function_timeout_s + BACKOFF_CAP_S + 30) * 1000),
             "topic.metadata.refresh.interval.ms": 10_000,
+            "statistics.interval.ms": LAG_INTERVAL_S * 1000,
+            "stats_cb": self._on_stats,
             **(consumer_config or {}),
         }
         self._stop_event = threading.Event()
@@ -112,6 +116,7 @@ class KafkaPoller(threading.Thread):
         self._last_error_log: dict[str, float] = {}
         self.batches_ok = 0
         self.batches_failed = 0
+        self.lag: dict[TP, int] = {}  # latest consumer lag per assigned partition (records)
 
     # lifecycle -------------------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -166,7 +171,20 @@ class KafkaPoller(threading.Thread):
         for tp in revoked:
             self._rewind.pop(tp, None)
             self._attempts.pop(tp, None)
+        instruments().consumer_lag(self.source.function_id, dict.fromkeys(revoked & self.lag.keys(), 0))
         log.info("%s: revoked %s", self.label, _fmt(partitions))
+
+    def _on_stats(self, stats_json: str) -> None:
+        """librdkafka statistics (called inside poll, on this thread): each assigned partition's lag."""
+        stats = json.loads(stats_json)
+        lag: dict[TP, int] = {}
+        for topic, data in (stats.get("topics") or {}).items():
+            for partition, pstats in (data.get("partitions") or {}).items():
+                tp = (topic, int(partition))
+                if tp in self.assigned and pstats.get("consumer_lag", -1) >= 0:
+                    lag[tp] = pstats["consumer_lag"]
+        self.lag = lag
+        instruments().consumer_lag(self.source.function_id, lag)
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.warning("%s: partitions lost", self.label)
@@ -262,6 +280,7 @@ class KafkaPoller(threading.Thread):
             for tp in first:
                 self._attempts.pop(tp, None)
             self.batches_ok += 1
+            instruments().kafka_batches.labels(self.source.function_id, "ok").inc()
             log.info("%s -> ok %.1fms", desc, result.duration_ms)
             return
 
@@ -270,16 +289,20 @@ class KafkaPoller(threading.Thread):
         done.update({tp: offset for tp, offset in failed.items() if offset > first[tp]})
         self._commit(done)
         self.batches_failed += 1
+        instruments().kafka_batches.labels(self.source.function_id, "failed" if failed == first else "partial").inc()
         attempts = self._count_attempt(failed)
         max_retries = self.source.effective_max_retries
         if max_retries is not None and attempts > max_retries:
             log.error("%s -> failed (%s); retries exhausted after %d attempts", desc, reason, attempts)
             if self._send_to_destination(failed_msgs, result, attempts, reason):
+                destination = self.destination[1] if self.destination else "none"
+                instruments().dead_letters.labels(self.source.function_id, destination).inc(len(failed_msgs))
                 self._commit({tp: last[tp] + 1 for tp in failed})
                 for tp in failed:
                     self._attempts.pop(tp, None)
                 return
         delay = backoff_delay(attempts)
+        instruments().kafka_retries.labels(self.source.function_id).inc()
         log.warning(
             "%s -> failed (%s) %.1fms; attempt %d, retrying in %.1fs", desc, reason, result.duration_ms, attempts, delay
         )

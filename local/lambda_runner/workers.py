@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .metrics import StdoutRelay, instruments
 from .template import DEFAULT_ACCOUNT_ID, FunctionSpec
 
 log = logging.getLogger("runner")
@@ -92,6 +93,7 @@ class Worker:
                 cwd=str(pool.spec.code_uri),
                 pass_fds=(req_r, resp_w),
                 stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,  # relayed by the runner, which reads the function's EMF metrics in it
                 # Own process group: a terminal Ctrl-C reaches the runner only; the runner stops workers itself.
                 process_group=0,
             )
@@ -105,6 +107,9 @@ class Worker:
         os.set_blocking(self._req_w, False)
         os.set_blocking(self._resp_r, False)
         self.loop.add_reader(self._resp_r, self._on_readable)
+        assert self.proc.stdout is not None
+        self.stdout = StdoutRelay(self.loop, os.dup(self.proc.stdout.fileno()), pool.name)
+        self.proc.stdout.close()
 
     # io ----------------------------------------------------------------------------------------------
     def _on_readable(self) -> None:
@@ -182,6 +187,7 @@ class Worker:
         self._pending = (request_id, fut)
         self.deadline = self.loop.time() + timeout_s
         self._write(payload)
+        self.pool.report_instances()
         return fut
 
     def on_timeout(self) -> None:
@@ -284,6 +290,7 @@ class FunctionPool:
             return False
         self.workers.add(worker)
         self._starting += 1
+        instruments().cold_starts.labels(self.name).inc()
         self.loop.create_task(self._await_ready(worker))
         return True
 
@@ -331,12 +338,18 @@ class FunctionPool:
                 waiter.set_result(worker)
                 return
         self._idle.append(worker)
+        self.report_instances()
 
     def _forget(self, worker: Worker) -> None:
         self.workers.discard(worker)
         with contextlib.suppress(ValueError):
             self._idle.remove(worker)
+        self.report_instances()
         self._maybe_spawn()
+
+    def report_instances(self) -> None:
+        busy = sum(1 for worker in self.workers if worker.busy)
+        instruments().instance_counts(self.name, busy, len(self.workers))
 
     def _sweep(self) -> None:
         """Enforce Timeout: one timer per pool instead of one per invocation (cheaper on the hot path)."""
@@ -359,8 +372,13 @@ class FunctionPool:
         return await waiter
 
     # invoking --------------------------------------------------------------------------------------------
-    async def invoke(self, event_json: bytes, *, trace_id: str | None = None) -> InvokeResult:
+    async def invoke(self, event_json: bytes, **options: Any) -> InvokeResult:
         """Invoke the function with an event that is already JSON (Lambda hands handlers a JSON document)."""
+        result = await self._invoke(event_json, **options)
+        instruments().invocation(self.name, result.status, result.duration_ms / 1000)
+        return result
+
+    async def _invoke(self, event_json: bytes, *, trace_id: str | None = None) -> InvokeResult:
         request_id = str(uuid.uuid4())
         started = time.perf_counter()
         try:
