@@ -13,7 +13,7 @@ INSTALLED := $(VENV)/.installed
 PORT ?= 8080
 PYTEST_ARGS ?=
 
-.PHONY: help setup services run test test-unit lint format down env build
+.PHONY: help setup services run test test-unit lint format down env build observe
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ run: services ## start the services and serve the API on http://127.0.0.1:8080 (
 	echo "  eval \"\$$(make -s env)\" && psql -c 'SELECT id, organization_id, level, message, source FROM log_events ORDER BY stored_at DESC LIMIT 5'"; \
 	echo; \
 	exec $(PY) local/runner.py --port $(PORT)
+
+observe: setup ## Prometheus (Debian package) + the dashboard page, scraping the runner on PORT; prints the URLs
+	LOGPIPE_RUNNER_ADDRESS=127.0.0.1:$(PORT) $(PY) local/services.py observe
 
 test: services ## start the services and run every test (unit, integration, e2e)
 	eval "$$($(PY) local/services.py env)"; \
