@@ -32,7 +32,6 @@ from .process import (
     apt_install,
     fail_with_log,
     pid_alive,
-    port_open,
     read_pid,
     say,
     stop_pid,
@@ -170,7 +169,11 @@ class Prometheus(_Daemon):
         for job in document["scrape_configs"]:
             for static in job.get("static_configs", []):
                 static["targets"] = [
-                    runner_address() if t == COMPOSE_RUNNER_TARGET else f"{HOST}:{self.port}" if t == COMPOSE_SELF_TARGET else t
+                    runner_address()
+                    if t == COMPOSE_RUNNER_TARGET
+                    else f"{HOST}:{self.port}"
+                    if t == COMPOSE_SELF_TARGET
+                    else t
                     for t in static["targets"]
                 ]
         return "# Written by local/services.py observe from local/prometheus/prometheus.yml.\n" + yaml.safe_dump(

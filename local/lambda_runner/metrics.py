@@ -69,7 +69,9 @@ class Instruments:
             buckets=DURATION_BUCKETS,
             **kw,
         )
-        self.invocations = Counter("runner_invocations", "Function invocations by outcome", ["function", "outcome"], **kw)
+        self.invocations = Counter(
+            "runner_invocations", "Function invocations by outcome", ["function", "outcome"], **kw
+        )
         self.invocation_duration = Histogram(
             "runner_invocation_duration_seconds",
             "Function invocations: waiting for an instance plus running the handler",

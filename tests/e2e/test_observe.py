@@ -24,6 +24,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client.parser import text_string_to_metric_families
 
+from local.backing_services.process import apt_install
 from local.backing_services.prometheus import Dashboard, Prometheus
 from local.backing_services.settings import Config
 from local.lambda_runner.testing import RunnerProcess
@@ -118,7 +119,9 @@ def test_metrics_count_exactly_the_accepted_rejected_and_dead_lettered_events() 
         assert value(samples, "log_events_dead_lettered_total", function="ConsumerFunction") == 2
         assert value(samples, "log_events_errors_total", function="ConsumerFunction") == 2
         requests_by_status = {
-            status: value(samples, "runner_http_requests_total", function="ProducerFunction", route=INGEST, status=status)
+            status: value(
+                samples, "runner_http_requests_total", function="ProducerFunction", route=INGEST, status=status
+            )
             for status in ("202", "422")
         }
         assert requests_by_status == {"202": 5, "422": 3}
@@ -196,9 +199,12 @@ def test_native_prometheus_scrapes_the_runner(observed_stack: tuple[RunnerProces
 
 def panel_states(dashboard_url: str, screenshot: Path) -> dict[str, str]:
     """Load the page in headless Chromium; return each panel's data-state, and save a screenshot."""
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    chromium = shutil.which("chromium")
+    if chromium is None and os.geteuid() == 0:  # like the services: install the Debian package when root
+        apt_install(["chromium"], "the dashboard test needs a browser (Debian package: chromium)")
+        chromium = shutil.which("chromium")
     if chromium is None:
-        message = "NOT TESTED: the dashboard needs Debian's chromium (apt-get install chromium)"
+        message = "NOT TESTED: the dashboard needs Debian's chromium (sudo apt-get install chromium)"
         warnings.warn(message, stacklevel=2)
         pytest.skip(message)
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--virtual-time-budget=15000"]
