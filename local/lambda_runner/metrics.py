@@ -32,7 +32,7 @@ import shutil
 import sys
 import tempfile
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 log = logging.getLogger("runner")
@@ -58,6 +58,8 @@ class Instruments:
         self._lock = threading.Lock()
         self._emf: dict[str, tuple[Any, tuple[str, ...]]] = {}
         self._series: dict[str, set[tuple[str, ...]]] = {}
+        self._emf_children: dict[tuple[Any, ...], tuple[Callable[[float], None], float]] = {}
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         kw = {"registry": registry}
         self.http_requests = Counter(
             "runner_http_requests", "HTTP API requests answered", ["function", "route", "status"], **kw
@@ -105,21 +107,29 @@ class Instruments:
         )
 
     # the runner's own -------------------------------------------------------------------------------------
+    def child(self, metric: Any, *label_values: str) -> Any:
+        """``metric.labels(...)``, cached: the lookup costs more than the increment (hot path)."""
+        key = (id(metric), label_values)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*label_values)
+        return found
+
     def http_request(self, function: str, route: str, status: int, seconds: float) -> None:
-        self.http_requests.labels(function, route, str(status)).inc()
-        self.http_duration.labels(function, route).observe(seconds)
+        self.child(self.http_requests, function, route, str(status)).inc()
+        self.child(self.http_duration, function, route).observe(seconds)
 
     def invocation(self, function: str, outcome: str, seconds: float) -> None:
-        self.invocations.labels(function, outcome).inc()
-        self.invocation_duration.labels(function).observe(seconds)
+        self.child(self.invocations, function, outcome).inc()
+        self.child(self.invocation_duration, function).observe(seconds)
 
     def instance_counts(self, function: str, busy: int, total: int) -> None:
-        self.instances.labels(function, "busy").set(busy)
-        self.instances.labels(function, "idle").set(total - busy)
+        self.child(self.instances, function, "busy").set(busy)
+        self.child(self.instances, function, "idle").set(total - busy)
 
     def consumer_lag(self, function: str, lag: dict[tuple[str, int], int]) -> None:
         for (topic, partition), records in lag.items():
-            self.kafka_lag.labels(function, topic, str(partition)).set(records)
+            self.child(self.kafka_lag, function, topic, str(partition)).set(records)
 
     # the functions' EMF ----------------------------------------------------------------------------------
     def record_emf(self, function: str, document: dict[str, Any]) -> int:
@@ -129,77 +139,83 @@ class Instruments:
             return 0
         recorded = 0
         for directive in directives:
-            dimensions = _dimension_names(directive.get("Dimensions"))
-            labels = {"function": function}
-            for name in dimensions:
-                value = document.get(name)
-                if name not in ALLOWED_DIMENSIONS:
-                    continue
-                if not isinstance(value, str) or len(value) > MAX_LABEL_VALUE_CHARS:
-                    self.emf_dropped.labels("label_value").inc()
-                    continue
-                labels[name] = value
+            labels = self._labels(function, directive.get("Dimensions"), document)
             for definition in directive.get("Metrics") or []:
                 recorded += self._record_metric(definition, document, labels)
         return recorded
 
+    def _labels(self, function: str, dimension_sets: Any, document: dict[str, Any]) -> dict[str, str]:
+        labels = {"function": function}
+        for dimension_set in dimension_sets or []:
+            for name in dimension_set or []:
+                if name not in ALLOWED_DIMENSIONS or name in labels:
+                    continue
+                value = document.get(name)
+                if not isinstance(value, str) or len(value) > MAX_LABEL_VALUE_CHARS:
+                    self.child(self.emf_dropped, "label_value").inc()
+                    continue
+                labels[name] = value
+        return labels
+
     def _record_metric(self, definition: dict[str, Any], document: dict[str, Any], labels: dict[str, str]) -> int:
         name = definition.get("Name")
         if not isinstance(name, str) or name not in document:
-            self.emf_dropped.labels("malformed").inc()
+            self.child(self.emf_dropped, "malformed").inc()
             return 0
         values = document[name] if isinstance(document[name], list) else [document[name]]
         unit = definition.get("Unit") or "None"
-        metric, label_names = self._emf_metric(_NAME_CHARS.sub("_", name), unit, tuple(labels))
-        label_values = tuple(labels.get(label, "") for label in label_names)
-        with self._lock:
-            series = self._series.setdefault(name, set())
-            if label_values not in series:
-                if len(series) >= MAX_SERIES_PER_METRIC:
-                    self.emf_dropped.labels("too_many_series").inc()
-                    return 0
-                series.add(label_values)
-        child = metric.labels(*label_values)
+        series = self._emf_series(name, unit, labels)
+        if series is None:
+            return 0
+        record, scale = series
         count = 0
         for value in values:
             if not isinstance(value, int | float) or isinstance(value, bool):
-                self.emf_dropped.labels("malformed").inc()
+                self.child(self.emf_dropped, "malformed").inc()
                 continue
-            if unit in TIME_UNITS:
-                child.observe(value * TIME_UNITS[unit])
-            elif name.endswith("_total"):
-                child.inc(value)
-            else:
-                child.set(value)
+            record(value * scale)
             count += 1
         return count
 
+    def _emf_series(self, name: str, unit: str, labels: dict[str, str]) -> tuple[Callable[[float], None], float] | None:
+        """How to record one value of this metric and label set (observe/inc/set, unit scale); None: refused."""
+        key = (name, unit, tuple(labels.items()))
+        found = self._emf_children.get(key)
+        if found is not None:
+            return found
+        with self._lock:
+            metric, label_names = self._emf_metric(_NAME_CHARS.sub("_", name), unit, tuple(labels))
+            series = self._series.setdefault(name, set())
+            label_values = tuple(labels.get(label, "") for label in label_names)
+            if label_values not in series and len(series) >= MAX_SERIES_PER_METRIC:
+                self.child(self.emf_dropped, "too_many_series").inc()
+                return None
+            series.add(label_values)
+            child = metric.labels(*label_values)
+            if unit in TIME_UNITS:
+                found = (child.observe, TIME_UNITS[unit])
+            elif name.endswith("_total"):
+                found = (child.inc, 1.0)
+            else:
+                found = (child.set, 1.0)
+            self._emf_children[key] = found
+            return found
+
     def _emf_metric(self, name: str, unit: str, label_names: tuple[str, ...]) -> tuple[Any, tuple[str, ...]]:
+        """The metric behind an EMF name (created with the first label names seen); call with the lock held."""
         from prometheus_client import Counter, Gauge, Histogram
 
-        with self._lock:
-            known = self._emf.get(name)
-            if known is None:
-                doc = f"EMF metric {name} ({unit}) published by the functions"
-                if unit in TIME_UNITS:
-                    metric = Histogram(
-                        name, doc, label_names, buckets=DURATION_BUCKETS, registry=self._registry
-                    )  # seconds, whatever the EMF unit
-                elif name.endswith("_total"):
-                    metric = Counter(name.removesuffix("_total"), doc, label_names, registry=self._registry)
-                else:
-                    metric = Gauge(name, doc, label_names, multiprocess_mode="mostrecent", registry=self._registry)
-                known = self._emf[name] = (metric, label_names)
-            return known
-
-
-def _dimension_names(dimension_sets: Any) -> list[str]:
-    names: list[str] = []
-    for dimension_set in dimension_sets or []:
-        for name in dimension_set or []:
-            if isinstance(name, str) and name not in names:
-                names.append(name)
-    return names
+        known = self._emf.get(name)
+        if known is None:
+            doc = f"EMF metric {name} ({unit}) published by the functions"
+            if unit in TIME_UNITS:  # seconds, whatever the EMF unit
+                metric = Histogram(name, doc, label_names, buckets=DURATION_BUCKETS, registry=self._registry)
+            elif name.endswith("_total"):
+                metric = Counter(name.removesuffix("_total"), doc, label_names, registry=self._registry)
+            else:
+                metric = Gauge(name, doc, label_names, multiprocess_mode="mostrecent", registry=self._registry)
+            known = self._emf[name] = (metric, label_names)
+        return known
 
 
 # ---------------------------------------------------------------------------------------------- per process

@@ -41,6 +41,7 @@ WORKER_SCRIPT = Path(__file__).with_name("worker_process.py")
 MAX_RESPONSE_BYTES = 6 * 1024 * 1024  # Lambda's synchronous response payload limit
 INIT_TIMEOUT_S = 60.0
 TIMEOUT_RESOLUTION_S = 0.05
+INSTANCE_REPORT_S = 1.0
 
 
 @dataclass
@@ -187,7 +188,6 @@ class Worker:
         self._pending = (request_id, fut)
         self.deadline = self.loop.time() + timeout_s
         self._write(payload)
-        self.pool.report_instances()
         return fut
 
     def on_timeout(self) -> None:
@@ -271,6 +271,7 @@ class FunctionPool:
         self._counter = 0
         self._closing = False
         self._sweeper: asyncio.TimerHandle | None = None
+        loop.call_soon(self._report_instances)
 
     # instances -------------------------------------------------------------------------------------------
     def prewarm(self, count: int) -> None:
@@ -338,18 +339,19 @@ class FunctionPool:
                 waiter.set_result(worker)
                 return
         self._idle.append(worker)
-        self.report_instances()
 
     def _forget(self, worker: Worker) -> None:
         self.workers.discard(worker)
         with contextlib.suppress(ValueError):
             self._idle.remove(worker)
-        self.report_instances()
         self._maybe_spawn()
 
-    def report_instances(self) -> None:
+    def _report_instances(self) -> None:
+        """The busy/idle instance gauges, sampled every INSTANCE_REPORT_S (not per invocation: the hot path)."""
         busy = sum(1 for worker in self.workers if worker.busy)
         instruments().instance_counts(self.name, busy, len(self.workers))
+        if not self._closing:
+            self.loop.call_later(INSTANCE_REPORT_S, self._report_instances)
 
     def _sweep(self) -> None:
         """Enforce Timeout: one timer per pool instead of one per invocation (cheaper on the hot path)."""
