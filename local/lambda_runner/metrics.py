@@ -246,13 +246,6 @@ def enable_multiprocess() -> str:
     return path
 
 
-def process_exited(pid: int) -> None:
-    """Forget a finished process's gauges (its counters keep counting for the run)."""
-    from prometheus_client import multiprocess
-
-    multiprocess.mark_process_dead(pid)
-
-
 def exposition() -> tuple[bytes, str]:
     """The Prometheus text exposition of every process of this run."""
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
