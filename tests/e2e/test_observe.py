@@ -233,3 +233,33 @@ def test_every_dashboard_panel_shows_data(observed_stack: tuple[RunnerProcess, s
         warnings.warn("the Circuit state panel was not checked: no circuit transition in this run", stacklevel=1)
         without_data.discard("Circuit state")
     assert without_data == set(), f"panels without data: {sorted(without_data)} (screenshot {tmp_path})"
+
+
+# ---------------------------------------------------------------------------------- a template's own /metrics
+SHADOWING_TEMPLATE = """
+AWSTemplateFormatVersion: "2010-09-09"
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Exporter:
+    Type: AWS::Serverless::Function
+    Properties:
+      Runtime: python3.12
+      CodeUri: fn/
+      Handler: app.handler
+      Events:
+        Metrics:
+          Type: HttpApi
+          Properties: {Path: /metrics, Method: GET}
+"""
+
+
+def test_a_template_route_for_get_metrics_wins_over_the_runners_endpoint(tmp_path: Path) -> None:
+    (tmp_path / "fn").mkdir()
+    (tmp_path / "fn" / "app.py").write_text(
+        "def handler(event, context):\n    return {'statusCode': 200, 'body': 'mine'}\n"
+    )
+    (tmp_path / "template.yaml").write_text(SHADOWING_TEMPLATE)
+    with RunnerProcess(tmp_path / "template.yaml", cwd=tmp_path, args=["--no-kafka"]) as runner:
+        runner.wait_for_log("the template routes GET /metrics: the runner's metrics endpoint is off")
+        assert requests.get(f"{runner.url}/metrics", timeout=15).text == "mine"
+    assert runner.returncode == 0
