@@ -17,7 +17,7 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 VEGETA := $(VENV)/bin/vegeta
 
-.PHONY: help setup services run key test test-unit lint format down env build bench maintain replay
+.PHONY: help setup services run key test test-unit lint format down env build bench maintain replay observe
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ run: services ## start the services and serve the API on http://127.0.0.1:8080 (
 key: services ## create an API key: make key ORG=acme SCOPES=ingest,read (the key is alone on the last line)
 	@eval "$$($(PY) local/services.py env)"; \
 	PYTHONPATH=layers/logpipe $(PY) -m logpipe.auth --org "$(ORG)" --scopes "$(SCOPES)"
+
+observe: setup ## Prometheus (Debian package) + the dashboard page, scraping the runner on PORT; prints the URLs
+	LOGPIPE_RUNNER_ADDRESS=127.0.0.1:$(PORT) $(PY) local/services.py observe
 
 test: services ## start the services and run every test (unit, integration, e2e)
 	eval "$$($(PY) local/services.py env)"; \

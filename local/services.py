@@ -8,6 +8,7 @@ Usage::
     python local/services.py status   # show each service up/down (exit 1 if any is down)
     python local/services.py down     # stop what *we* started; data stays in place
     python local/services.py down --purge   # ... and remove what lives outside the clone (/var/tmp cluster)
+    python local/services.py observe  # Prometheus + the dashboard page, scraping the runner (make observe)
 
     eval "$(python local/services.py up)"   # progress goes to stderr, only export lines to stdout
 

@@ -1,4 +1,4 @@
-"""`python local/services.py up|down|env|status`: the commands over the three services."""
+"""`python local/services.py up|down|env|status|observe`: the commands over the services."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from .kafka import Kafka
 from .migrations import migrate
 from .postgres import Postgres, remove_orphaned_fallbacks
 from .process import ServiceError, StateLock, say
+from .prometheus import Dashboard, Prometheus, runner_address
 from .redis import Redis
 from .service import Service
 from .settings import Config
@@ -19,6 +20,12 @@ from .settings import Config
 def services(cfg: Config) -> list[Service]:
     """In start order: sequential on purpose, simple to follow, and every step has its own timeout."""
     return [Redis(cfg), Kafka(cfg), Postgres(cfg)]
+
+
+def observability(cfg: Config) -> list[Service]:
+    """Only for `observe`: Prometheus scraping the runner, and the dashboard page drawing from it."""
+    prometheus = Prometheus(cfg)
+    return [prometheus, Dashboard(cfg, prometheus)]
 
 
 def cmd_up(cfg: Config, purge: bool = False) -> int:
@@ -44,7 +51,7 @@ def cmd_down(cfg: Config, purge: bool = False) -> int:
     started = time.monotonic()
     errors = []
     with StateLock(cfg.state / ".lock"):
-        for service in reversed(services(cfg)):
+        for service in [*reversed(observability(cfg)), *reversed(services(cfg))]:
             try:
                 service.down()
                 if purge:
@@ -76,7 +83,17 @@ def cmd_env(cfg: Config, purge: bool = False) -> int:
     return 0
 
 
-COMMANDS = {"up": cmd_up, "down": cmd_down, "env": cmd_env, "status": cmd_status}
+def cmd_observe(cfg: Config, purge: bool = False) -> int:
+    with StateLock(cfg.state / ".lock"):
+        prometheus, dashboard = observability(cfg)
+        prometheus.up()
+        dashboard.up()
+    print(f"Prometheus  {prometheus.url}  (scraping http://{runner_address()}/metrics)")
+    print(f"Dashboard   {dashboard.url}/  (the panels of local/grafana/dashboards/logpipe.json)")
+    return 0
+
+
+COMMANDS = {"up": cmd_up, "down": cmd_down, "env": cmd_env, "status": cmd_status, "observe": cmd_observe}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -189,7 +189,7 @@ def run(
         except OSError as exc:
             raise ServiceError(f"{what}: cannot run {cmd[0]}: {exc}") from None
         try:
-            proc.communicate(stdin_text.encode() if stdin_text is not None else None, timeout=timeout)
+            _wait_with_progress(proc, stdin_text, timeout, what)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
@@ -201,6 +201,26 @@ def run(
     if proc.returncode != 0:
         raise ServiceError(f"{what} failed (exit {proc.returncode}): {shlex.join(map(str, cmd))}\n{text.rstrip()}")
     return text
+
+
+PROGRESS_EVERY = 15.0
+
+
+def _wait_with_progress(proc: subprocess.Popen, stdin_text: str | None, timeout: float, what: str) -> None:
+    """Wait for ``proc``; a slow step (mvn resolving Kafka, initdb, apt) says every 15 s that it still runs."""
+    started = time.monotonic()
+    if stdin_text is not None:
+        proc.communicate(stdin_text.encode(), timeout=timeout)
+        return
+    while True:
+        remaining = timeout - (time.monotonic() - started)
+        try:
+            proc.wait(timeout=max(0.0, min(PROGRESS_EVERY, remaining)))
+            return
+        except subprocess.TimeoutExpired:
+            if time.monotonic() - started >= timeout:
+                raise
+            say(f"{what}: still running ({time.monotonic() - started:.0f}s of at most {timeout:.0f}s)")
 
 
 class StateLock:

@@ -17,9 +17,10 @@ from pathlib import Path
 import uvicorn
 import uvloop
 
-from . import kafka_source
+from . import kafka_source, metrics
 from .events import ApiInfo
 from .http_api import HttpApiApp, RouteTable
+from .logs import JsonLogFormatter
 from .template import Template, function_environment, load_template
 from .workers import DEFAULT_INSTANCE_WAIT_S, FunctionPool
 
@@ -97,6 +98,7 @@ class Runner:
         kafka_consumers: int | None = None,
         instance_id: str | None = None,
         log_level: str = "INFO",
+        metrics_path: str | None = "/metrics",
         base_env: dict[str, str] | None = None,
     ) -> None:
         self.template = template
@@ -109,6 +111,7 @@ class Runner:
         self.kafka_consumers = kafka_consumers
         self.instance_id = instance_id
         self.log_level = log_level
+        self.metrics_path = metrics_path or None
         self.base_env = dict(os.environ if base_env is None else base_env)
         self.pools: dict[str, FunctionPool] = {}
         self.kafka_processes: list[kafka_source.KafkaSourceProcess] = []
@@ -133,6 +136,7 @@ class Runner:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._on_signal, sig)
 
+        metrics.enable_multiprocess()  # before any metric exists, and inherited by processes started from here on
         tpl = self.template
         for fid, spec in tpl.functions.items():
             if not spec.http_routes:  # Kafka event sources run their own instances (kafka_source)
@@ -155,11 +159,16 @@ class Runner:
 
         api_name = tpl.http_api_ids[0] if tpl.http_api_ids else "ServerlessHttpApi"
         api_id = hashlib.sha1(f"{tpl.stack_name}/{api_name}".encode()).hexdigest()[:10]
+        routes = RouteTable(tpl.routes)
+        if self.metrics_path and routes.match("GET", self.metrics_path):
+            log.warning("the template routes GET %s: the runner's metrics endpoint is off", self.metrics_path)
+            self.metrics_path = None
         app = HttpApiApp(
-            RouteTable(tpl.routes),
+            routes,
             self.pools,
             ApiInfo(api_id=api_id, account_id=tpl.account_id),
             instance_wait_s=self.instance_wait_s,
+            metrics_path=self.metrics_path,
         )
         longest = max((spec.timeout_s for spec in tpl.functions.values()), default=30.0)
         config = uvicorn.Config(
@@ -187,6 +196,8 @@ class Runner:
         sock = self.server.servers[0].sockets[0].getsockname()
         url = f"http://{self.host}:{sock[1]}"
         print(f"Lambda runner serving {url} (template {tpl.path})", flush=True)
+        if self.metrics_path:
+            log.info("Prometheus metrics at %s%s", url, self.metrics_path)
         for route in tpl.routes:
             log.info("route %-28s -> %s", route.route_key, route.function_id)
 
@@ -239,6 +250,7 @@ class Runner:
     def _join_pollers(self) -> None:
         for process in self.kafka_processes:
             process.join()
+            metrics.process_exited(process.pid)
 
     async def _shutdown_pools(self) -> None:
         await asyncio.gather(*(pool.shutdown() for pool in self.pools.values()))
@@ -320,6 +332,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--parameter-overrides", nargs="*", default=[], help="template parameters, Key=Value (like sam)"
     )
+    parser.add_argument(
+        "--metrics-path",
+        default=env.get("RUNNER_METRICS_PATH", "/metrics"),
+        help="GET here serves the runner's Prometheus metrics unless a template route matches it ('' turns it off)",
+    )
     parser.add_argument("--log-level", default=env.get("RUNNER_LOG_LEVEL", "INFO"))
     return parser.parse_args(argv)
 
@@ -332,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
         return invoke.main(argv[1:], default_template=_default_template(), overrides={})
     args = parse_args(argv)
     handler = BufferedStderrHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [runner] %(message)s"))
+    handler.setFormatter(JsonLogFormatter())
     logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
     template = load_template(args.template, parameter_overrides=_overrides(args.parameter_overrides))
     runner = Runner(
@@ -347,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         kafka_consumers=args.kafka_consumers,
         instance_id=args.instance_id,
         log_level=args.log_level,
+        metrics_path=args.metrics_path,
     )
     threading.current_thread().name = "runner"
     # uvloop: the HTTP front's event loop in C (the stdlib loop costs more CPU per request than routing it).

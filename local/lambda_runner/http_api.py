@@ -24,6 +24,7 @@ from .events import (
     map_http_response,
     new_apigw_request_id,
 )
+from .metrics import exposition, instruments
 from .template import HttpRoute
 from .throttling import TOO_MANY_REQUESTS_BODY, TokenBucket
 from .workers import DEFAULT_INSTANCE_WAIT_S, FunctionPool, InvokeResult
@@ -116,7 +117,11 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class HttpApiApp:
-    """Raw ASGI application: request -> API Gateway v2 event -> function pool -> HTTP response."""
+    """Raw ASGI application: request -> API Gateway v2 event -> function pool -> HTTP response.
+
+    ``metrics_path`` (e.g. ``/metrics``): ``GET`` there answers the runner's Prometheus exposition, an operator
+    endpoint of the runner, not an API route; the caller passes it only when no template route matches it.
+    """
 
     def __init__(
         self,
@@ -125,12 +130,14 @@ class HttpApiApp:
         api: ApiInfo,
         *,
         instance_wait_s: float = DEFAULT_INSTANCE_WAIT_S,
+        metrics_path: str | None = None,
     ) -> None:
         self.table = table
         self.pools = pools
         self.api = api
         self.instance_wait_s = instance_wait_s
         self.buckets = {route: TokenBucket(route.throttle) for route in table.routes() if route.throttle is not None}
+        self.metrics_path = metrics_path
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Send) -> None:
         if scope["type"] == "http":
@@ -148,22 +155,28 @@ class HttpApiApp:
         started = time.perf_counter()
         method: str = scope["method"]
         path: str = scope["path"]
+        if path == self.metrics_path and method == "GET":
+            await _serve_metrics(send)
+            return
         apigw_id = new_apigw_request_id()
         matched = self.table.match(method, path)
         if matched is None:
             await _respond(send, *NOT_FOUND, apigw_id)
+            instruments().http_request("", "", 404, time.perf_counter() - started)
             log.info("- %s %s -> 404 no route", method, path)
             return
         route, path_params = matched
         bucket = self.buckets.get(route)
         if bucket is not None and not bucket.take():
             await _respond(send, *TOO_MANY_REQUESTS, apigw_id)
+            instruments().http_request(route.function_id, route.route_key, 429, time.perf_counter() - started)
             return
 
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
         body = await _read_body(receive, headers)
         if body is None:
             await _respond(send, *TOO_LARGE, apigw_id)
+            instruments().http_request(route.function_id, route.route_key, 413, time.perf_counter() - started)
             log.info("%s %s %s -> 413 body over %d bytes", route.function_id, method, path, HTTP_MAX_BODY_BYTES)
             return
 
@@ -188,6 +201,7 @@ class HttpApiApp:
         event_json = json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
         if len(event_json) > LAMBDA_MAX_EVENT_BYTES:
             await _respond(send, *TOO_LARGE, apigw_id)
+            instruments().http_request(route.function_id, route.route_key, 413, time.perf_counter() - started)
             log.info("%s %s %s -> 413 event over the Lambda payload limit", route.function_id, method, path)
             return
 
@@ -230,12 +244,30 @@ class HttpApiApp:
             await _respond(send, status, payload, apigw_id)
             error = result.error or {}
             detail = f" {error.get('errorType')}: {error.get('errorMessage')}"
+        elapsed = time.perf_counter() - started
+        instruments().http_request(route.function_id, route.route_key, status, elapsed)
         # One line per failed request; successful ones only at DEBUG (formatting a line per request costs more
         # than routing it).
         level = logging.INFO if detail else logging.DEBUG
         if log.isEnabledFor(level):
-            elapsed_ms = (time.perf_counter() - started) * 1000
-            log.log(level, "%s %s %s -> %d %.1fms%s", route.function_id, method, path, status, elapsed_ms, detail)
+            log.log(
+                level,
+                "%s %s %s -> %d %.1fms%s",
+                route.function_id,
+                method,
+                path,
+                status,
+                elapsed * 1000,
+                detail,
+                extra={"request_id": result.request_id if result else None, "correlation_id": apigw_id},
+            )
+
+
+async def _serve_metrics(send: Send) -> None:
+    body, content_type = await asyncio.to_thread(exposition)  # reads every process's files: off the loop
+    headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _read_body(receive: Any, headers: list[tuple[str, str]]) -> bytes | None:

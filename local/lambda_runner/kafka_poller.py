@@ -51,6 +51,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from .events import LAMBDA_MAX_EVENT_BYTES, build_kafka_event, kafka_record, parse_batch_item_failures, record_size
+from .metrics import instruments
 from .template import KafkaSource
 from .workers import InvokeResult
 
@@ -193,6 +194,7 @@ class KafkaPoller(threading.Thread):
         for tp in revoked:
             self._rewind.pop(tp, None)
             self._attempts.pop(tp, None)
+        instruments().consumer_lag(self.source.function_id, dict.fromkeys(revoked & self.lag.keys(), 0))
         log.info("%s: revoked %s", self.label, _fmt(partitions))
 
     def _on_stats(self, stats_json: str) -> None:
@@ -207,6 +209,7 @@ class KafkaPoller(threading.Thread):
         self.lag = lag
         if self.on_lag is not None:
             self.on_lag(lag)
+        instruments().consumer_lag(self.source.function_id, lag)
         if lag:
             log.info("%s: lag %s", self.label, ",".join(f"{t}-{p}={n}" for (t, p), n in sorted(lag.items())))
 
@@ -305,6 +308,7 @@ class KafkaPoller(threading.Thread):
             for tp in first:
                 self._attempts.pop(tp, None)
             self.batches_ok += 1
+            instruments().kafka_batches.labels(self.source.function_id, "ok").inc()
             if self._batch_limit is not None:  # bisecting: grow back towards BatchSize
                 doubled = 2 * self._batch_limit
                 self._batch_limit = doubled if doubled < self.source.batch_size else None
@@ -316,6 +320,7 @@ class KafkaPoller(threading.Thread):
         done.update({tp: offset for tp, offset in failed.items() if offset > first[tp]})
         self._commit(done)
         self.batches_failed += 1
+        instruments().kafka_batches.labels(self.source.function_id, "failed" if failed == first else "partial").inc()
         if not result.ok and self.source.bisect_batch_on_function_error and len(batch) > 1:
             self._batch_limit = len(batch) // 2
             log.warning("%s -> failed (%s); bisecting: next batch %d record(s)", desc, reason, self._batch_limit)
@@ -327,11 +332,14 @@ class KafkaPoller(threading.Thread):
         if max_retries is not None and attempts > max_retries:
             log.error("%s -> failed (%s); retries exhausted after %d attempts", desc, reason, attempts)
             if self._send_to_destination(failed_msgs, result, attempts, reason):
+                destination = self.destination[1] if self.destination else "none"
+                instruments().dead_letters.labels(self.source.function_id, destination).inc(len(failed_msgs))
                 self._commit({tp: last[tp] + 1 for tp in failed})
                 for tp in failed:
                     self._attempts.pop(tp, None)
                 return
         delay = backoff_delay(attempts)
+        instruments().kafka_retries.labels(self.source.function_id).inc()
         log.warning(
             "%s -> failed (%s) %.1fms; attempt %d, retrying in %.1fs", desc, reason, result.duration_ms, attempts, delay
         )

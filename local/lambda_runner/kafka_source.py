@@ -84,6 +84,11 @@ class KafkaSourceProcess:
     def join(self) -> None:
         self.process.join()
 
+    @property
+    def pid(self) -> int:
+        assert self.process.pid is not None, "started in __init__"
+        return self.process.pid
+
 
 def serve(job: KafkaSourceJob, lag_reports: multiprocessing.Queue) -> None:
     _die_with_parent()

@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .metrics import StdoutRelay, instruments
 from .template import DEFAULT_ACCOUNT_ID, FunctionSpec
 
 log = logging.getLogger("runner")
@@ -44,6 +45,7 @@ TIMEOUT_RESOLUTION_S = 0.05
 # throttled. Lambda throttles at once; a short wait absorbs the hand-back of an instance that just answered and the
 # scheduling jitter of a busy machine, and still keeps an accepted request's latency bounded.
 DEFAULT_INSTANCE_WAIT_S = 0.1
+INSTANCE_REPORT_S = 1.0
 
 
 @dataclass
@@ -97,6 +99,7 @@ class Worker:
                 cwd=str(pool.spec.code_uri),
                 pass_fds=(req_r, resp_w),
                 stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,  # relayed by the runner, which reads the function's EMF metrics in it
                 # Own process group: a terminal Ctrl-C reaches the runner only; the runner stops workers itself.
                 process_group=0,
             )
@@ -110,6 +113,9 @@ class Worker:
         os.set_blocking(self._req_w, False)
         os.set_blocking(self._resp_r, False)
         self.loop.add_reader(self._resp_r, self._on_readable)
+        assert self.proc.stdout is not None
+        self.stdout = StdoutRelay(self.loop, os.dup(self.proc.stdout.fileno()), pool.name)
+        self.proc.stdout.close()
 
     # io ----------------------------------------------------------------------------------------------
     def _on_readable(self) -> None:
@@ -272,6 +278,7 @@ class FunctionPool:
         self._counter = 0
         self._closing = False
         self._sweeper: asyncio.TimerHandle | None = None
+        loop.call_soon(self._report_instances)
 
     # instances -------------------------------------------------------------------------------------------
     def prewarm(self, count: int) -> None:
@@ -292,6 +299,7 @@ class FunctionPool:
             return False
         self.workers.add(worker)
         self._starting += 1
+        instruments().cold_starts.labels(self.name).inc()
         self.loop.create_task(self._await_ready(worker))
         return True
 
@@ -345,6 +353,13 @@ class FunctionPool:
             self._idle.remove(worker)
         self._maybe_spawn()
 
+    def _report_instances(self) -> None:
+        """The busy/idle instance gauges, sampled every INSTANCE_REPORT_S (not per invocation: the hot path)."""
+        busy = sum(1 for worker in self.workers if worker.busy)
+        instruments().instance_counts(self.name, busy, len(self.workers))
+        if not self._closing:
+            self.loop.call_later(INSTANCE_REPORT_S, self._report_instances)
+
     def _sweep(self) -> None:
         """Enforce Timeout: one timer per pool instead of one per invocation (cheaper on the hot path)."""
         now = self.loop.time()
@@ -388,12 +403,16 @@ class FunctionPool:
             self._waiters.remove(waiter)
 
     # invoking --------------------------------------------------------------------------------------------
-    async def invoke(
+    async def invoke(self, event_json: bytes, **options: Any) -> InvokeResult:
+        """Invoke the function with an event that is already JSON (Lambda hands handlers a JSON document)."""
+        result = await self._invoke(event_json, **options)
+        instruments().invocation(self.name, result.status, result.duration_ms / 1000)
+        return result
+
+    async def _invoke(
         self, event_json: bytes, *, trace_id: str | None = None, instance_wait_s: float | None = None
     ) -> InvokeResult:
-        """Invoke the function with an event that is already JSON (Lambda hands handlers a JSON document).
-
-        A synchronous caller (API Gateway) passes ``instance_wait_s``: at the concurrency cap, an invocation that
+        """A synchronous caller (API Gateway) passes ``instance_wait_s``: at the concurrency cap, an invocation that
         gets no instance within it is throttled instead of queueing without limit.
         """
         request_id = str(uuid.uuid4())
