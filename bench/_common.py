@@ -118,6 +118,7 @@ def attack(
     read_body: Callable[[int, bytes], Any] = accepted_id,
     timeout_s: float = 10,
     connections: int | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Attack:
     """POSTs from vegeta at a constant rate, open loop (rate 0: as fast as ``connections`` allow, closed loop).
 
@@ -129,7 +130,7 @@ def attack(
             "method": "POST",
             "url": url,
             "body": base64.b64encode(body).decode(),
-            "header": {"Content-Type": ["application/json"]},
+            "header": {"Content-Type": ["application/json"], **{k: [v] for k, v in (headers or {}).items()}},
         }
         targets = Path(tmp) / "targets.json"
         targets.write_text(json.dumps(target) + "\n")

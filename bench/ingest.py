@@ -88,12 +88,14 @@ def ids(result: Attack) -> set[str]:
 
 
 # ------------------------------------------------------------------------------------------------- phases
-def single_and_search(url: str, plan: Plan, groups: dict[str, list[int]], orgs: dict[str, set[str]]) -> dict:
+def single_and_search(
+    url: str, plan: Plan, groups: dict[str, list[int]], orgs: dict[str, set[str]], keys: Keys
+) -> dict:
     figures: dict[str, Any] = {}
     org = f"bench-single-{uuid.uuid4().hex[:8]}"
     progress(f"single events at 1,000 req/s for {plan.single_s:g} s")
     meter = CpuMeter(groups).start()
-    single = attack(url, body(org), rate=1000, duration_s=plan.single_s)
+    single = attack(url, body(org), rate=1000, duration_s=plan.single_s, headers=keys.headers(org))
     meter.stop()
     orgs[org] = ids(single)
     figures["single_1000"] = {
@@ -109,7 +111,7 @@ def single_and_search(url: str, plan: Plan, groups: dict[str, list[int]], orgs: 
     for rate in plan.steps:
         org = f"bench-step-{rate}-{uuid.uuid4().hex[:8]}"
         progress(f"step search: {rate} req/s for {plan.step_s:g} s")
-        step = attack(url, body(org), rate=rate, duration_s=plan.step_s)
+        step = attack(url, body(org), rate=rate, duration_s=plan.step_s, headers=keys.headers(org))
         orgs[org] = ids(step)
         steps.append({"rate": rate, "p99_ms": step.latency(99), "codes": step.codes()})
         if not sustained(step, 100):
@@ -124,13 +126,14 @@ def single_and_search(url: str, plan: Plan, groups: dict[str, list[int]], orgs: 
     return figures
 
 
-def overload(url: str, rate: int, plan: Plan, orgs: dict[str, set[str]]) -> dict[str, Any]:
+def overload(url: str, rate: int, plan: Plan, orgs: dict[str, set[str]], keys: Keys) -> dict[str, Any]:
     org = f"bench-overload-{uuid.uuid4().hex[:8]}"
+    headers = keys.headers(org)
     progress(f"overload: {rate} req/s for {plan.overload_s:g} s")
-    result = attack(url, body(org), rate=rate, duration_s=plan.overload_s)
+    result = attack(url, body(org), rate=rate, duration_s=plan.overload_s, headers=headers)
     orgs[org] = ids(result)
     time.sleep(2)
-    after = attack(url, body(org), rate=1, duration_s=1)
+    after = attack(url, body(org), rate=1, duration_s=1, headers=headers)
     orgs[org] |= ids(after)
     throttled_p99, accepted_p99 = result.latency(99, code=429), result.latency(99, code=202)
     accepted = result.count(202)
@@ -147,16 +150,25 @@ def overload(url: str, rate: int, plan: Plan, orgs: dict[str, set[str]]) -> dict
     }
 
 
-def batch(url: str, plan: Plan) -> dict[str, Any]:
+def batch(url: str, plan: Plan, keys: Keys) -> dict[str, Any]:
     org = f"bench-batch-{uuid.uuid4().hex[:8]}"
+    headers = keys.headers(org)
     payload = json.dumps([event(org) for _ in range(BATCH_SIZE)]).encode()
-    probe = attack(url, json.dumps([event(org)]).encode(), rate=1, duration_s=1, read_body=lambda c, b: b[:300])
+    probe = attack(
+        url, json.dumps([event(org)]).encode(), rate=1, duration_s=1, read_body=lambda c, b: b[:300], headers=headers
+    )
     code = probe.results[0].code if probe.results else 0
     if code in (404, 405):
         return {"unavailable": f"POST /api/logs/batch answered {code}: the route does not exist on this branch"}
     progress(f"batch: {BATCH_SIZE}-event requests, {BATCH_CONNECTIONS} connections, {plan.batch_s:g} s")
     result = attack(
-        url, payload, rate=0, duration_s=plan.batch_s, connections=BATCH_CONNECTIONS, read_body=accepted_items
+        url,
+        payload,
+        rate=0,
+        duration_s=plan.batch_s,
+        connections=BATCH_CONNECTIONS,
+        read_body=accepted_items,
+        headers=headers,
     )
     events = sum(r.value or 0 for r in result.results)
     rate = round(events / plan.batch_s)
@@ -254,6 +266,24 @@ def broker_group(env: dict[str, str]) -> dict[str, list[int]]:
     return {"kafka_broker": [pid]} if pid else {}
 
 
+# ---------------------------------------------------------------------------------------------------- keys
+class Keys:
+    """An ingest key per bench organization, made the way `make key` makes one (a real key in PostgreSQL)."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = {**env, "PYTHONPATH": str(REPO / "layers" / "logpipe")}
+
+    def headers(self, organization_id: str) -> dict[str, str]:
+        command = [sys.executable, "-m", "logpipe.auth", "--org", organization_id, "--scopes", "ingest"]
+        made = subprocess.run(command, env=self.env, check=True, capture_output=True, text=True)
+        return {"Authorization": f"Bearer {made.stdout.strip().splitlines()[-1]}"}
+
+
+# The bench measures the intake's capacity, not a tenant's quota: the runner's functions get a per-organization
+# rate limit far above any rate offered here (the limiter still runs: its cost is in the figures).
+UNLIMITED_TENANTS = {"RATE_LIMIT_RATE": "1000000", "RATE_LIMIT_BURST": "2000000"}
+
+
 # ---------------------------------------------------------------------------------------------------- main
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -262,17 +292,20 @@ def main() -> int:
     env = services_env()
     figures: dict[str, Any] = {}
     orgs: dict[str, set[str]] = {}
-    with runner(REPO / "template.yaml", env, ["--prewarm", str(PRODUCER_INSTANCES)]) as process:
+    keys = Keys(env)
+    with runner(
+        REPO / "template.yaml", {**env, **UNLIMITED_TENANTS}, ["--prewarm", str(PRODUCER_INSTANCES)]
+    ) as process:
         progress("waiting for the instances' cold starts")
         wait_until_idle(children(process.proc.pid))
         url = process.url + "/api/logs"
-        attack(url, body("bench-warmup"), rate=200, duration_s=3)
+        attack(url, body("bench-warmup"), rate=200, duration_s=3, headers=keys.headers("bench-warmup"))
         groups = runner_process_groups(process, service_ports(env))
-        figures.update(single_and_search(url, plan, groups, orgs))
+        figures.update(single_and_search(url, plan, groups, orgs, keys))
         best = figures["max_sustained"]["rate"] or 1000
         time.sleep(2)
-        figures["overload"] = overload(url, 3 * best, plan, orgs)
-        figures["batch"] = batch(process.url + "/api/logs/batch", plan)
+        figures["overload"] = overload(url, 3 * best, plan, orgs, keys)
+        figures["batch"] = batch(process.url + "/api/logs/batch", plan, keys)
         figures["lost"] = lost(orgs, env["DATABASE_URL"])
     figures["noop_runner"] = noop_baseline(env, plan)
     figures["kafka_producer"] = kafka_baseline(env, plan)

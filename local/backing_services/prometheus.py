@@ -22,6 +22,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -109,7 +110,7 @@ class _Daemon(Service):
             raise ServiceError(f"{self.name}: {self.url_variable}={self.url} does not answer {self.ready_path}")
 
     def wait_ours(self, pid: int) -> None:
-        self.wait_ready(pid)
+        self.wait_ready(lambda: pid_alive(pid, self.needle))
 
     def check_foreign(self) -> None:
         if not self.answers(HOST, self.port):
@@ -132,15 +133,16 @@ class _Daemon(Service):
             )  # fmt: skip
         self.pidfile.write_text(f"{proc.pid}\n")
         (self.home / "port").write_text(str(self.port))
-        self.wait_ready(proc.pid)
+        # Our own child: poll() tells whether it exited (its command line may not show the needle before exec).
+        self.wait_ready(lambda: proc.poll() is None)
         return proc.pid
 
-    def wait_ready(self, pid: int) -> None:
+    def wait_ready(self, running: Callable[[], bool]) -> None:
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.answers(HOST, self.port):
                 return
-            if not pid_alive(pid, self.needle):
+            if not running():
                 raise fail_with_log(self.name, "exited during start-up", self.log)
             time.sleep(0.2)
         raise fail_with_log(self.name, f"did not answer {self.ready_path} within {START_TIMEOUT}s", self.log)

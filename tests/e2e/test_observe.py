@@ -6,6 +6,7 @@ exactly the events the test sent, whatever else runs on the broker.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -28,7 +29,9 @@ from local.backing_services.process import apt_install
 from local.backing_services.prometheus import Dashboard, Prometheus
 from local.backing_services.settings import Config
 from local.lambda_runner.testing import RunnerProcess
+from logpipe import auth
 from logpipe.config import get_settings
+from logpipe.gateway_models import Scope
 
 pytestmark = pytest.mark.e2e
 
@@ -81,13 +84,20 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
         time.sleep(0.5)
 
 
+@functools.cache
+def ingest_headers(organization: str) -> dict[str, str]:
+    """A real ingest key of the organization (module-scoped fixtures cannot use the function-scoped one)."""
+    return {"Authorization": f"Bearer {auth.create_key(organization, [Scope.INGEST]).key}"}
+
+
 def post_events(url: str, organization: str, accepted: int, rejected: int) -> None:
+    headers = ingest_headers(organization)
     for index in range(accepted):
         body = {"organizationId": organization, "level": "INFO", "message": f"m{index}", "source": "observe"}
-        assert requests.post(f"{url}/api/logs", json=body, timeout=15).status_code == 202
+        assert requests.post(f"{url}/api/logs", json=body, headers=headers, timeout=15).status_code == 202
     for _ in range(rejected):
         body = {"organizationId": organization, "level": "LOUD", "message": "m", "source": "observe"}
-        assert requests.post(f"{url}/api/logs", json=body, timeout=15).status_code == 422
+        assert requests.post(f"{url}/api/logs", json=body, headers=headers, timeout=15).status_code == 422
 
 
 def produce_poison(topic: str, count: int) -> None:

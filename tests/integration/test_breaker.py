@@ -71,7 +71,11 @@ def private_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[s
     properties = home / "server.properties"
     properties.write_text(
         string.Template((KAFKA_DIR / "server.properties.template").read_text()).substitute(
-            port=port, controller_port=controller_port, data_dir=home / "data"
+            port=port,
+            controller_port=controller_port,
+            data_dir=home / "data",
+            docker_listener="",
+            docker_advertised_listener="",
         )
     )
     logging = [f"-Dlog4j2.configurationFile={KAFKA_DIR / 'log4j2.properties'}", f"-Dkafka.logs.dir={home}"]

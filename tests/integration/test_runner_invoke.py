@@ -34,9 +34,12 @@ def batch(dead_lettered: int) -> Callable[[dict], None]:
 EXPECTED = {
     "producer_post_log.json": ("ProducerFunction", http_status(202)),
     "producer_post_log_invalid.json": ("ProducerFunction", http_status(422)),
+    "producer_post_batch.json": ("ProducerFunction", http_status(207)),  # its second item is invalid
+    "producer_post_batch_ndjson_gzip.json": ("ProducerFunction", http_status(202)),
     "gateway_health.json": ("GatewayFunction", http_status(200)),
     "consumer_msk_batch.json": ("ConsumerFunction", batch(dead_lettered=0)),
-    "consumer_msk_batch_with_poison.json": ("ConsumerFunction", batch(dead_lettered=2)),
+    # a schema violation, bytes that are not JSON and a tombstone
+    "consumer_msk_batch_with_poison.json": ("ConsumerFunction", batch(dead_lettered=3)),
 }
 
 
@@ -44,11 +47,30 @@ def test_every_event_file_has_an_expectation() -> None:
     assert {p.name for p in EVENTS.glob("*.json")} == set(EXPECTED)
 
 
+def with_key(event_file: str, authorization: str, directory: Path) -> Path:
+    """The event file as is, or, for an /api route, a copy carrying a real key (the files cannot hold one: keys
+    are random and stored hashed), as a user would add theirs."""
+    event = json.loads((EVENTS / event_file).read_text())
+    if not event.get("rawPath", "").startswith("/api/"):
+        return EVENTS / event_file
+    event["headers"]["authorization"] = authorization
+    copy = directory / event_file
+    copy.write_text(json.dumps(event))
+    return copy
+
+
 @pytest.mark.parametrize("event_file", sorted(EXPECTED))
-def test_invoke_prints_the_functions_response(event_file: str) -> None:
+def test_invoke_prints_the_functions_response(event_file: str, acme_headers: dict[str, str], tmp_path: Path) -> None:
     function_id, check = EXPECTED[event_file]
     result = subprocess.run(
-        [sys.executable, "local/runner.py", "invoke", function_id, "-e", f"events/{event_file}"],
+        [
+            sys.executable,
+            "local/runner.py",
+            "invoke",
+            function_id,
+            "-e",
+            str(with_key(event_file, acme_headers["authorization"], tmp_path)),
+        ],
         cwd=REPO_ROOT,
         env=dict(os.environ),
         capture_output=True,

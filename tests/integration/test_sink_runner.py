@@ -19,7 +19,8 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from local import services
+from local.backing_services.postgres import Postgres
+from local.backing_services.settings import Config
 from local.lambda_runner import kafka_source
 from local.lambda_runner.template import function_environment, load_template
 from local.lambda_runner.testing import RunnerProcess
@@ -43,7 +44,7 @@ def sink_template(tmp_path: Path, topic: str) -> Path:
     """template.yaml with the consumer on a fresh topic and group; everything else as deployed."""
     text = (REPO_ROOT / "template.yaml").read_text()
     for old, new in (
-        ("Topics: [log-events]", f"Topics: [{topic}]"),
+        ("Topics: [!Ref EventsTopic]", f"Topics: [{topic}]"),
         ("ConsumerGroupId: logpipe-consumer", f"ConsumerGroupId: g-{topic}"),
         ("CodeUri: functions/", f"CodeUri: {REPO_ROOT}/functions/"),
         ("ContentUri: layers/logpipe/", f"ContentUri: {REPO_ROOT}/layers/logpipe/"),
@@ -129,18 +130,18 @@ def test_poison_never_blocks_a_partition(settings, sink_template: Path, topic: s
 
 
 @pytest.fixture
-def own_postgres(monkeypatch: pytest.MonkeyPatch) -> services.Postgres:
+def own_postgres(monkeypatch: pytest.MonkeyPatch) -> Postgres:
     """This worktree's PostgreSQL as local/services.py runs it (never one named by DATABASE_URL)."""
     with monkeypatch.context() as env:
         env.delenv("DATABASE_URL", raising=False)
-        postgres = services.Postgres(services.Config.from_env())
+        postgres = Postgres(Config.from_env())
     if not postgres.our_pid():
         pytest.skip("PostgreSQL was not started by local/services.py: not ours to stop")
     return postgres
 
 
 def test_a_postgresql_outage_loses_nothing_and_commits_nothing(
-    settings, sink_template: Path, topic: str, organization_id: str, own_postgres: services.Postgres
+    settings, sink_template: Path, topic: str, organization_id: str, own_postgres: Postgres
 ) -> None:
     postgres = own_postgres
     total = 1200

@@ -149,7 +149,7 @@ def test_environment_sys_path_and_cwd(toy: Path) -> None:
     assert env["AWS_LAMBDA_FUNCTION_NAME"] == "toy-function"
     assert env["LAMBDA_TASK_ROOT"] == str(toy / "fn")
     assert env["_HANDLER"] == "app.handler"
-    assert env["AWS_EXECUTION_ENV"] == "AWS_Lambda_python3.11"
+    assert env["AWS_EXECUTION_ENV"] == "AWS_Lambda_python3.12"
     assert env["AWS_LAMBDA_LOG_STREAM_NAME"]
     assert env["_X_AMZN_TRACE_ID"].startswith("Root=1-")
     assert result.result["path"] == [str(toy / "fn"), str(toy / "layer" / "python")]
