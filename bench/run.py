@@ -1,6 +1,9 @@
 """`make bench`: run every scenario script of bench/ in order, collect their figures, print a table.
 
-    python bench/run.py [--quick] [--only SCENARIO ...]
+    python bench/run.py [--quick [SCENARIO ...]] [--only SCENARIO ...]
+
+``--quick`` alone makes every scenario a short smoke run; ``--quick gateway`` only the scenarios named (each
+scenario's figures say whether they come from a quick run).
 
 A scenario is ``bench/<name>.py`` (files starting with ``_`` are helpers). Each runs as its own process with the
 services' environment, prints progress on stderr and, on its last stdout line, one JSON object of named figures.
@@ -41,6 +44,10 @@ def machine() -> dict[str, object]:
 
 
 def run_scenario(name: str, quick: bool) -> dict[str, object]:
+    return {"quick": quick, **_run_scenario(name, quick)}
+
+
+def _run_scenario(name: str, quick: bool) -> dict[str, object]:
     command = [sys.executable, str(BENCH / f"{name}.py"), *(["--quick"] if quick else [])]
     started = time.monotonic()
     proc = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
@@ -65,19 +72,18 @@ def print_table(results: dict[str, dict[str, object]]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="a short smoke run of every scenario")
+    parser.add_argument(
+        "--quick", nargs="*", default=None, help="short smoke runs: of every scenario, or of the scenarios named"
+    )
     parser.add_argument("--only", nargs="*", default=None, help="scenario names to run")
     args = parser.parse_args(argv)
     names = args.only or scenarios()
-    report: dict[str, object] = {
-        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "quick": args.quick,
-        "machine": machine(),
-    }
+    quick = set() if args.quick is None else set(args.quick or names)
+    report: dict[str, object] = {"started_at": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine()}
     results: dict[str, dict[str, object]] = {}
     for name in names:
         print(f"== {name}", file=sys.stderr, flush=True)
-        results[name] = run_scenario(name, args.quick)
+        results[name] = run_scenario(name, name in quick)
     report.update(results)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
