@@ -177,3 +177,29 @@ def test_an_event_naming_another_organization_than_the_callers_is_refused_in_a_b
     assert status == 207
     assert answer["items"][1]["error"]["code"] == "organization_mismatch"
     assert [event.organization_id for event in published] == ["acme", "acme"]
+
+
+def test_the_idempotency_key_header_reaches_the_route_whatever_its_case(
+    producer_function, http_event, lambda_context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys: list = []
+
+    def ingest(event_in, settings, idempotency_key, organization_id):
+        keys.append(idempotency_key)
+        return producer_function.IngestAccepted(id="00000000-0000-0000-0000-000000000001")
+
+    monkeypatch.setattr(producer_function, "ingest_event", ingest)
+    for name in ("idempotency-key", "Idempotency-Key"):
+        status, _, _ = invoke(producer_function, http_event(SEED, headers={name: "order-17"}), lambda_context)
+        assert status == 202
+    assert keys == ["order-17", "order-17"]
+
+
+@pytest.mark.parametrize("key", ["", "k" * 256])
+def test_an_idempotency_key_out_of_bounds_is_422_naming_the_header(
+    producer_function, http_event, lambda_context, published: list, key: str
+) -> None:
+    status, _, body = invoke(producer_function, http_event(SEED, headers={"Idempotency-Key": key}), lambda_context)
+    assert (status, body["error"]["code"]) == (422, "validation_failed")
+    assert [problem["field"] for problem in body["error"]["details"]] == ["header.idempotency-key"]
+    assert published == []
