@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
-from aws_lambda_powertools.event_handler.api_gateway import Route
+from aws_lambda_powertools.event_handler.api_gateway import ResponseBuilder, ResponseEventT, Route
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.middlewares.openapi_validation import (
@@ -26,6 +26,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
+from aws_lambda_powertools.shared.json_encoder import Encoder
 
 from logpipe.body import BodyLimits, decoded_event, loads
 from logpipe.errors import (
@@ -65,7 +66,19 @@ def status_for(error: LogpipeError) -> int:
 
 
 def json_response(status_code: int, body: Any, headers: dict[str, str] | None = None) -> Response:
-    return Response(status_code=status_code, content_type=content_types.APPLICATION_JSON, body=body, headers=headers)
+    """A JSON answer, its body serialized here as the resolver would (so Powertools' response middleware, which
+    would walk the body through its jsonable_encoder first, passes the text through)."""
+    return Response(
+        status_code=status_code,
+        content_type=content_types.APPLICATION_JSON,
+        body=serialize(body),
+        headers=headers,
+    )
+
+
+def serialize(body: Any) -> str:
+    """JSON text as Powertools' resolvers serialize bodies by default (compact, its Encoder)."""
+    return json.dumps(body, separators=(",", ":"), cls=Encoder)
 
 
 def error_response(
@@ -133,12 +146,25 @@ class RouteRequestValidation(OpenAPIRequestValidationMiddleware):
         return self._get_body(app)  # Powertools' answer to any other content type
 
 
+class _ResponseBuilder(ResponseBuilder[ResponseEventT]):
+    """Powertools' response builder, except that the request's Accept-Encoding (a case-insensitive copy of every
+    header, on every answer) is only looked at when the route or the response asks for compression."""
+
+    @staticmethod
+    def _has_compression_enabled(
+        route_compression: bool, response_compression: bool | None, event: ResponseEventT
+    ) -> bool:
+        wanted = route_compression if response_compression is None else response_compression
+        return wanted and ResponseBuilder._has_compression_enabled(route_compression, response_compression, event)
+
+
 class LogpipeResolver(APIGatewayHttpResolver):
     """The HTTP API resolver with validation on. Before routing, every request's body is size-checked, its
     Content-Encoding undone (gzip, bounded) and checked to be UTF-8; route paths may have their own limits."""
 
     def __init__(self, body_limits: BodyLimits, route_body_limits: Mapping[str, BodyLimits]) -> None:
         super().__init__(enable_validation=True, json_body_deserializer=_object_body)
+        self._response_builder_class = _ResponseBuilder
         # Powertools creates these two on the first route call unless present; its own response validation is kept.
         self._request_validation_middleware = RouteRequestValidation()
         self._response_validation_middleware = OpenAPIResponseValidationMiddleware(
@@ -215,6 +241,6 @@ def _proxy_error(error: LogpipeError) -> dict[str, Any]:
     return {
         "statusCode": status_for(error),
         "headers": {"Content-Type": content_types.APPLICATION_JSON, **(_retry_after(error) or {})},
-        "body": json.dumps(error_body(error.code, error.message, error.details)),
+        "body": serialize(error_body(error.code, error.message, error.details)),
         "isBase64Encoded": False,
     }
