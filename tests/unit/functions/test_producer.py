@@ -203,3 +203,13 @@ def test_an_idempotency_key_out_of_bounds_is_422_naming_the_header(
     assert (status, body["error"]["code"]) == (422, "validation_failed")
     assert [problem["field"] for problem in body["error"]["details"]] == ["header.idempotency-key"]
     assert published == []
+
+
+def test_the_openapi_document_is_generated_from_the_routes_and_models(producer_function) -> None:
+    schema = producer_function.app.get_openapi_schema().model_dump(mode="json", by_alias=True, exclude_none=True)
+    single = schema["paths"]["/api/logs"]["post"]
+    assert set(schema["paths"]) == {"/api/logs", "/api/logs/batch"}
+    assert single["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/LogEventIn"}
+    assert [parameter["name"] for parameter in single["parameters"]] == ["idempotency-key"]
+    assert {"202", "400", "413", "415", "422", "503"} <= set(single["responses"])
+    assert "message" in schema["components"]["schemas"]["LogEventIn"]["required"]
