@@ -241,6 +241,6 @@ def _proxy_error(error: LogpipeError) -> dict[str, Any]:
     return {
         "statusCode": status_for(error),
         "headers": {"Content-Type": content_types.APPLICATION_JSON, **(_retry_after(error) or {})},
-        "body": serialize(error_body(error.code, error.message, error.details)),
+        "body": json.dumps(error_body(error.code, error.message, error.details)),
         "isBase64Encoded": False,
     }
