@@ -2,7 +2,6 @@
 
 from typing import Any
 
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from logpipe.config import get_settings
@@ -35,7 +34,7 @@ def get_health():
     return json_response(503, body, {"Retry-After": str(settings.retry_after_seconds)})
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@logger.inject_lambda_context  # the resolver sets the correlation id (logpipe.http)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

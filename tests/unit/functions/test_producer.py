@@ -213,3 +213,13 @@ def test_the_openapi_document_is_generated_from_the_routes_and_models(producer_f
     assert [parameter["name"] for parameter in single["parameters"]] == ["idempotency-key"]
     assert {"202", "400", "413", "415", "422", "503"} <= set(single["responses"])
     assert "message" in schema["components"]["schemas"]["LogEventIn"]["required"]
+
+
+def test_log_lines_carry_the_api_gateway_request_id_as_correlation_id(
+    producer_function, http_event, lambda_context, published: list
+) -> None:
+    for request_id in ("JKJaXmPLvHcESHA=", "Zm9vYmFyYmF6cXV4="):
+        event = http_event(SEED)
+        event["requestContext"]["requestId"] = request_id
+        invoke(producer_function, event, lambda_context)
+        assert producer_function.logger.get_correlation_id() == request_id
