@@ -7,6 +7,7 @@ A 503 shows the client a fixed message and the dependency's name; the reason (ho
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
@@ -17,10 +18,12 @@ from aws_lambda_powertools.event_handler.middlewares.openapi_validation import (
     APPLICATION_JSON_CONTENT_TYPE,
     OpenAPIRequestValidationMiddleware,
     OpenAPIResponseValidationMiddleware,
+    _is_or_contains_sequence,
     _request_body_to_args,
     _request_params_to_args,
+    _validate_field,
 )
-from aws_lambda_powertools.event_handler.openapi.compat import _normalize_errors
+from aws_lambda_powertools.event_handler.openapi.compat import ModelField, _normalize_errors
 from aws_lambda_powertools.event_handler.openapi.dependant import is_scalar_field
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
@@ -98,6 +101,14 @@ def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return ErrorBody(error=ErrorDetail(code=code, message=message, details=details)).model_dump(mode="json")
 
 
+@dataclass(frozen=True)
+class _RoutePlan:
+    """What request validation needs to know about a route, worked out once."""
+
+    plain: bool  # nothing but scalar headers and a body
+    model_body: ModelField | None  # the one body parameter when it is the whole (non-sequence) body
+
+
 class RouteRequestValidation(OpenAPIRequestValidationMiddleware):
     """Powertools' request validation for HTTP API (v2) events, without the per-request work that depends only
     on the route.
@@ -106,44 +117,58 @@ class RouteRequestValidation(OpenAPIRequestValidationMiddleware):
     sequence, and copies the headers into case-insensitive dicts (splitting values on commas, then joining them
     back for scalar parameters): most of a small request's CPU. Here a route whose parameters are only scalar
     headers and a body (as every logpipe route's) is validated by the same Powertools functions, fed the
-    event's headers as sent (names lower-cased); any other route takes Powertools' own path unchanged.
+    event's headers as sent (names lower-cased), and a JSON object body goes straight to its model's field;
+    any other route or body takes Powertools' own path unchanged.
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self._plain_routes: dict[Route, bool] = {}
+        self._plans: dict[Route, _RoutePlan] = {}
 
     def handler(self, app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response:
         route: Route = app.context["_route"]
-        if not self._is_plain(route):
+        plan = self._plan(route)
+        if not plan.plain:
             return super().handler(app, next_middleware)
         headers = {name.lower(): value for name, value in (app.current_event.get("headers") or {}).items()}
         values, errors = _request_params_to_args(route.dependant.header_params, headers)
         if route.dependant.body_params:
-            body_values, body_errors = _request_body_to_args(route.dependant.body_params, self._body(app, headers))
-            values.update(body_values)
-            errors.extend(body_errors)
+            values.update(self._validated_body(route, plan, self._body(app, headers), errors))
         if errors:
             raise RequestValidationError(_normalize_errors(errors))
         app.context["_route_args"] = values
         return next_middleware(app)
 
-    def _is_plain(self, route: Route) -> bool:
-        """Whether the route takes nothing but scalar headers and a body (worked out once per route)."""
-        plain = self._plain_routes.get(route)
-        if plain is None:
+    def _plan(self, route: Route) -> _RoutePlan:
+        plan = self._plans.get(route)
+        if plan is None:
             dependant = route.dependant
             plain = not (dependant.path_params or dependant.query_params or dependant.cookie_params) and all(
                 is_scalar_field(param) for param in dependant.header_params
             )
-            self._plain_routes[route] = plain
-        return plain
+            body = dependant.body_params
+            whole_body = (
+                len(body) == 1
+                and not getattr(body[0].field_info, "embed", None)
+                and not _is_or_contains_sequence(body[0].field_info.annotation)
+            )
+            plan = self._plans[route] = _RoutePlan(plain, body[0] if whole_body else None)
+        return plan
 
     def _body(self, app: APIGatewayHttpResolver, headers: Mapping[str, str]) -> Any:
         content_type = headers.get("content-type", "").strip()
         if not content_type or content_type.startswith(APPLICATION_JSON_CONTENT_TYPE):
             return self._parse_json_data(app)
         return self._get_body(app)  # Powertools' answer to any other content type
+
+    @staticmethod
+    def _validated_body(route: Route, plan: _RoutePlan, body: Any, errors: list[Any]) -> dict[str, Any]:
+        field = plan.model_body
+        if field is not None and isinstance(body, dict):  # what Powertools would hand the field unchanged
+            return {field.name: _validate_field(field=field, value=body, loc=("body",), existing_errors=errors)}
+        values, body_errors = _request_body_to_args(route.dependant.body_params, body)
+        errors.extend(body_errors)
+        return values
 
 
 class _ResponseBuilder(ResponseBuilder[ResponseEventT]):
