@@ -74,14 +74,9 @@ def json_response(status_code: int, body: Any, headers: dict[str, str] | None = 
     return Response(
         status_code=status_code,
         content_type=content_types.APPLICATION_JSON,
-        body=serialize(body),
+        body=json.dumps(body, separators=(",", ":"), cls=Encoder),  # Powertools' default serializer
         headers=headers,
     )
-
-
-def serialize(body: Any) -> str:
-    """JSON text as Powertools' resolvers serialize bodies by default (compact, its Encoder)."""
-    return json.dumps(body, separators=(",", ":"), cls=Encoder)
 
 
 def error_response(
@@ -115,8 +110,8 @@ class RouteRequestValidation(OpenAPIRequestValidationMiddleware):
 
     Powertools asks of every parameter, on every request, whether its annotation is scalar, complex or a
     sequence, and copies the headers into case-insensitive dicts (splitting values on commas, then joining them
-    back for scalar parameters): most of a small request's CPU. Here a route whose parameters are only scalar
-    headers and a body (as every logpipe route's) is validated by the same Powertools functions, fed the
+    back for scalar parameters): about a fifth of a small request's CPU. Here a route whose parameters are only
+    scalar headers and a body (as the ingest routes) is validated by the same Powertools functions, fed the
     event's headers as sent (names lower-cased), and a JSON object body goes straight to its model's field;
     any other route or body takes Powertools' own path unchanged.
     """
