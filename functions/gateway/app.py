@@ -9,7 +9,6 @@ from uuid import UUID
 
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from logpipe import auth, reads, stats
@@ -208,7 +207,7 @@ def _health_answer():
     return json_response(503, body, {"Retry-After": str(settings.retry_after_seconds)})
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@logger.inject_lambda_context  # the resolver sets the correlation id (logpipe.http)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -3,7 +3,6 @@
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from logpipe.body import BodyLimits
@@ -97,7 +96,7 @@ def post_batch(idempotency_key: Annotated[str | None, Header(min_length=1, max_l
     return json_response(207 if answer.rejected else 202, answer.model_dump(mode="json"))
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@logger.inject_lambda_context  # the resolver sets the correlation id (logpipe.http)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     idempotency_config.register_lambda_context(context)

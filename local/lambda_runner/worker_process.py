@@ -55,15 +55,20 @@ class CognitoIdentity:
 
 
 class LambdaContext:
-    """Mirrors awslambdaric's LambdaContext (memory_limit_in_mb is a string there too)."""
+    """Mirrors awslambdaric's LambdaContext (memory_limit_in_mb is a string there too).
+
+    The function's identity is read from the instance's environment once, when this module starts the instance
+    (awslambdaric reads it per invocation: five os.environ lookups, as much CPU as framing the answer).
+    """
+
+    log_group_name = os.environ.get("AWS_LAMBDA_LOG_GROUP_NAME")
+    log_stream_name = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME")
+    function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
+    memory_limit_in_mb = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+    function_version = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION")
 
     def __init__(self, request_id: str, deadline_ms: int, invoked_function_arn: str) -> None:
         self.aws_request_id = request_id
-        self.log_group_name = os.environ.get("AWS_LAMBDA_LOG_GROUP_NAME")
-        self.log_stream_name = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME")
-        self.function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
-        self.memory_limit_in_mb = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
-        self.function_version = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION")
         self.invoked_function_arn = invoked_function_arn
         self.tenant_id = None
         self.client_context = None

@@ -7,14 +7,29 @@ A 503 shows the client a fixed message and the dependency's name; the reason (ho
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.api_gateway import ResponseBuilder, ResponseEventT, Route
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.event_handler.middlewares.openapi_validation import (
+    APPLICATION_JSON_CONTENT_TYPE,
+    OpenAPIRequestValidationMiddleware,
+    OpenAPIResponseValidationMiddleware,
+    _is_or_contains_sequence,
+    _request_body_to_args,
+    _request_params_to_args,
+    _validate_field,
+)
+from aws_lambda_powertools.event_handler.openapi.compat import ModelField, _normalize_errors
+from aws_lambda_powertools.event_handler.openapi.dependant import is_scalar_field
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
+from aws_lambda_powertools.shared.json_encoder import Encoder
 
 from logpipe.body import BodyLimits, decoded_event, loads
 from logpipe.errors import (
@@ -64,7 +79,14 @@ def status_for(error: LogpipeError) -> int:
 
 
 def json_response(status_code: int, body: Any, headers: dict[str, str] | None = None) -> Response:
-    return Response(status_code=status_code, content_type=content_types.APPLICATION_JSON, body=body, headers=headers)
+    """A JSON answer, its body serialized here as the resolver would (so Powertools' response middleware, which
+    would walk the body through its jsonable_encoder first, passes the text through)."""
+    return Response(
+        status_code=status_code,
+        content_type=content_types.APPLICATION_JSON,
+        body=json.dumps(body, separators=(",", ":"), cls=Encoder),  # Powertools' default serializer
+        headers=headers,
+    )
 
 
 def error_response(
@@ -84,16 +106,108 @@ def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return ErrorBody(error=ErrorDetail(code=code, message=message, details=details)).model_dump(mode="json")
 
 
+@dataclass(frozen=True)
+class _RoutePlan:
+    """What request validation needs to know about a route, worked out once."""
+
+    plain: bool  # nothing but scalar headers and a body
+    model_body: ModelField | None  # the one body parameter when it is the whole (non-sequence) body
+
+
+class RouteRequestValidation(OpenAPIRequestValidationMiddleware):
+    """Powertools' request validation for HTTP API (v2) events, without the per-request work that depends only
+    on the route.
+
+    Powertools asks of every parameter, on every request, whether its annotation is scalar, complex or a
+    sequence, and copies the headers into case-insensitive dicts (splitting values on commas, then joining them
+    back for scalar parameters): about a fifth of a small request's CPU. Here a route whose parameters are only
+    scalar headers and a body (as the ingest routes) is validated by the same Powertools functions, fed the
+    event's headers as sent (names lower-cased), and a JSON object body goes straight to its model's field;
+    any other route or body takes Powertools' own path unchanged.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._plans: dict[Route, _RoutePlan] = {}
+
+    def handler(self, app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response:
+        route: Route = app.context["_route"]
+        plan = self._plan(route)
+        if not plan.plain:
+            return super().handler(app, next_middleware)
+        headers = {name.lower(): value for name, value in (app.current_event.get("headers") or {}).items()}
+        values, errors = _request_params_to_args(route.dependant.header_params, headers)
+        if route.dependant.body_params:
+            values.update(self._validated_body(route, plan, self._body(app, headers), errors))
+        if errors:
+            raise RequestValidationError(_normalize_errors(errors))
+        app.context["_route_args"] = values
+        return next_middleware(app)
+
+    def _plan(self, route: Route) -> _RoutePlan:
+        plan = self._plans.get(route)
+        if plan is None:
+            dependant = route.dependant
+            plain = not (dependant.path_params or dependant.query_params or dependant.cookie_params) and all(
+                is_scalar_field(param) for param in dependant.header_params
+            )
+            body = dependant.body_params
+            whole_body = (
+                len(body) == 1
+                and not getattr(body[0].field_info, "embed", None)
+                and not _is_or_contains_sequence(body[0].field_info.annotation)
+            )
+            plan = self._plans[route] = _RoutePlan(plain, body[0] if whole_body else None)
+        return plan
+
+    def _body(self, app: APIGatewayHttpResolver, headers: Mapping[str, str]) -> Any:
+        content_type = headers.get("content-type", "").strip()
+        if not content_type or content_type.startswith(APPLICATION_JSON_CONTENT_TYPE):
+            return self._parse_json_data(app)
+        return self._get_body(app)  # Powertools' answer to any other content type
+
+    @staticmethod
+    def _validated_body(route: Route, plan: _RoutePlan, body: Any, errors: list[Any]) -> dict[str, Any]:
+        field = plan.model_body
+        if field is not None and isinstance(body, dict):  # what Powertools would hand the field unchanged
+            return {field.name: _validate_field(field=field, value=body, loc=("body",), existing_errors=errors)}
+        values, body_errors = _request_body_to_args(route.dependant.body_params, body)
+        errors.extend(body_errors)
+        return values
+
+
+class _ResponseBuilder(ResponseBuilder[ResponseEventT]):
+    """Powertools' response builder, except that the request's Accept-Encoding (a case-insensitive copy of every
+    header, on every answer) is only looked at when the route or the response asks for compression."""
+
+    @staticmethod
+    def _has_compression_enabled(
+        route_compression: bool, response_compression: bool | None, event: ResponseEventT
+    ) -> bool:
+        wanted = route_compression if response_compression is None else response_compression
+        return wanted and ResponseBuilder._has_compression_enabled(route_compression, response_compression, event)
+
+
 class LogpipeResolver(APIGatewayHttpResolver):
-    """The HTTP API resolver with validation on. Before routing, every request's body is size-checked, its
-    Content-Encoding undone (gzip, bounded) and checked to be UTF-8; route paths may have their own limits."""
+    """The HTTP API resolver with validation on. Every request's log lines carry its API Gateway request id as
+    correlation id (read here, not by Logger.inject_lambda_context's JMESPath query: 11 µs against 0.2 µs).
+    Before routing, every request's body is size-checked, its Content-Encoding undone (gzip, bounded) and checked
+    to be UTF-8; route paths may have their own limits."""
 
     def __init__(self, body_limits: BodyLimits, route_body_limits: Mapping[str, BodyLimits]) -> None:
         super().__init__(enable_validation=True, json_body_deserializer=_object_body)
+        self._response_builder_class = _ResponseBuilder
+        # Powertools creates these two on the first route call unless present; its own response validation is kept.
+        self._request_validation_middleware = RouteRequestValidation()
+        self._response_validation_middleware = OpenAPIResponseValidationMiddleware(
+            validation_serializer=self._serializer,
+            has_response_validation_error=self._has_response_validation_error,
+        )
         self.body_limits = body_limits
         self.route_body_limits = dict(route_body_limits)
 
     def resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        logger.set_correlation_id((event.get("requestContext") or {}).get("requestId"))
         limits = self.route_body_limits.get(event.get("rawPath", ""), self.body_limits)
         try:
             event = decoded_event(event, limits)

@@ -177,3 +177,49 @@ def test_an_event_naming_another_organization_than_the_callers_is_refused_in_a_b
     assert status == 207
     assert answer["items"][1]["error"]["code"] == "organization_mismatch"
     assert [event.organization_id for event in published] == ["acme", "acme"]
+
+
+def test_the_idempotency_key_header_reaches_the_route_whatever_its_case(
+    producer_function, http_event, lambda_context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys: list = []
+
+    def ingest(event_in, settings, idempotency_key, organization_id):
+        keys.append(idempotency_key)
+        return producer_function.IngestAccepted(id="00000000-0000-0000-0000-000000000001")
+
+    monkeypatch.setattr(producer_function, "ingest_event", ingest)
+    for name in ("idempotency-key", "Idempotency-Key"):
+        status, _, _ = invoke(producer_function, http_event(SEED, headers={name: "order-17"}), lambda_context)
+        assert status == 202
+    assert keys == ["order-17", "order-17"]
+
+
+@pytest.mark.parametrize("key", ["", "k" * 256])
+def test_an_idempotency_key_out_of_bounds_is_422_naming_the_header(
+    producer_function, http_event, lambda_context, published: list, key: str
+) -> None:
+    status, _, body = invoke(producer_function, http_event(SEED, headers={"Idempotency-Key": key}), lambda_context)
+    assert (status, body["error"]["code"]) == (422, "validation_failed")
+    assert [problem["field"] for problem in body["error"]["details"]] == ["header.idempotency-key"]
+    assert published == []
+
+
+def test_the_openapi_document_is_generated_from_the_routes_and_models(producer_function) -> None:
+    schema = producer_function.app.get_openapi_schema().model_dump(mode="json", by_alias=True, exclude_none=True)
+    single = schema["paths"]["/api/logs"]["post"]
+    assert set(schema["paths"]) == {"/api/logs", "/api/logs/batch"}
+    assert single["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/LogEventIn"}
+    assert [parameter["name"] for parameter in single["parameters"]] == ["idempotency-key"]
+    assert {"202", "400", "413", "415", "422", "503"} <= set(single["responses"])
+    assert "message" in schema["components"]["schemas"]["LogEventIn"]["required"]
+
+
+def test_log_lines_carry_the_api_gateway_request_id_as_correlation_id(
+    producer_function, http_event, lambda_context, published: list
+) -> None:
+    for request_id in ("JKJaXmPLvHcESHA=", "Zm9vYmFyYmF6cXV4="):
+        event = http_event(SEED)
+        event["requestContext"]["requestId"] = request_id
+        invoke(producer_function, event, lambda_context)
+        assert producer_function.logger.get_correlation_id() == request_id
