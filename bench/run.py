@@ -2,12 +2,13 @@
 
     python bench/run.py [--quick [SCENARIO ...]] [--only SCENARIO ...]
 
-``--quick`` alone makes every scenario a short smoke run; ``--quick gateway`` only the scenarios named (each
-scenario's figures say whether they come from a quick run).
+``--only`` replaces those scenarios' figures in an existing latest.json and keeps the others (every scenario
+records when it ran). ``--quick`` alone makes every scenario a short smoke run; ``--quick gateway`` only the
+scenarios named (each scenario's figures say whether they come from a quick run).
 
 A scenario is ``bench/<name>.py`` (files starting with ``_`` are helpers). Each runs as its own process with the
 services' environment, prints progress on stderr and, on its last stdout line, one JSON object of named figures.
-The figures land in ``bench/results/latest.json`` as ``{"<scenario>": {...}, "machine": ..., "started_at": ...}``.
+The figures land in ``bench/results/latest.json`` as ``{"<scenario>": {"started_at": ..., ...}, "machine": ...}``.
 A scenario that fails is recorded as ``{"error": ...}`` and makes the command exit 1 after the others ran.
 """
 
@@ -44,7 +45,8 @@ def machine() -> dict[str, object]:
 
 
 def run_scenario(name: str, quick: bool) -> dict[str, object]:
-    return {"quick": quick, **_run_scenario(name, quick)}
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    return {"started_at": started_at, "quick": quick, **_run_scenario(name, quick)}
 
 
 def _run_scenario(name: str, quick: bool) -> dict[str, object]:
@@ -79,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     names = args.only or scenarios()
     quick = set() if args.quick is None else set(args.quick or names)
-    report: dict[str, object] = {"started_at": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine()}
+    kept = json.loads(RESULTS.read_text()) if args.only and RESULTS.is_file() else {}
+    report: dict[str, object] = {**kept, "machine": machine()}
     results: dict[str, dict[str, object]] = {}
     for name in names:
         print(f"== {name}", file=sys.stderr, flush=True)

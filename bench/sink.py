@@ -37,7 +37,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO_ROOT / "layers" / "logpipe"), str(REPO_ROOT)]
 
-from local import services  # noqa: E402
+from local.backing_services.postgres import Postgres  # noqa: E402
+from local.backing_services.settings import Config  # noqa: E402
 from local.lambda_runner import kafka_source  # noqa: E402
 from local.lambda_runner.template import load_template  # noqa: E402
 from local.lambda_runner.testing import RunnerProcess  # noqa: E402
@@ -165,7 +166,7 @@ def cpu_by_group(runner_pid: int, postgres_pid: int | None) -> dict[str, float]:
 def own_postgres_pid() -> int | None:
     saved = os.environ.pop("DATABASE_URL", None)
     try:
-        return services.Postgres(services.Config.from_env()).our_pid()
+        return Postgres(Config.from_env()).our_pid()
     finally:
         if saved is not None:
             os.environ["DATABASE_URL"] = saved
