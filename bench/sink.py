@@ -42,8 +42,9 @@ from local.backing_services.settings import Config  # noqa: E402
 from local.lambda_runner import kafka_source  # noqa: E402
 from local.lambda_runner.template import load_template  # noqa: E402
 from local.lambda_runner.testing import RunnerProcess  # noqa: E402
-from logpipe import db  # noqa: E402
+from logpipe import auth, db  # noqa: E402
 from logpipe.config import get_settings  # noqa: E402
+from logpipe.gateway_models import Scope  # noqa: E402
 from logpipe.models import LogEvent  # noqa: E402
 
 PARTITIONS = 6
@@ -175,7 +176,7 @@ def own_postgres_pid() -> int | None:
 def template_for(topic: str, group: str, directory: Path) -> Path:
     text = (REPO_ROOT / "template.yaml").read_text()
     for old, new in (
-        ("Topics: [log-events]", f"Topics: [{topic}]"),
+        ("Topics: [!Ref EventsTopic]", f"Topics: [{topic}]"),
         ("ConsumerGroupId: logpipe-consumer", f"ConsumerGroupId: {group}"),
         ("CodeUri: functions/", f"CodeUri: {REPO_ROOT}/functions/"),
         ("ContentUri: layers/logpipe/", f"ContentUri: {REPO_ROOT}/layers/logpipe/"),
@@ -242,7 +243,9 @@ def consumer_run(settings, organization_id: str, count: int, workdir: Path) -> d
 
 
 # ------------------------------------------------------------------------------------------------ e2e
-def load(url: str, organization_id: str, rate: int, seconds: int, result: multiprocessing.Queue) -> None:
+def load(
+    url: str, organization_id: str, authorization: str, rate: int, seconds: int, result: multiprocessing.Queue
+) -> None:
     """Open-loop load: request i is due at i / rate, on whichever of many keep-alive connections is free; what is
     not sent when the time is up is counted, not sent later."""
     host, port = url.removeprefix("http://").split(":")
@@ -270,6 +273,7 @@ def load(url: str, organization_id: str, rate: int, seconds: int, result: multip
                 body = api_body
                 writer.write(
                     b"POST /api/logs HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+                    b"Authorization: " + authorization.encode() + b"\r\n"
                     b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
                 )
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -297,11 +301,16 @@ def load(url: str, organization_id: str, rate: int, seconds: int, result: multip
 def e2e_run(settings, organization_id: str, rate: int, seconds: int, workdir: Path) -> dict:
     topic = fresh_topic(settings.kafka_bootstrap_servers)
     template = template_for(topic, f"bench-{topic}", workdir)
-    with RunnerProcess(template, env={"KAFKA_TOPIC": topic}, start_timeout=90) as runner:
+    authorization = f"Bearer {auth.create_key(organization_id, [Scope.INGEST]).key}"
+    # The bench measures the pipeline, not a tenant's quota: the bench organization's limit is above the offered rate.
+    unlimited = {"RATE_LIMIT_RATE": str(10 * rate), "RATE_LIMIT_BURST": str(20 * rate)}
+    with RunnerProcess(template, env={"KAFKA_TOPIC": topic, **unlimited}, start_timeout=90) as runner:
         time.sleep(5)  # consumers joined, instances warm
         say(f"e2e: {rate} events/s for {seconds}s at {runner.url}")
         queue: multiprocessing.Queue = multiprocessing.Queue()
-        process = multiprocessing.Process(target=load, args=(runner.url, organization_id, rate, seconds, queue))
+        process = multiprocessing.Process(
+            target=load, args=(runner.url, organization_id, authorization, rate, seconds, queue)
+        )
         process.start()
         outcome = queue.get(timeout=seconds + 300)
         process.join()
