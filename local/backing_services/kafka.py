@@ -14,7 +14,6 @@ import re
 import shlex
 import shutil
 import string
-import subprocess
 import sys
 import time
 import uuid
@@ -29,6 +28,7 @@ from .process import (
     read_pid,
     run,
     say,
+    spawn_daemon,
     split_hostport,
     stop_pid,
     write_if_changed,
@@ -260,14 +260,7 @@ class Kafka(Service):
             "-cp", f"{self.libs}/*", "kafka.Kafka", str(self.props),
         ]  # fmt: skip
         self.started_at = time.time()
-        with open(self.out_log, "ab") as out:
-            out.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {shlex.join(cmd)}\n".encode())
-            out.flush()
-            proc = subprocess.Popen(
-                cmd, cwd=self.home, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
-        self.pidfile.write_text(f"{proc.pid}\n")
+        proc = spawn_daemon(cmd, self.home, self.out_log, self.pidfile)
         self.wait_ready(self.cfg.bootstrap_servers, timeout=START_TIMEOUT, proc_pid=proc.pid)
         return proc.pid
 

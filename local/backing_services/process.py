@@ -129,6 +129,19 @@ def pid_alive(pid: int, needle: str | None = None) -> bool:
     return True
 
 
+def spawn_daemon(cmd: Sequence[str], cwd: Path, log: Path, pidfile: Path) -> subprocess.Popen:
+    """Start a long-running service in its own session, its output appended to ``log`` after a header line,
+    and record its pid."""
+    with open(log, "ab") as out:
+        out.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {shlex.join(cmd)}\n".encode())
+        out.flush()
+        proc = subprocess.Popen(
+            cmd, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    pidfile.write_text(f"{proc.pid}\n")
+    return proc
+
+
 def read_pid(path: Path) -> int | None:
     try:
         return int(path.read_text().split()[0])

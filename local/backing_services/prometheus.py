@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
 import urllib.error
@@ -35,6 +34,7 @@ from .process import (
     pid_alive,
     read_pid,
     say,
+    spawn_daemon,
     stop_pid,
     url_address,
     write_if_changed,
@@ -124,14 +124,7 @@ class _Daemon(Service):
     def start(self) -> int:
         self.home.mkdir(parents=True, exist_ok=True)
         cmd = self.command()
-        with open(self.log, "ab") as out:
-            out.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(cmd)}\n".encode())
-            out.flush()
-            proc = subprocess.Popen(
-                cmd, cwd=self.home, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
-        self.pidfile.write_text(f"{proc.pid}\n")
+        proc = spawn_daemon(cmd, self.home, self.log, self.pidfile)
         (self.home / "port").write_text(str(self.port))
         # Our own child: poll() tells whether it exited (its command line may not show the needle before exec).
         self.wait_ready(lambda: proc.poll() is None)
