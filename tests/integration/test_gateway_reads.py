@@ -126,8 +126,9 @@ def test_pages_neither_repeat_nor_skip_rows_while_new_rows_arrive(read, organiza
 
 def test_one_event_and_its_status(read, organization_id: str) -> None:
     stored = store(make_event(organization_id, 5, "FATAL", attributes={"pod": "a"}, trace_id="t1"))[0]
-    queued, dead = make_event(organization_id, 6).id, uuid.uuid4()
-    reads.record_accepted([make_event(organization_id, 6, id=queued)], get_settings())
+    queued, also_queued, dead = make_event(organization_id, 6).id, uuid.uuid4(), uuid.uuid4()
+    batch = [make_event(organization_id, 6, id=queued), make_event(organization_id, 7, id=also_queued)]
+    reads.record_accepted(batch, get_settings())
     reads.record_dead_letters([(organization_id, dead, "undecodable")])
 
     status, _, event = read(f"/api/logs/{stored.id}")
@@ -135,6 +136,7 @@ def test_one_event_and_its_status(read, organization_id: str) -> None:
     assert (event["level"], event["attributes"], event["traceId"]) == ("FATAL", {"pod": "a"}, "t1")
     assert read(f"/api/logs/{stored.id}/status")[2] == {"id": str(stored.id), "status": "stored"}
     assert read(f"/api/logs/{queued}/status")[2] == {"id": str(queued), "status": "queued"}
+    assert read(f"/api/logs/{also_queued}/status")[2] == {"id": str(also_queued), "status": "queued"}
     assert read(f"/api/logs/{dead}/status")[2] == {"id": str(dead), "status": "dead_lettered", "reason": "undecodable"}
     assert read(f"/api/logs/{uuid.uuid4()}/status")[0] == 404
 

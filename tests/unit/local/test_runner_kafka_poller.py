@@ -240,3 +240,21 @@ def test_an_instance_id_makes_each_consumer_a_static_member_with_a_short_session
     assert static.consumer_config["group.instance.id"] == "host-a-Fn-Ev-1"
     assert "group.instance.id" not in dynamic.consumer_config
     assert static.consumer_config["session.timeout.ms"] <= 10_000
+
+
+@pytest.mark.parametrize(
+    ("window_s", "fetch"),
+    [
+        (0.0, {}),  # no window: librdkafka's defaults, every record as soon as it is written
+        (0.05, {"fetch.wait.max.ms": 50, "fetch.min.bytes": kafka_poller.FETCH_MIN_BYTES}),
+        (1.0, {"fetch.wait.max.ms": 100, "fetch.min.bytes": kafka_poller.FETCH_MIN_BYTES}),
+    ],
+)
+def test_the_broker_holds_fetches_for_at_most_the_batching_window(window_s: float, fetch: dict[str, int]) -> None:
+    poller, _ = make_poller([], batching_window_s=window_s)
+    held = {
+        name: poller.consumer_config[name]
+        for name in ("fetch.wait.max.ms", "fetch.min.bytes")
+        if name in poller.consumer_config
+    }
+    assert held == fetch
