@@ -1,6 +1,8 @@
 """Redis access: one client per process, created on first use and reused while warm."""
 
+from collections.abc import Sequence
 from functools import lru_cache
+from typing import Any
 
 import redis
 from aws_lambda_powertools.utilities.idempotency.persistence.cache import CachePersistenceLayer
@@ -29,6 +31,37 @@ def connect(url: str, timeout_seconds: float) -> redis.Redis:
         health_check_interval=30,
         retry=Retry(NoBackoff(), retries=1),
     )
+
+
+class ReplylessWriter:
+    """Writes no one waits for: a connection of its own on which Redis sends no replies (CLIENT REPLY OFF), so a
+    write costs one send and never a round trip on the caller's path.
+
+    For best-effort records only: a write sent on a connection that broke since the last one may be lost (the
+    failure shows on the next send, which reconnects once), and a failing command (a wrong type) goes unnoticed.
+    Every send starts with CLIENT REPLY OFF (itself unanswered), so a connection redis-py reopens after a failure
+    is quiet again from its first write.
+    """
+
+    _REPLY_OFF = ("CLIENT", "REPLY", "OFF")
+
+    def __init__(self) -> None:
+        self._connection: redis.connection.ConnectionInterface | None = None
+
+    def send(self, commands: Sequence[tuple[Any, ...]]) -> None:
+        """Send the commands in one write; raises redis.RedisError when the connection fails."""
+        if self._connection is None:
+            self._connection = client().connection_pool.make_connection()
+        packed = self._connection.pack_commands([self._REPLY_OFF, *commands])
+        try:
+            self._connection.send_packed_command(packed, check_health=False)  # a health check waits for a PONG
+        except redis.ConnectionError:  # dropped by redis-py: the next send reconnects (once, as the client does)
+            self._connection.send_packed_command(packed, check_health=False)
+
+
+@lru_cache(maxsize=1)
+def replyless_writer() -> ReplylessWriter:
+    return ReplylessWriter()
 
 
 def ping() -> None:
