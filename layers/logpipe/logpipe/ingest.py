@@ -100,9 +100,7 @@ def normalize_event(
 ) -> LogEvent:
     """Apply the limits and fill in organization, id and timestamp; raises a 4xx domain error on violation."""
     check_event(event_in, settings, received_at)
-    # Every field comes from the validated request (or is built here with its type): constructing the model
-    # without validating it again saves a fifth of a batch item's CPU.
-    return LogEvent.model_construct(
+    return LogEvent(
         id=event_in.id or event_id or uuid4(),
         organization_id=owning_organization(event_in, organization_id),
         level=event_in.level,
