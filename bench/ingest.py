@@ -52,15 +52,28 @@ BATCH_CONNECTIONS = 4
 class Plan:
     single_s: float
     steps: tuple[int, ...]
+    steps_down: tuple[int, ...]
     step_s: float
     overload_s: float
     batch_s: float
     baseline_s: float
+    warmup_s: float
     kafka_processes: int = PRODUCER_INSTANCES
 
 
-FULL = Plan(single_s=60, steps=(1200, 1500, 2000, 2500, 3000), step_s=15, overload_s=30, batch_s=15, baseline_s=15)
-QUICK = Plan(single_s=8, steps=(1200, 1500), step_s=4, overload_s=5, batch_s=4, baseline_s=4)
+FULL = Plan(
+    single_s=60,
+    steps=(1200, 1500, 2000, 2500, 3000),
+    steps_down=(900, 800, 700, 600, 500, 400),
+    step_s=15,
+    overload_s=30,
+    batch_s=15,
+    baseline_s=15,
+    warmup_s=10,
+)
+QUICK = Plan(
+    single_s=8, steps=(1200, 1500), steps_down=(800, 500), step_s=4, overload_s=5, batch_s=4, baseline_s=4, warmup_s=3
+)
 
 
 def event(organization_id: str) -> dict[str, Any]:
@@ -106,17 +119,22 @@ def single_and_search(
         "cpu_ms_per_event": cpu_per_event(meter, single.count(202), single),
     }
 
-    best = 1000 if sustained(single, 100) else 0
+    # Up from 1,000 while the rate is sustained, or down from it until one is.
+    upward = sustained(single, 100)
+    best = 1000 if upward else 0
     steps = []
-    for rate in plan.steps:
+    for rate in plan.steps if upward else plan.steps_down:
         org = f"bench-step-{rate}-{uuid.uuid4().hex[:8]}"
         progress(f"step search: {rate} req/s for {plan.step_s:g} s")
         step = attack(url, body(org), rate=rate, duration_s=plan.step_s, headers=keys.headers(org))
         orgs[org] = ids(step)
         steps.append({"rate": rate, "p99_ms": step.latency(99), "codes": step.codes()})
-        if not sustained(step, 100):
+        if sustained(step, 100):
+            best = rate
+            if not upward:
+                break
+        elif upward:
             break
-        best = rate
     figures["max_sustained"] = {
         "rate": best,
         "steps": steps,
@@ -299,7 +317,8 @@ def main() -> int:
         progress("waiting for the instances' cold starts")
         wait_until_idle(children(process.proc.pid))
         url = process.url + "/api/logs"
-        attack(url, body("bench-warmup"), rate=200, duration_s=3, headers=keys.headers("bench-warmup"))
+        # Warm up at half the first phase's rate: the broker's JIT, the instances' connections and caches.
+        attack(url, body("bench-warmup"), rate=500, duration_s=plan.warmup_s, headers=keys.headers("bench-warmup"))
         groups = runner_process_groups(process, service_ports(env))
         figures.update(single_and_search(url, plan, groups, orgs, keys))
         best = figures["max_sustained"]["rate"] or 1000
