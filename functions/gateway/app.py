@@ -109,7 +109,7 @@ def get_log_status(event_id: Annotated[UUID, Path()]):
 @app.get(
     "/api/stats",
     summary="Counts per level and per source over a window (default: the last 24 hours)",
-    description=f"Cached; at most {settings.stats_cache_seconds} s stale.",
+    description=f"Cached; at most {settings.stats_cache_seconds} s stale (refreshed in the background before then).",
     tags=["read"],
     security=_SECURED,
     middlewares=[authorized(Scope.READ)],
