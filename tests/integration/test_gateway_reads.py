@@ -187,6 +187,19 @@ def test_a_cached_answer_outlives_its_bound_in_no_case(organization_id: str) -> 
     assert stats.get_stats(organization_id, *first, settings).total == 2
 
 
+@pytest.mark.parametrize("method, path, query, body", [
+    ("GET", "/api/logs", {"source": "a\x00b"}, None),
+    ("GET", "/api/logs", {"q": "a\x00b"}, None),
+    ("POST", "/api/keys", None, {"scopes": ["read"], "name": "a\x00b"}),
+], ids=["source", "q", "key name"])  # fmt: skip
+def test_a_nul_character_postgresql_cannot_store_is_422(
+    api_request, gateway_function, lambda_context, auth_headers, organization_id: str, method, path, query, body
+) -> None:
+    request = api_request(method, path, headers=auth_headers(organization_id), query=query, body=body)
+    status, _, answer_ = answer(gateway_function, request, lambda_context)
+    assert (status, answer_["error"]["code"]) == (422, "validation_failed")
+
+
 @pytest.fixture
 def count_queries(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The real stats query, recording the name of the thread that ran each call."""
