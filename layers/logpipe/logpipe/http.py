@@ -6,7 +6,7 @@ A 503 shows the client a fixed message and the dependency's name; the reason (ho
 """
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -259,9 +259,9 @@ def create_resolver(
     Content-Encoding (default: the same), except the paths named in `route_body_limits`."""
     limits = BodyLimits(max_body_bytes, max_decoded_body_bytes or max_body_bytes)
     app = LogpipeResolver(limits, route_body_limits or {})
-    app.exception_handler(LogpipeError)(domain_error_response)
-    app.exception_handler(RequestValidationError)(_validation_error)
-    app.exception_handler(RequestUnsupportedContentType)(_unsupported_content_type)
+    app.exception_handler(LogpipeError)(_with_rate_limit_of(app, domain_error_response))
+    app.exception_handler(RequestValidationError)(_with_rate_limit_of(app, _validation_error))
+    app.exception_handler(RequestUnsupportedContentType)(_with_rate_limit_of(app, _unsupported_content_type))
     app.not_found(_not_found)
     app.exception_handler(Exception)(_unexpected_error)
     return app
@@ -321,6 +321,19 @@ def _proxy_error(error: LogpipeError) -> dict[str, Any]:
         "body": json.dumps(error_body(error.code, error.message, error.details)),
         "isBase64Encoded": False,
     }
+
+
+def with_rate_limit(app: APIGatewayHttpResolver, response: Response) -> Response:
+    """The answer with the caller's RateLimit fields, once the route's middleware took from the organization's
+    bucket (logpipe.middleware.charge keeps the quota in the context): errors answered after that carry them too."""
+    quota = app.context.get("quota")
+    if quota is not None:
+        response.headers.update(rate_limit_headers(quota))
+    return response
+
+
+def _with_rate_limit_of(app: APIGatewayHttpResolver, answer: Callable[[Any], Response]) -> Callable[[Any], Response]:
+    return lambda error: with_rate_limit(app, answer(error))
 
 
 def rate_limit_headers(quota: Any) -> dict[str, str]:
