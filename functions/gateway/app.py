@@ -7,33 +7,23 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer
+from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from logpipe import auth, reads, stats
 from logpipe.config import get_settings
-from logpipe.gateway_models import ApiKeyList, CreatedApiKey, EventStatus, LogPage, NewApiKey, Scope, Stats
+from logpipe.gateway_models import NO_NUL, ApiKeyList, CreatedApiKey, EventStatus, LogPage, NewApiKey, Scope, Stats
 from logpipe.health import cached_health
 from logpipe.http import create_resolver, json_response
 from logpipe.middleware import authorized
-from logpipe.models import ErrorBody, HealthReport, Level, LogEvent
+from logpipe.models import HealthReport, Level, LogEvent
 from logpipe.observability import logger, metrics
+from logpipe.openapi import OPENAPI, SECURED, ApiDocument, describe_ingest_routes, error_responses
 from logpipe.queries import EventFilter
 
 settings = get_settings()
 app = create_resolver(settings.max_body_bytes)
-
-OPENAPI = {
-    "title": "logpipe",
-    "version": "1.0.0",
-    "description": "Log ingestion pipeline: ingest, search, stats and API keys. See docs/gateway.md.",
-    "security_schemes": {
-        "bearer": HTTPBearer(description="Authorization: Bearer <API key>"),
-        "apiKey": APIKey(name="X-Api-Key", in_=APIKeyIn.header),
-    },
-}
-_SECURED = [{"bearer": []}, {"apiKey": []}]
 
 
 def _errors(*statuses: int) -> dict[int, dict]:
@@ -46,10 +36,7 @@ def _errors(*statuses: int) -> dict[int, dict]:
         429: "Over the rate limit; retry after Retry-After seconds (RateLimit fields say more)",
         503: "A dependency is unavailable; retry after Retry-After seconds",
     }
-    return {
-        status: {"description": descriptions[status], "content": {"application/json": {"model": ErrorBody}}}
-        for status in (401, 403, 422, 429, 503, *statuses)
-    }
+    return error_responses({status: descriptions[status] for status in (401, 403, 422, 429, 503, *statuses)})
 
 
 def _ok(model: Any, description: str) -> dict:
@@ -62,16 +49,16 @@ def _ok(model: Any, description: str) -> dict:
     description="Filters combine with AND; `level` may repeat; `q` is full-text over the message. "
     "Follow `nextCursor` for older events.",
     tags=["read"],
-    security=_SECURED,
+    security=SECURED,
     middlewares=[authorized(Scope.READ)],
     responses={200: _ok(LogPage, "A page of events"), **_errors(400)},
 )
 def search_logs(
     level: Annotated[list[Level] | None, Query(description="Level(s) to include")] = None,
-    source: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
+    source: Annotated[str | None, Query(min_length=1, max_length=256, pattern=NO_NUL)] = None,
     from_: Annotated[datetime | None, Query(alias="from", description="Earliest event time (inclusive)")] = None,
     to: Annotated[datetime | None, Query(description="Latest event time (exclusive)")] = None,
-    q: Annotated[str | None, Query(min_length=1, max_length=512, description="Full-text query")] = None,
+    q: Annotated[str | None, Query(min_length=1, max_length=512, pattern=NO_NUL, description="Full-text query")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ):
@@ -84,7 +71,7 @@ def search_logs(
     "/api/logs/<event_id>",
     summary="One event of the organization",
     tags=["read"],
-    security=_SECURED,
+    security=SECURED,
     middlewares=[authorized(Scope.READ)],
     responses={200: _ok(LogEvent, "The event"), **_errors(404)},
 )
@@ -97,7 +84,7 @@ def get_log(event_id: Annotated[UUID, Path()]):
     "/api/logs/<event_id>/status",
     summary="Where an accepted event is: queued, stored or dead_lettered",
     tags=["read"],
-    security=_SECURED,
+    security=SECURED,
     middlewares=[authorized(Scope.READ)],
     responses={200: _ok(EventStatus, "The event's status"), **_errors(404)},
 )
@@ -109,9 +96,9 @@ def get_log_status(event_id: Annotated[UUID, Path()]):
 @app.get(
     "/api/stats",
     summary="Counts per level and per source over a window (default: the last 24 hours)",
-    description=f"Cached; at most {settings.stats_cache_seconds} s stale.",
+    description=f"Cached; at most {settings.stats_cache_seconds} s stale (refreshed in the background before then).",
     tags=["read"],
-    security=_SECURED,
+    security=SECURED,
     middlewares=[authorized(Scope.READ)],
     responses={200: _ok(Stats, "The counts"), **_errors(400)},
 )
@@ -127,7 +114,7 @@ def get_stats(
     "/api/keys",
     summary="Create an API key for the organization (the key is shown only in this answer)",
     tags=["admin"],
-    security=_SECURED,
+    security=SECURED,
     middlewares=[authorized(Scope.ADMIN)],
     responses={201: _ok(CreatedApiKey, "The new key"), **_errors()},
 )
@@ -140,7 +127,7 @@ def create_key(new_key: Annotated[NewApiKey, Body()]):
     "/api/keys",
     summary="The organization's API keys (never the keys themselves)",
     tags=["admin"],
-    security=_SECURED,
+    security=SECURED,
     middlewares=[authorized(Scope.ADMIN)],
     responses={200: _ok(ApiKeyList, "The keys"), **_errors()},
 )
@@ -154,7 +141,7 @@ def list_keys():
     summary="Revoke an API key",
     description=f"A revoked key stops working within {settings.api_key_cache_seconds:g} s.",
     tags=["admin"],
-    security=_SECURED,
+    security=SECURED,
     middlewares=[authorized(Scope.ADMIN)],
     responses={204: {"description": "Revoked"}, **_errors(404)},
 )
@@ -191,11 +178,18 @@ def get_liveness():
 
 @app.get("/openapi.json", summary="This API's OpenAPI document", tags=["operations"], include_in_schema=False)
 def get_openapi():
-    document = app.get_openapi_schema(**OPENAPI)
-    return json_response(200, document.model_dump(mode="json", by_alias=True, exclude_none=True))
+    return Response(200, content_types.APPLICATION_JSON, api_document.get_openapi_json_schema())
 
 
-# Swagger UI, with its script and styles inlined from the copy Powertools ships: the page needs no network.
+# The published document describes the whole API a client uses: these routes and the ingest routes, which the
+# producer serves and logpipe.openapi declares (here on a resolver that only documents them).
+_ingest_routes = create_resolver(settings.max_body_bytes)
+describe_ingest_routes(_ingest_routes)
+api_document = ApiDocument([app, _ingest_routes], **OPENAPI)
+# Swagger UI, with its script and styles inlined from the copy Powertools ships: the page needs no network. It
+# renders the resolver's merged document when there is one (what configure_openapi_merge would set, had the
+# producer's code been in this function's package to discover).
+app._openapi_merge = api_document
 app.enable_swagger(path="/docs", **OPENAPI)
 
 

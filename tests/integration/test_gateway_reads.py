@@ -189,6 +189,82 @@ def test_a_cached_answer_outlives_its_bound_in_no_case(organization_id: str) -> 
     assert stats.get_stats(organization_id, *first, settings).total == 2
 
 
+@pytest.mark.parametrize("method, path, query, body", [
+    ("GET", "/api/logs", {"source": "a\x00b"}, None),
+    ("GET", "/api/logs", {"q": "a\x00b"}, None),
+    ("POST", "/api/keys", None, {"scopes": ["read"], "name": "a\x00b"}),
+], ids=["source", "q", "key name"])  # fmt: skip
+def test_a_nul_character_postgresql_cannot_store_is_422(
+    api_request, gateway_function, lambda_context, auth_headers, organization_id: str, method, path, query, body
+) -> None:
+    request = api_request(method, path, headers=auth_headers(organization_id), query=query, body=body)
+    status, _, answer_ = answer(gateway_function, request, lambda_context)
+    assert (status, answer_["error"]["code"]) == (422, "validation_failed")
+
+
+@pytest.fixture
+def count_queries(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The real stats query, recording the name of the thread that ran each call."""
+    threads: list[str] = []
+    real = queries.count_events
+
+    def recorded(*args, **kwargs):
+        threads.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(queries, "count_events", recorded)
+    return threads
+
+
+def test_an_answer_past_half_its_bound_is_refreshed_in_the_background_by_one_caller(
+    organization_id: str, count_queries: list[str]
+) -> None:
+    settings = get_settings().model_copy(update={"stats_cache_seconds": 4})
+    window = make_event(organization_id, 60).timestamp, make_event(organization_id, 0).timestamp
+    store(make_event(organization_id, 30))
+    assert stats.get_stats(organization_id, *window, settings).total == 1
+    store(make_event(organization_id, 20))
+    threading.Event().wait(2.1)  # past half the bound
+
+    answers: list[int] = []
+    callers = [
+        threading.Thread(target=lambda: answers.append(stats.get_stats(organization_id, *window, settings).total))
+        for _ in range(8)
+    ]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join()
+    assert answers == [1] * 8, "every caller is answered from the cache, none waits for the refresh"
+
+    while stats.get_stats(organization_id, *window, settings).total != 2:  # refreshed, or recomputed past the bound
+        threading.Event().wait(0.05)
+    assert count_queries[0] == threading.current_thread().name
+    assert [name.startswith("stats-refresh") for name in count_queries[1:]] == [True], (
+        "one refresh, in the background, before the answer expired"
+    )
+
+
+def test_an_answer_is_as_old_as_its_query_start(organization_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An answer whose query took long is not younger than the data it saw: it expires a bound after the query
+    started, not after it ended."""
+    settings = get_settings().model_copy(update={"stats_cache_seconds": 1})
+    window = make_event(organization_id, 60).timestamp, make_event(organization_id, 0).timestamp
+    real = queries.count_events
+
+    def slow(*args, **kwargs):
+        threading.Event().wait(0.6)
+        return real(*args, **kwargs)
+
+    store(make_event(organization_id, 30))
+    monkeypatch.setattr(queries, "count_events", slow)
+    assert stats.get_stats(organization_id, *window, settings).total == 1  # its query started 0.6 s ago
+    monkeypatch.setattr(queries, "count_events", real)
+    store(make_event(organization_id, 20))
+    threading.Event().wait(0.55)
+    assert stats.get_stats(organization_id, *window, settings).total == 2
+
+
 def test_an_event_accepted_by_the_ingest_route_is_queued_until_stored(
     read, api_request, producer_function, lambda_context, auth_headers, organization_id: str
 ) -> None:

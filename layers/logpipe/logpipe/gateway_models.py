@@ -9,6 +9,8 @@ from pydantic import Field
 
 from logpipe.models import CamelModel, LogEvent
 
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL: such a parameter is a 422, not a driver error
+
 
 class Scope(StrEnum):
     INGEST = "ingest"
@@ -18,7 +20,7 @@ class Scope(StrEnum):
 
 class NewApiKey(CamelModel):
     scopes: list[Scope] = Field(min_length=1)
-    name: str = Field(default="", max_length=200)
+    name: str = Field(default="", max_length=200, pattern=NO_NUL)
 
 
 class ApiKey(CamelModel):

@@ -6,7 +6,7 @@ A 503 shows the client a fixed message and the dependency's name; the reason (ho
 """
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,6 +106,11 @@ def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return ErrorBody(error=ErrorDetail(code=code, message=message, details=details)).model_dump(mode="json")
 
 
+# What request validation raises: kept in the context under _REQUEST_ERROR until the route's middlewares have run.
+_REQUEST_ERRORS = (RequestValidationError, RequestUnsupportedContentType, MalformedRequestError)
+_REQUEST_ERROR = "_request_error"
+
+
 @dataclass(frozen=True)
 class _RoutePlan:
     """What request validation needs to know about a route, worked out once."""
@@ -124,6 +129,10 @@ class RouteRequestValidation(OpenAPIRequestValidationMiddleware):
     scalar headers and a body (as the ingest routes) is validated by the same Powertools functions, fed the
     event's headers as sent (names lower-cased), and a JSON object body goes straight to its model's field;
     any other route or body takes Powertools' own path unchanged.
+
+    Powertools runs request validation before the route's middlewares; its verdict is given after them (by
+    `_ResponseValidation`), so a request without a valid key is a 401, and a key without the scope a 403, whatever
+    its parameters and body: the caller learns nothing of the schema before authenticating.
     """
 
     def __init__(self) -> None:
@@ -131,10 +140,19 @@ class RouteRequestValidation(OpenAPIRequestValidationMiddleware):
         self._plans: dict[Route, _RoutePlan] = {}
 
     def handler(self, app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response:
+        try:
+            self._validate(app)
+        except _REQUEST_ERRORS as error:
+            app.context[_REQUEST_ERROR] = error
+        return next_middleware(app)
+
+    def _validate(self, app: APIGatewayHttpResolver) -> None:
+        """Puts the route's validated arguments in the context, or raises the request's error."""
         route: Route = app.context["_route"]
         plan = self._plan(route)
         if not plan.plain:
-            return super().handler(app, next_middleware)
+            super().handler(app, _stop)  # Powertools' own validation, which stores the arguments and calls _stop
+            return
         headers = {name.lower(): value for name, value in (app.current_event.get("headers") or {}).items()}
         values, errors = _request_params_to_args(route.dependant.header_params, headers)
         if route.dependant.body_params:
@@ -142,7 +160,6 @@ class RouteRequestValidation(OpenAPIRequestValidationMiddleware):
         if errors:
             raise RequestValidationError(_normalize_errors(errors))
         app.context["_route_args"] = values
-        return next_middleware(app)
 
     def _plan(self, route: Route) -> _RoutePlan:
         plan = self._plans.get(route)
@@ -176,6 +193,22 @@ class RouteRequestValidation(OpenAPIRequestValidationMiddleware):
         return values
 
 
+class _ResponseValidation(OpenAPIResponseValidationMiddleware):
+    """Powertools' response validation (the last middleware before the route's function), which first gives the
+    request validation's verdict: raises the error RouteRequestValidation kept, once the route's middlewares
+    (authentication, scope, rate limit) have let the request through."""
+
+    def handler(self, app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response:
+        error = app.context.get(_REQUEST_ERROR)
+        if error is not None:
+            raise error
+        return super().handler(app, next_middleware)
+
+
+def _stop(_app: APIGatewayHttpResolver) -> None:
+    """The next middleware of a validation that must not go on."""
+
+
 class _ResponseBuilder(ResponseBuilder[ResponseEventT]):
     """Powertools' response builder, except that the request's Accept-Encoding (a case-insensitive copy of every
     header, on every answer) is only looked at when the route or the response asks for compression."""
@@ -197,9 +230,10 @@ class LogpipeResolver(APIGatewayHttpResolver):
     def __init__(self, body_limits: BodyLimits, route_body_limits: Mapping[str, BodyLimits]) -> None:
         super().__init__(enable_validation=True, json_body_deserializer=_object_body)
         self._response_builder_class = _ResponseBuilder
-        # Powertools creates these two on the first route call unless present; its own response validation is kept.
+        # Powertools creates these two on the first route call unless present; the first validates the request,
+        # the last (after the route's middlewares) answers its errors, then validates the response as Powertools does.
         self._request_validation_middleware = RouteRequestValidation()
-        self._response_validation_middleware = OpenAPIResponseValidationMiddleware(
+        self._response_validation_middleware = _ResponseValidation(
             validation_serializer=self._serializer,
             has_response_validation_error=self._has_response_validation_error,
         )
@@ -225,9 +259,9 @@ def create_resolver(
     Content-Encoding (default: the same), except the paths named in `route_body_limits`."""
     limits = BodyLimits(max_body_bytes, max_decoded_body_bytes or max_body_bytes)
     app = LogpipeResolver(limits, route_body_limits or {})
-    app.exception_handler(LogpipeError)(domain_error_response)
-    app.exception_handler(RequestValidationError)(_validation_error)
-    app.exception_handler(RequestUnsupportedContentType)(_unsupported_content_type)
+    app.exception_handler(LogpipeError)(_with_rate_limit_of(app, domain_error_response))
+    app.exception_handler(RequestValidationError)(_with_rate_limit_of(app, _validation_error))
+    app.exception_handler(RequestUnsupportedContentType)(_with_rate_limit_of(app, _unsupported_content_type))
     app.not_found(_not_found)
     app.exception_handler(Exception)(_unexpected_error)
     return app
@@ -287,6 +321,19 @@ def _proxy_error(error: LogpipeError) -> dict[str, Any]:
         "body": json.dumps(error_body(error.code, error.message, error.details)),
         "isBase64Encoded": False,
     }
+
+
+def with_rate_limit(app: APIGatewayHttpResolver, response: Response) -> Response:
+    """The answer with the caller's RateLimit fields, once the route's middleware took from the organization's
+    bucket (logpipe.middleware.charge keeps the quota in the context): errors answered after that carry them too."""
+    quota = app.context.get("quota")
+    if quota is not None:
+        response.headers.update(rate_limit_headers(quota))
+    return response
+
+
+def _with_rate_limit_of(app: APIGatewayHttpResolver, answer: Callable[[Any], Response]) -> Callable[[Any], Response]:
+    return lambda error: with_rate_limit(app, answer(error))
 
 
 def rate_limit_headers(quota: Any) -> dict[str, str]:

@@ -17,7 +17,7 @@ from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from logpipe import auth, ratelimit
 from logpipe.config import get_settings
 from logpipe.gateway_models import Scope
-from logpipe.http import rate_limit_headers
+from logpipe.http import with_rate_limit
 
 Middleware = Callable[[BaseRouter, NextMiddleware], Response]
 
@@ -31,11 +31,7 @@ def authorized(scope: Scope, *, charge_one: bool = True) -> Middleware:
         app.append_context(organization_id=principal.organization_id, scopes=principal.scopes)
         if charge_one:
             charge(app, 1)
-        response = next_middleware(app)
-        quota = app.context.get("quota")
-        if quota is not None:
-            response.headers.update(rate_limit_headers(quota))
-        return response
+        return with_rate_limit(app, next_middleware(app))
 
     middleware.__name__ = f"authorized_{scope}"
     return middleware

@@ -5,6 +5,8 @@ import pytest
 
 from logpipe import kafka
 from logpipe.errors import DependencyUnavailableError
+from logpipe.models import IngestAccepted
+from logpipe.openapi import OPENAPI
 
 SEED = {"organizationId": "acme", "level": "INFO", "message": "User logged in", "source": "auth-service"}
 
@@ -186,7 +188,7 @@ def test_the_idempotency_key_header_reaches_the_route_whatever_its_case(
 
     def ingest(event_in, settings, idempotency_key, organization_id):
         keys.append(idempotency_key)
-        return producer_function.IngestAccepted(id="00000000-0000-0000-0000-000000000001")
+        return IngestAccepted(id="00000000-0000-0000-0000-000000000001")
 
     monkeypatch.setattr(producer_function, "ingest_event", ingest)
     for name in ("idempotency-key", "Idempotency-Key"):
@@ -206,12 +208,14 @@ def test_an_idempotency_key_out_of_bounds_is_422_naming_the_header(
 
 
 def test_the_openapi_document_is_generated_from_the_routes_and_models(producer_function) -> None:
-    schema = producer_function.app.get_openapi_schema().model_dump(mode="json", by_alias=True, exclude_none=True)
+    document = producer_function.app.get_openapi_schema(**OPENAPI)
+    schema = document.model_dump(mode="json", by_alias=True, exclude_none=True)
     single = schema["paths"]["/api/logs"]["post"]
     assert set(schema["paths"]) == {"/api/logs", "/api/logs/batch"}
     assert single["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/LogEventIn"}
     assert [parameter["name"] for parameter in single["parameters"]] == ["idempotency-key"]
-    assert {"202", "400", "413", "415", "422", "503"} <= set(single["responses"])
+    assert {"202", "400", "401", "403", "413", "415", "422", "429", "503"} <= set(single["responses"])
+    assert single["security"] == [{"bearer": []}, {"apiKey": []}]
     assert "message" in schema["components"]["schemas"]["LogEventIn"]["required"]
 
 

@@ -1,0 +1,134 @@
+"""The API's OpenAPI description, shared by the functions that serve it.
+
+The gateway publishes one document (/openapi.json, /docs) for the whole API a client uses: its own routes and the
+ingest routes the producer serves. A function never imports another, so the ingest routes are declared here: the
+producer registers its handlers with these declarations, the gateway registers them on a resolver that only
+documents them (`describe_ingest_routes`), and `ApiDocument` merges both resolvers' documents into one.
+tests/unit/test_openapi.py checks that the published ingest operations are the producer's own.
+"""
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
+from aws_lambda_powertools.event_handler.openapi.merge import OpenAPIMerge
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header
+from pydantic import BaseModel
+
+from logpipe.models import BatchAccepted, ErrorBody, IngestAccepted, LogEventIn
+
+OPENAPI: dict[str, Any] = {
+    "title": "logpipe",
+    "version": "1.0.0",
+    "description": "Log ingestion pipeline: ingest, search, stats and API keys. See docs/gateway.md.",
+    "security_schemes": {
+        "bearer": HTTPBearer(description="Authorization: Bearer <API key>"),
+        "apiKey": APIKey(name="X-Api-Key", in_=APIKeyIn.header),
+    },
+}
+SECURED = [{"bearer": []}, {"apiKey": []}]  # either way of presenting an API key
+
+
+def error_responses(descriptions: dict[int, str]) -> dict[int, dict[str, Any]]:
+    """OpenAPI responses answering the one error body, one per status."""
+    return {
+        status: {"description": description, "content": {"application/json": {"model": ErrorBody}}}
+        for status, description in descriptions.items()
+    }
+
+
+# The ingest routes -------------------------------------------------------------------------------------------------
+
+LOGS_PATH = "/api/logs"
+BATCH_PATH = "/api/logs/batch"
+IdempotencyKey = Annotated[str | None, Header(min_length=1, max_length=255)]
+
+_INGEST_ERRORS = {
+    400: "Not JSON, not UTF-8, not the declared Content-Encoding, or nested too deeply",
+    401: "No API key, or an unknown or revoked one",
+    403: "The API key lacks the ingest scope, or an event names another organization than the key's",
+    409: "A request with this Idempotency-Key is still in progress; retry after Retry-After seconds",
+    413: "A size limit was exceeded (body, decompressed body, message, attributes, events per batch)",
+    415: "Content-Type not JSON (or NDJSON for batches), or Content-Encoding other than gzip/identity",
+    429: "Over the organization's rate limit (a batch costs its number of events); retry after Retry-After seconds",
+    503: "Kafka (or, with an Idempotency-Key, Redis) unavailable; retry after Retry-After seconds",
+}
+
+POST_LOG: dict[str, Any] = {
+    "summary": "Ingest one log event",
+    "description": (
+        "Validates the event and answers 202 once Kafka has acknowledged the write (acks=all). "
+        "A retry with the same Idempotency-Key (or client `id`) gets the first answer and publishes nothing. "
+        "The body may be sent with Content-Encoding: gzip. Without `organizationId` the event takes the API key's."
+    ),
+    "tags": ["ingest"],
+    "security": SECURED,
+    "responses": {
+        202: {"description": "Queued", "content": {"application/json": {"model": IngestAccepted}}},
+        **error_responses(
+            {
+                **_INGEST_ERRORS,
+                422: "The event breaks the schema or a limit, or the Idempotency-Key was used for another event",
+            }
+        ),
+    },
+}
+
+POST_BATCH: dict[str, Any] = {
+    "summary": "Ingest a batch of log events",
+    "description": (
+        'Body: a JSON array of events, {"events": [...]}, or NDJSON (Content-Type: application/x-ndjson, one '
+        "event per line, CRLF tolerated), optionally Content-Encoding: gzip. Every item is validated on its own; "
+        "the valid ones are published with one wait for Kafka's acknowledgement. 202 when every item was "
+        "accepted, 207 when some were rejected (each rejected item carries its error), 422 `batch_rejected` "
+        "when none was. An Idempotency-Key makes the whole batch idempotent; event ids under a key are derived "
+        "from (organization, key, index)."
+    ),
+    "tags": ["ingest"],
+    "security": SECURED,
+    "responses": {
+        202: {"description": "Every event queued", "content": {"application/json": {"model": BatchAccepted}}},
+        207: {"description": "Some events queued", "content": {"application/json": {"model": BatchAccepted}}},
+        **error_responses(
+            {**_INGEST_ERRORS, 422: "No event of the batch was valid (details.items), or the batch is empty"}
+        ),
+    },
+}
+
+
+class EventsEnvelope(BaseModel):
+    """A batch as {"events": [...]}."""
+
+    events: list[LogEventIn]
+
+
+def describe_ingest_routes(resolver: ApiGatewayResolver) -> None:
+    """Declare the ingest routes on a resolver that only documents them: it never resolves a request (the producer
+    serves them). The parameters are the producer's handlers'; the batch body, which the producer's handler reads
+    itself (JSON or NDJSON), is declared here as its JSON shapes."""
+
+    @resolver.post(LOGS_PATH, **POST_LOG)
+    def post_log(event: Annotated[LogEventIn, Body()], idempotency_key: IdempotencyKey = None) -> None:
+        """Served by functions/producer/app.py."""
+
+    @resolver.post(BATCH_PATH, **POST_BATCH)
+    def post_batch(
+        batch: Annotated[list[LogEventIn] | EventsEnvelope, Body(description="A JSON array of events or {events}")],
+        idempotency_key: IdempotencyKey = None,
+    ) -> None:
+        """Served by functions/producer/app.py."""
+
+
+class ApiDocument(OpenAPIMerge):
+    """One OpenAPI document for the routes of several resolvers (Powertools' OpenAPIMerge, a route declared twice
+    is an error), generated on first use: generating it takes about 0.1 s, too much for every cold start."""
+
+    def __init__(self, resolvers: list[ApiGatewayResolver], **config: Any) -> None:
+        super().__init__(**config, on_conflict="error")
+        self._pending = list(resolvers)
+        self._resolver_config = config
+
+    def get_openapi_schema(self) -> dict[str, Any]:
+        while self._pending:
+            self.add_schema(self._pending.pop(0).get_openapi_schema(**self._resolver_config))
+        return super().get_openapi_schema()
