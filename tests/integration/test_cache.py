@@ -20,7 +20,11 @@ def eventually(check, timeout_s: float = 2.0):
 
 
 def test_writes_land_and_redis_answers_none_of_them() -> None:
-    client, writer, prefix = cache.client(), cache.ReplylessWriter(), f"it-replyless:{uuid.uuid4().hex}"
+    client, writer, prefix = (
+        cache.client(),
+        cache.ReplylessWriter(cache.client().connection_pool),
+        f"it-replyless:{uuid.uuid4().hex}",
+    )
     for index in range(2000):
         writer.send([("SET", f"{prefix}:{index % 10}", index, "EX", 60), ("SET", f"{prefix}:last", index, "EX", 60)])
 
@@ -32,7 +36,11 @@ def test_writes_land_and_redis_answers_none_of_them() -> None:
 
 
 def test_a_dropped_connection_costs_at_most_the_write_in_flight() -> None:
-    client, writer, prefix = cache.client(), cache.ReplylessWriter(), f"it-replyless:{uuid.uuid4().hex}"
+    client, writer, prefix = (
+        cache.client(),
+        cache.ReplylessWriter(cache.client().connection_pool),
+        f"it-replyless:{uuid.uuid4().hex}",
+    )
     writer.send([("SET", f"{prefix}:before", 1, "EX", 60)])
     assert eventually(lambda: client.get(f"{prefix}:before") == b"1")
     for entry in client.client_list():

@@ -217,7 +217,7 @@ def count_queries(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def test_an_answer_past_half_its_bound_is_refreshed_in_the_background_by_one_caller(
-    organization_id: str, count_queries: list[str]
+    organization_id: str, count_queries: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = get_settings().model_copy(update={"stats_cache_seconds": 4})
     window = make_event(organization_id, 60).timestamp, make_event(organization_id, 0).timestamp
@@ -226,6 +226,17 @@ def test_an_answer_past_half_its_bound_is_refreshed_in_the_background_by_one_cal
     store(make_event(organization_id, 20))
     threading.Event().wait(2.1)  # past half the bound
 
+    # The refresh's query is held until every caller has its answer, so a caller that waited for it would hang
+    # (and then see the new count) instead of racing it.
+    callers_answered = threading.Event()
+    counting = queries.count_events
+
+    def held_in_background(*args, **kwargs):
+        if threading.current_thread().name.startswith("stats-refresh"):
+            callers_answered.wait(10)
+        return counting(*args, **kwargs)
+
+    monkeypatch.setattr(queries, "count_events", held_in_background)
     answers: list[int] = []
     callers = [
         threading.Thread(target=lambda: answers.append(stats.get_stats(organization_id, *window, settings).total))
@@ -234,7 +245,8 @@ def test_an_answer_past_half_its_bound_is_refreshed_in_the_background_by_one_cal
     for caller in callers:
         caller.start()
     for caller in callers:
-        caller.join()
+        caller.join(5)
+    callers_answered.set()
     assert answers == [1] * 8, "every caller is answered from the cache, none waits for the refresh"
 
     while stats.get_stats(organization_id, *window, settings).total != 2:  # refreshed, or recomputed past the bound

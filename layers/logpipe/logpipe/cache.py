@@ -45,13 +45,14 @@ class ReplylessWriter:
 
     _REPLY_OFF = ("CLIENT", "REPLY", "OFF")
 
-    def __init__(self) -> None:
+    def __init__(self, pool: redis.ConnectionPool) -> None:
+        self._pool = pool
         self._connection: redis.connection.ConnectionInterface | None = None
 
     def send(self, commands: Sequence[tuple[Any, ...]]) -> None:
         """Send the commands in one write; raises redis.RedisError when the connection fails."""
         if self._connection is None:
-            self._connection = client().connection_pool.make_connection()
+            self._connection = self._pool.make_connection()
         packed = self._connection.pack_commands([self._REPLY_OFF, *commands])
         try:
             self._connection.send_packed_command(packed, check_health=False)  # a health check waits for a PONG
@@ -59,9 +60,14 @@ class ReplylessWriter:
             self._connection.send_packed_command(packed, check_health=False)
 
 
-@lru_cache(maxsize=1)
 def replyless_writer() -> ReplylessWriter:
-    return ReplylessWriter()
+    """The process's writer, on the same Redis as client()."""
+    return _writer_of(client())
+
+
+@lru_cache(maxsize=1)
+def _writer_of(redis_client: redis.Redis) -> ReplylessWriter:
+    return ReplylessWriter(redis_client.connection_pool)
 
 
 def ping() -> None:
