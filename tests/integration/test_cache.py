@@ -1,6 +1,7 @@
 """cache.ReplylessWriter against a real Redis: writes land without replies piling up, and survive a dropped
 connection."""
 
+import contextlib
 import select
 import time
 import uuid
@@ -50,4 +51,22 @@ def test_a_dropped_connection_costs_at_most_the_write_in_flight() -> None:
     writer.send([("SET", f"{prefix}:lost-or-not", 1, "EX", 60)])  # may go into the dead socket
     writer.send([("SET", f"{prefix}:after", 1, "EX", 60)])  # the failure shows here: reconnect, resend
     assert eventually(lambda: client.get(f"{prefix}:after") == b"1")
+    writer._connection.disconnect()
+
+
+def test_replies_of_a_redis_that_ignores_reply_off_are_drained(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server that answers anyway (CLIENT REPLY refused): each send first drops the replies already received."""
+    monkeypatch.setattr(cache.ReplylessWriter, "_REPLY_OFF", ("PING",))  # answered, like a refused CLIENT REPLY
+    writer, prefix = cache.ReplylessWriter(cache.client().connection_pool), "it-replyless"
+    for index in range(500):
+        writer.send([("SET", f"{prefix}:{uuid.uuid4().hex}", index, "EX", 5)])
+    time.sleep(0.2)  # every answer arrived
+    writer.send([("SET", f"{prefix}:last", 1, "EX", 5)])  # drops them all before sending
+    time.sleep(0.2)
+    pending = b""
+    writer._connection._sock.setblocking(False)
+    with contextlib.suppress(BlockingIOError):
+        while chunk := writer._connection._sock.recv(1 << 16):
+            pending += chunk
+    assert pending == b"+PONG\r\n+OK\r\n", "only the last send's replies are left unread"
     writer._connection.disconnect()

@@ -55,9 +55,20 @@ class ReplylessWriter:
             self._connection = self._pool.make_connection()
         packed = self._connection.pack_commands([self._REPLY_OFF, *commands])
         try:
+            self._discard_replies()
             self._connection.send_packed_command(packed, check_health=False)  # a health check waits for a PONG
-        except redis.ConnectionError:  # dropped by redis-py: the next send reconnects (once, as the client does)
+        except redis.ConnectionError:  # the connection broke since the last send: reconnect once, as the client does
+            self._connection.disconnect()
             self._connection.send_packed_command(packed, check_health=False)
+
+    def _discard_replies(self) -> None:
+        """Drop whatever Redis answered: nothing, unless the server ignores CLIENT REPLY OFF (a managed Redis that
+        refuses the command), whose replies would otherwise pile up unread."""
+        while self._connection.can_read(timeout=0):
+            try:
+                self._connection.read_response()
+            except redis.ResponseError:
+                continue
 
 
 def replyless_writer() -> ReplylessWriter:
