@@ -129,9 +129,13 @@ def _event(record: ConsumerRecordRecords, oldest_kept_day: date) -> LogEvent:
     if value is None:  # Lambda omits the value of a tombstone
         raise _Unusable("tombstone", "the record has no value (a tombstone)")
     try:
-        event = LogEvent.model_validate_json(base64.b64decode(value, validate=True))
-    except binascii.Error as exc:
+        # binascii's strict mode checks the alphabet and padding in C, several times faster than b64decode's
+        # validate=True (a regular expression over the whole value).
+        raw = binascii.a2b_base64(value, strict_mode=True)
+    except ValueError as exc:  # binascii.Error, or a str that is not ASCII
         raise _Unusable("undecodable", f"value is not base64: {exc}") from exc
+    try:
+        event = LogEvent.model_validate_json(raw)
     except ValidationError as exc:
         raise _Unusable("undecodable", f"ValidationError: {_short(exc)}") from exc
     if db.utc_day(event.timestamp) < oldest_kept_day:

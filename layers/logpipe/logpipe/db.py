@@ -101,7 +101,9 @@ def connection() -> Iterator[psycopg.Connection]:
 
 def utc_day(moment: datetime) -> date:
     """The UTC day a timestamp falls on: the day partition that holds it (a naive time is taken as UTC)."""
-    return moment.astimezone(UTC).date() if moment.tzinfo else moment.date()
+    # Subtracting the offset is several times cheaper than astimezone(UTC) (it runs for every stored event).
+    offset = moment.utcoffset()
+    return (moment - offset).date() if offset else moment.date()
 
 
 def store_events(events: Sequence[LogEvent]) -> int:
