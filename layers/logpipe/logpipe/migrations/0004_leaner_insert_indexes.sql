@@ -6,9 +6,12 @@ ALTER TABLE log_events DROP CONSTRAINT log_events_pkey;
 DROP INDEX log_events_org_time_idx, log_events_org_level_time_idx, log_events_org_source_time_idx,
     log_events_org_message_tsv_idx;
 
--- Organization ids are ASCII identifiers (ingest enforces it): byte order is their natural order, and a "C"
--- comparison is a memcmp instead of a call into the locale (strcoll) at every step of an index descent or sort.
-ALTER TABLE log_events ALTER COLUMN organization_id TYPE text COLLATE "C";
+-- The indexed text columns compare in "C" order: a memcmp instead of a call into the locale (strcoll) at every
+-- step of an index descent or sort. Organization ids are ASCII identifiers and levels a fixed set of ASCII words
+-- (ingest enforces both); sources are only ever compared for equality, which every deterministic collation
+-- answers the same way.
+ALTER TABLE log_events ALTER COLUMN organization_id TYPE text COLLATE "C",
+    ALTER COLUMN level TYPE text COLLATE "C", ALTER COLUMN source TYPE text COLLATE "C";
 ALTER TABLE log_event_ids ALTER COLUMN organization_id TYPE text COLLATE "C";
 
 -- One btree instead of two: the key (organization_id, occurred_at, id) is unique as the old primary key was (the
