@@ -286,8 +286,8 @@ class KafkaPoller(threading.Thread):
             failures: list[tuple[str, int]] | None = []
             if self.source.report_batch_item_failures:
                 failures = parse_batch_item_failures(result.result, {f"{t}-{p}" for t, p in first})
-                in_batch = {(f"{m.topic()}-{m.partition()}", m.offset()) for m, _ in batch}
-                if failures and not set(failures) <= in_batch:
+                # (only checked when there are failures: building the set costs a string per record)
+                if failures and not set(failures) <= {(f"{m.topic()}-{m.partition()}", m.offset()) for m, _ in batch}:
                     failures = None  # an offset that is not in this batch: as malformed as it gets
             if failures is None:
                 failed, reason = dict(first), "malformed batchItemFailures"
