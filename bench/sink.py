@@ -5,9 +5,10 @@
 Needs the services' environment (``eval "$(make -s env)"``). Progress goes to stderr; the last stdout line is one
 JSON object of figures:
 
-- ``baseline_rows_per_s``: plain psycopg, rows prepared beforehand, the consumer's own statements (COPY into the
-  staging table, then the claim/insert), batches of the template's BatchSize, into the real, fully indexed table,
-  at the CPU priority the runner gives Kafka event sources;
+- ``baseline_rows_per_s``: plain psycopg, rows prepared beforehand, the consumer's own statements
+  (``db._insert_rows``: binary COPY into log_event_ids and log_events, the staging-table claim when an id is taken),
+  batches of the template's BatchSize, into the real, fully indexed table, at the CPU priority the runner gives
+  Kafka event sources;
 - ``consumer_rows_per_s``: the ConsumerFunction under the runner draining a pre-filled 6-partition topic of fresh
   events (as many as the baseline stored), from the first stored row to the last; ``consumer_vs_baseline``;
 - ``consumer_cpu_ms_per_1k``: CPU milliseconds per 1,000 stored events, per process group (the runner's HTTP
@@ -90,7 +91,7 @@ def fill(bootstrap: str, topic: str, organization_id: str, count: int) -> None:
 # --------------------------------------------------------------------------------------------- baseline
 def baseline(database_url: str, organization_id: str, count: int, batch: int) -> dict:
     events = [LogEvent.model_validate_json(event_json(organization_id)) for _ in range(count)]
-    rows = [db._row(event, position % batch) for position, event in enumerate(events)]
+    rows = [db._row(event) for event in events]
     with psycopg.connect(database_url) as conn:
         db._ensure_partitions(conn, {db.utc_day(events[0].timestamp)})
         conn.commit()
@@ -98,17 +99,11 @@ def baseline(database_url: str, organization_id: str, count: int, batch: int) ->
         pg_before = cpu_by_group(os.getpid(), postgres_pid)["postgresql"]
         client_before = time.process_time()
         started = time.perf_counter()
-        for first in range(0, count, batch):
-            with conn.transaction(), conn.cursor() as cursor:
-                cursor.execute(db._CREATE_STAGING)
-                with cursor.copy(db._COPY_STAGING) as copy:
-                    copy.set_types(db._STAGING_TYPES)
-                    for row in rows[first : first + batch]:
-                        copy.write_row(row)
-                cursor.execute(db._INSERT_NEW)
+        stored = sum(db._insert_rows(conn, rows[first : first + batch]) for first in range(0, count, batch))
         elapsed = time.perf_counter() - started
         client_s = time.process_time() - client_before
         pg_s = cpu_by_group(os.getpid(), postgres_pid)["postgresql"] - pg_before
+    assert stored == count, f"{stored} of {count} stored"
     return {
         "baseline_rows_per_s": round(count / elapsed),
         "baseline_cpu_ms_per_1k": {

@@ -312,10 +312,13 @@ listen_addresses = '{HOST}'
 port = {self.port}
 unix_socket_directories = '{self.sockets}'
 max_connections = 200            # several runners with pools + test sessions
-shared_buffers = 256MB
+# The consumer's inserts touch every index of the day partition and, at random places (client-chosen uuids),
+# the whole (organization_id, id) index of log_event_ids: with too few buffers the inserting backends spend
+# their time evicting and writing dirty pages themselves (pg_stat_bgwriter.buffers_backend). See docs/sink.md.
+shared_buffers = 1GB
 work_mem = 16MB
 maintenance_work_mem = 128MB
-effective_cache_size = 1GB
+effective_cache_size = 2GB
 max_wal_size = 2GB               # bulk COPY batches: fewer forced checkpoints
 checkpoint_timeout = 15min
 # fsync and synchronous_commit stay ON: the consumer commits Kafka offsets only after PostgreSQL

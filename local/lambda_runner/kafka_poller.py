@@ -48,6 +48,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import pydantic_core
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from .events import LAMBDA_MAX_EVENT_BYTES, build_kafka_event, kafka_record, parse_batch_item_failures, record_size
@@ -286,7 +287,8 @@ class KafkaPoller(threading.Thread):
             bootstrap_servers=self.bootstrap_servers,
             event_source_arn=self.source.stream_arn,
         )
-        event_json = json.dumps(event, separators=(",", ":")).encode()
+        # pydantic-core's encoder (Rust): a batch event is megabytes of JSON, about twice as fast as json.dumps
+        event_json = pydantic_core.to_json(event)
         result = self.invoke(event_json)
         desc = f"{self.label} batch={len(batch)} partitions={len(first)}"
 
@@ -297,8 +299,8 @@ class KafkaPoller(threading.Thread):
             failures: list[tuple[str, int]] | None = []
             if self.source.report_batch_item_failures:
                 failures = parse_batch_item_failures(result.result, {f"{t}-{p}" for t, p in first})
-                in_batch = {(f"{m.topic()}-{m.partition()}", m.offset()) for m, _ in batch}
-                if failures and not set(failures) <= in_batch:
+                # (only checked when there are failures: building the set costs a string per record)
+                if failures and not set(failures) <= {(f"{m.topic()}-{m.partition()}", m.offset()) for m, _ in batch}:
                     failures = None  # an offset that is not in this batch: as malformed as it gets
             if failures is None:
                 failed, reason = dict(first), "malformed batchItemFailures"

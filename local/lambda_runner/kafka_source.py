@@ -109,7 +109,9 @@ async def _serve(job: KafkaSourceJob, lag_reports: multiprocessing.Queue) -> int
     pool = FunctionPool(
         job.spec, job.env, region=job.region, account_id=job.account_id, max_workers=job.consumers, loop=loop
     )
-    pool.prewarm(job.prewarm)
+    # Each consumer invokes as soon as its partitions hold records: its instance starts with the mapping instead of
+    # cold-starting inside the first batches.
+    pool.prewarm(max(job.prewarm, job.consumers))
     pollers = [
         KafkaPoller(
             job.source,

@@ -169,6 +169,12 @@ def test_a_postgresql_outage_loses_nothing_and_commits_nothing(
     assert stored(settings, organization_id) == (total, total)
 
 
+def consumers_per_runner(template: Path) -> int:
+    """ProvisionedPollerConfig.MinimumPollers: the consumers each runner starts."""
+    [source] = load_template(template).functions["ConsumerFunction"].kafka_sources
+    return source.minimum_pollers
+
+
 def test_two_runners_share_the_partitions_and_a_killed_one_is_replaced_within_10s(
     settings, sink_template: Path, topic: str, organization_id: str
 ) -> None:
@@ -179,8 +185,9 @@ def test_two_runners_share_the_partitions_and_a_killed_one_is_replaced_within_10
         description = admin.describe_consumer_groups([group])[group].result(10)
         return {m.member_id: len(m.assignment.topic_partitions) for m in description.members}
 
+    consumers = consumers_per_runner(sink_template)
     with runner(sink_template) as first, runner(sink_template) as second:
-        wait_until(lambda: len(owners()) == 4 and min(owners().values()) >= 1, "four consumers holding partitions")
+        wait_until(lambda: len(owners()) == 2 * consumers and min(owners().values()) >= 1, "both runners' consumers")
         produce(settings, topic, [(i % PARTITIONS, event_value(organization_id)) for i in range(600)])
         wait_until(lambda: caught_up(settings, topic), "600 events committed")
         assert stored(settings, organization_id) == (600, 600)
@@ -189,7 +196,7 @@ def test_two_runners_share_the_partitions_and_a_killed_one_is_replaced_within_10
         first.proc.kill()  # SIGKILL: no goodbye to the group
         killed_at = time.monotonic()
         produce(settings, topic, [(i % PARTITIONS, event_value(organization_id)) for i in range(600, 900)])
-        wait_until(lambda: len(owners()) == 2 and sum(owners().values()) == PARTITIONS, "the takeover", 30)
+        wait_until(lambda: len(owners()) == consumers and sum(owners().values()) == PARTITIONS, "the takeover", 30)
         takeover_s = time.monotonic() - killed_at
         wait_until(lambda: caught_up(settings, topic), "the rest after the takeover")
 
@@ -209,13 +216,15 @@ def test_a_runner_restarted_with_its_instance_id_takes_its_partitions_back_at_on
         return {m.group_instance_id: (m.member_id, len(m.assignment.topic_partitions)) for m in description.members}
 
     instance = f"it-{uuid.uuid4().hex[:6]}"
+    consumers = consumers_per_runner(sink_template)
     crashed = runner(sink_template, "--instance-id", instance).start()
     try:
         wait_until(
-            lambda: len(members()) == 2 and min(n for _, n in members().values()) >= 1, "the first runner's consumers"
+            lambda: len(members()) == consumers and min(n for _, n in members().values()) >= 1,
+            "the first runner's consumers",
         )
         before = members()
-        assert set(before) == {f"{instance}-ConsumerFunction-LogEvents-{n}" for n in (0, 1)}
+        assert set(before) == {f"{instance}-ConsumerFunction-LogEvents-{n}" for n in range(consumers)}
     finally:
         crashed.proc.kill()  # SIGKILL, and restarted at once, as a supervisor would
         crashed.proc.wait()

@@ -51,5 +51,5 @@ def test_the_consumer_has_lambdas_kafka_error_controls_in_provisioned_mode() -> 
     assert msk.report_batch_item_failures and msk.bisect_batch_on_function_error
     assert msk.on_failure_destination == "kafka://log-events-dlq"
     assert msk.effective_max_retries == 100
-    assert msk.minimum_pollers == 2  # ProvisionedPollerConfig: required by AWS for these controls
+    assert msk.minimum_pollers == 3  # ProvisionedPollerConfig: required by AWS for these controls
     assert msk.batch_size <= 10_000

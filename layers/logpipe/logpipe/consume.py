@@ -5,7 +5,6 @@ and its neighbours are stored. Rows PostgreSQL refuses are found by bisection (a
 about 2·k·log2(n) small transactions, not n). A PostgreSQL outage raises and the whole batch comes again.
 """
 
-import base64
 import binascii
 import json
 import time
@@ -129,9 +128,11 @@ def _event(record: ConsumerRecordRecords, oldest_kept_day: date) -> LogEvent:
     if value is None:  # Lambda omits the value of a tombstone
         raise _Unusable("tombstone", "the record has no value (a tombstone)")
     try:
-        event = LogEvent.model_validate_json(base64.b64decode(value, validate=True))
-    except binascii.Error as exc:
+        raw = _base64(value)
+    except ValueError as exc:  # binascii.Error, or a str that is not ASCII
         raise _Unusable("undecodable", f"value is not base64: {exc}") from exc
+    try:
+        event = LogEvent.model_validate_json(raw)
     except ValidationError as exc:
         raise _Unusable("undecodable", f"ValidationError: {_short(exc)}") from exc
     if db.utc_day(event.timestamp) < oldest_kept_day:
@@ -205,6 +206,12 @@ def _bytes_or_none(encoded: str | None) -> bytes | None:
     if encoded is None:
         return None
     try:
-        return base64.b64decode(encoded, validate=True)
-    except binascii.Error:
+        return _base64(encoded)
+    except ValueError:  # binascii.Error, or a str that is not ASCII: dead-lettered as it came
         return encoded.encode()
+
+
+def _base64(encoded: str) -> bytes:
+    """Strict base64: binascii checks the alphabet and padding in C, several times faster than b64decode's
+    validate=True (a regular expression over the whole value)."""
+    return binascii.a2b_base64(encoded, strict_mode=True)

@@ -127,6 +127,21 @@ def test_a_poison_record_in_the_middle_is_dead_lettered_and_its_neighbours_store
     assert error in letter.error
 
 
+@pytest.mark.parametrize(
+    "value", ["e30=!!", "e30", "=e30=", "é30="], ids=["junk", "unpadded", "leading-pad", "non-ascii"]
+)
+def test_a_value_that_is_not_strict_base64_is_dead_lettered(value: str, store: FakeStore, dead_letters: list) -> None:
+    event = msk_event([event_value(), b"{}", event_value()])
+    event["records"]["log-events-0"][1]["value"] = value  # "e30=" is base64 for "{}"
+
+    outcome = process(event)
+
+    assert (outcome.received, outcome.stored, outcome.dead_lettered) == (3, 2, 1)
+    [letter] = dead_letters
+    assert (letter.reason, letter.source_offset) == ("undecodable", 1)
+    assert "not base64" in letter.error
+
+
 def test_rows_the_database_refuses_are_isolated_by_bisection(store: FakeStore, dead_letters: list) -> None:
     values = [event_value() for _ in range(64)]
     values[37] = event_value(message="unstorable")
