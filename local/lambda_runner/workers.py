@@ -38,6 +38,10 @@ log = logging.getLogger("runner")
 
 _HEADER = struct.Struct("!I")
 WORKER_SCRIPT = Path(__file__).with_name("worker_process.py")
+# On AWS, API Gateway never shares a CPU with the functions; here the HTTP front and the instances share two cores,
+# and a front starved by busy instances answers late even the requests it refuses (its 429s). Instances therefore
+# run at a lower CPU priority than the front (the Kafka event source process already does, and so do its instances).
+INSTANCE_NICENESS = 5
 MAX_RESPONSE_BYTES = 6 * 1024 * 1024  # Lambda's synchronous response payload limit
 INIT_TIMEOUT_S = 60.0
 TIMEOUT_RESOLUTION_S = 0.05
@@ -110,6 +114,8 @@ class Worker:
         finally:
             os.close(req_r)
             os.close(resp_w)
+        with contextlib.suppress(OSError):  # the instance may already be gone (a failed start)
+            os.setpriority(os.PRIO_PROCESS, self.proc.pid, max(INSTANCE_NICENESS, os.getpriority(os.PRIO_PROCESS, 0)))
         os.set_blocking(self._req_w, False)
         os.set_blocking(self._resp_r, False)
         self.loop.add_reader(self._resp_r, self._on_readable)

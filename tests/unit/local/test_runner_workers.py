@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from local.lambda_runner import workers
 from local.lambda_runner.template import FunctionSpec, function_environment
 from local.lambda_runner.workers import FunctionPool, InvokeResult
 
@@ -57,6 +58,8 @@ def handler(event, context):
         return {"pid": os.getpid(), "started": started, "ended": time.time()}
     if action == "count":
         return {"pid": os.getpid(), "invocations": INVOCATIONS}
+    if action == "niceness":
+        return {"niceness": os.nice(0)}
     if action == "raise":
         raise KeyError("nope")
     if action == "exit":
@@ -155,6 +158,16 @@ def test_environment_sys_path_and_cwd(toy: Path) -> None:
     assert result.result["path"] == [str(toy / "fn"), str(toy / "layer" / "python")]
     assert result.result["cwd"] == str(toy / "fn")
     assert result.result["layer"] == "from the layer"
+
+
+def test_instances_yield_the_cpu_to_the_front(toy: Path) -> None:
+    async def scenario(pool):
+        return await invoke(pool, {"action": "niceness"})
+
+    result = run_pool(make_spec(toy), scenario)
+    assert result.ok, result.error
+    assert workers.INSTANCE_NICENESS > 0  # lower than the front's
+    assert result.result["niceness"] == max(workers.INSTANCE_NICENESS, os.nice(0))
 
 
 def test_cold_start_once_per_instance(toy: Path) -> None:
