@@ -42,7 +42,7 @@ sys.path[:0] = [str(REPO_ROOT / "layers" / "logpipe"), str(REPO_ROOT)]
 
 from local.backing_services.postgres import Postgres  # noqa: E402
 from local.backing_services.settings import Config  # noqa: E402
-from local.lambda_runner import kafka_source  # noqa: E402
+from local.lambda_runner import workers  # noqa: E402
 from local.lambda_runner.template import load_template  # noqa: E402
 from local.lambda_runner.testing import RunnerProcess  # noqa: E402
 from logpipe import auth, db  # noqa: E402
@@ -118,7 +118,9 @@ def baseline(database_url: str, organization_id: str, count: int, batch: int) ->
 def niced(function, *args):
     """Run function(*args) in a child at the Kafka source's CPU priority, so the baseline and the consumer compete
     for a busy machine on equal terms (PostgreSQL runs at its own priority in both)."""
-    with multiprocessing.get_context("spawn").Pool(1, initializer=os.nice, initargs=(kafka_source.NICENESS,)) as pool:
+    with multiprocessing.get_context("spawn").Pool(
+        1, initializer=os.nice, initargs=(workers.INSTANCE_NICENESS,)
+    ) as pool:
         return pool.apply(function, args)
 
 

@@ -5,10 +5,10 @@ process that owns a :class:`~.workers.FunctionPool` for the function and one :cl
 thread per consumer (ProvisionedPollerConfig.MinimumPollers, or ``--kafka-consumers``), which invoke it through
 the process's own event loop.
 
-It runs at a lower CPU priority (``NICENESS``) than the HTTP front. The process stops gracefully on SIGTERM or
-SIGINT (in-flight batches finish and commit), and dies with the runner: if the runner is killed (``kill -9``), the
-kernel sends it SIGKILL (PR_SET_PDEATHSIG), its consumers leave the group by session timeout, and a restarted
-runner takes the partitions over (see :mod:`.kafka_poller`).
+It runs below the HTTP front's CPU priority, as its instances do (``workers.INSTANCE_NICENESS``). The process stops
+gracefully on SIGTERM or SIGINT (in-flight batches finish and commit), and dies with the runner: if the runner is
+killed (``kill -9``), the kernel sends it SIGKILL (PR_SET_PDEATHSIG), its consumers leave the group by session
+timeout, and a restarted runner takes the partitions over (see :mod:`.kafka_poller`).
 """
 
 from __future__ import annotations
@@ -26,14 +26,11 @@ from multiprocessing.process import BaseProcess
 
 from .kafka_poller import KafkaPoller
 from .template import FunctionSpec, KafkaSource
-from .workers import FunctionPool, InvokeResult
+from .workers import INSTANCE_NICENESS, FunctionPool, InvokeResult
 
 log = logging.getLogger("runner")
 
 _PR_SET_PDEATHSIG = 1
-# On AWS the event source mapping polls on other machines; here it shares the cores with the HTTP front, so it
-# (and the function instances it starts, which inherit this) yields to the front when the CPU is contended.
-NICENESS = 5
 
 
 @dataclass(frozen=True)
@@ -92,7 +89,7 @@ class KafkaSourceProcess:
 
 def serve(job: KafkaSourceJob, lag_reports: multiprocessing.Queue) -> None:
     _die_with_parent()
-    os.nice(NICENESS)
+    os.nice(INSTANCE_NICENESS)  # on AWS the event source mapping polls on other machines: yield to the front
     logging.basicConfig(
         level=job.log_level.upper(),
         format=f"%(asctime)s %(levelname)s [runner kafka {job.source.event_id}] %(message)s",

@@ -13,22 +13,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from logpipe import db, maintenance, queries, replay
 from logpipe.config import Settings
 from logpipe.deadletter import DeadLetter
-from logpipe.models import Level, LogEvent
-
-NOW = datetime.now(UTC)
-
-
-def make_event(organization_id: str, **overrides) -> LogEvent:
-    fields = {
-        "id": uuid.uuid4(),
-        "organization_id": organization_id,
-        "level": Level.INFO,
-        "message": "sink test",
-        "source": "it",
-        "timestamp": NOW,
-        "received_at": NOW,
-    }
-    return LogEvent(**{**fields, **overrides})
+from tests.integration.stored_events import NOW, make_event
 
 
 def stored_ids(pg: psycopg.Connection, organization_id: str) -> list[str]:

@@ -1,0 +1,24 @@
+"""Normalized events (the Kafka value and the stored row) for tests that write PostgreSQL directly."""
+
+import uuid
+from datetime import UTC, datetime
+
+from logpipe.models import Level, LogEvent
+
+NOW = datetime.now(UTC)
+
+
+def make_event(organization_id: str, **overrides) -> LogEvent:
+    fields = {
+        "id": uuid.uuid4(),
+        "organization_id": organization_id,
+        "level": Level.INFO,
+        "message": "disk almost full",
+        "source": "node-7",
+        "timestamp": NOW,
+        "received_at": NOW,
+        "attributes": {"disk": "/dev/sda1", "usage": 0.93},
+        "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+        "span_id": "00f067aa0ba902b7",
+    }
+    return LogEvent(**{**fields, **overrides})
