@@ -129,8 +129,9 @@ def misc(event, context):
 
 def slow(event, context):
     marker = (event.get("queryStringParameters") or {}).get("marker")
-    if marker:
-        pathlib.Path(marker).write_text(str(os.getpid()))
+    if marker:  # written whole, then renamed: the test reads it as soon as it exists
+        pathlib.Path(marker + ".tmp").write_text(str(os.getpid()))
+        os.replace(marker + ".tmp", marker)
     started = time.time()
     time.sleep(float(event["queryStringParameters"]["s"]))
     return {"pid": os.getpid(), "started": started, "ended": time.time()}
