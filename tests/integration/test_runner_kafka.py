@@ -140,7 +140,8 @@ class Toy:
     def entries(self) -> list[dict[str, Any]]:
         if not self.out.exists():
             return []
-        return [json.loads(line) for line in self.out.read_text().splitlines() if line.strip()]
+        complete_lines = self.out.read_text().split("\n")[:-1]  # the last may still be being written
+        return [json.loads(line) for line in complete_lines if line.strip()]
 
     def records(self, **match: Any) -> list[dict[str, Any]]:
         """Every record delivered to the handler, tagged with the delivering entry's fields."""
