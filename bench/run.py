@@ -44,9 +44,20 @@ def machine() -> dict[str, object]:
     }
 
 
+def cpu_times() -> list[int]:
+    """The machine's CPU time counters (user, nice, system, idle, iowait, irq, softirq, steal, ...), in ticks."""
+    return [int(field) for field in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+
+
 def run_scenario(name: str, quick: bool) -> dict[str, object]:
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
-    return {"started_at": started_at, "quick": quick, **_run_scenario(name, quick)}
+    before = cpu_times()
+    figures = _run_scenario(name, quick)
+    spent = [after - then for after, then in zip(cpu_times(), before, strict=True)]
+    # Steal: time this VM's vCPUs were ready to run but the hypervisor ran something else. On a shared host it
+    # swings from run to run, and every figure of a scenario run with a high steal share is that much worse.
+    steal_pct = round(100 * spent[7] / max(1, sum(spent[:8])), 1)
+    return {"started_at": started_at, "quick": quick, "cpu_steal_pct": steal_pct, **figures}
 
 
 def _run_scenario(name: str, quick: bool) -> dict[str, object]:

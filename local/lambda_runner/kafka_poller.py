@@ -5,8 +5,8 @@ in one runner or in several runners, share the topic's partitions.
 
 Semantics (those of Lambda's MSK / self-managed Kafka event source mapping):
 
-- a batch is up to BatchSize records, gathered for at most MaximumBatchingWindowInSeconds (AWS default 0.5 s),
-  and never more than Lambda's 6 MB payload;
+- a batch is up to BatchSize records, gathered for at most MaximumBatchingWindowInSeconds (AWS default 0.5 s)
+  counted from when its first record was written, and never more than Lambda's 6 MB payload;
 - offsets are committed (synchronously, next offset per partition) only after the handler returned;
 - a failed batch (error, timeout, crash) is not committed: the partitions are rewound to the batch's first
   offsets and the batch is retried after an exponential back-off (0.5 s doubling, capped at 30 s). Retries are
@@ -49,7 +49,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pydantic_core
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import (
+    TIMESTAMP_NOT_AVAILABLE,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 
 from .events import LAMBDA_MAX_EVENT_BYTES, build_kafka_event, kafka_record, parse_batch_item_failures, record_size
 from .metrics import instruments
@@ -58,7 +66,7 @@ from .workers import InvokeResult
 
 log = logging.getLogger("runner")
 
-MIN_BATCH_WAIT_S = 0.01  # with a 0 s window: still gather what is already fetched
+MIN_BATCH_WAIT_S = 0.01  # with a 0 s window, or one already spent: still gather what is already fetched
 MAX_EVENT_BYTES = LAMBDA_MAX_EVENT_BYTES - 64 * 1024  # room for the envelope
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 30.0
@@ -236,7 +244,7 @@ class KafkaPoller(threading.Thread):
             if first is None:
                 return []
             pending = [first]
-        deadline = time.monotonic() + max(self.source.batching_window_s, MIN_BATCH_WAIT_S)
+        deadline = time.monotonic() + self._gathering_time(pending[0])
         while True:
             for i, msg in enumerate(pending):
                 if msg.error() is not None:
@@ -255,6 +263,20 @@ class KafkaPoller(threading.Thread):
             if len(batch) >= limit or remaining <= 0 or self.stopping:
                 return batch
             pending = self.consumer.consume(limit - len(batch), timeout=remaining)
+
+    def _gathering_time(self, first: Message) -> float:
+        """How long to gather more records for a batch that starts with ``first``.
+
+        The batching window bounds how long a record waits to be gathered, so it counts from when the batch's first
+        record was written (its Kafka timestamp), not from when this poller got to it: records written while the
+        previous batch was being processed have already waited that long. What is already fetched is still gathered.
+        """
+        window = self.source.batching_window_s
+        kind, written_ms = first.timestamp()
+        if kind != TIMESTAMP_NOT_AVAILABLE:
+            waited = time.time() - written_ms / 1000
+            window = min(window, window - waited)
+        return max(window, MIN_BATCH_WAIT_S)
 
     @staticmethod
     def _fetch_config(batching_window_s: float) -> dict[str, int]:

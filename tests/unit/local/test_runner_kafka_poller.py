@@ -4,9 +4,11 @@ tests/integration/test_runner_kafka.py."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
+from confluent_kafka import TIMESTAMP_CREATE_TIME, TIMESTAMP_NOT_AVAILABLE
 
 from local.lambda_runner import kafka_poller
 from local.lambda_runner.kafka_poller import KafkaPoller, backoff_delay, parse_destination
@@ -258,3 +260,33 @@ def test_the_broker_holds_fetches_for_at_most_the_batching_window(window_s: floa
         if name in poller.consumer_config
     }
     assert held == fetch
+
+
+class WrittenAt(FakeMessage):
+    """A record with a chosen Kafka timestamp (seconds ago), or none."""
+
+    def __init__(self, seconds_ago: float | None) -> None:
+        super().__init__("t", 0, 0)
+        self.seconds_ago = seconds_ago
+
+    def timestamp(self) -> tuple[int, int]:
+        if self.seconds_ago is None:
+            return TIMESTAMP_NOT_AVAILABLE, 0
+        return TIMESTAMP_CREATE_TIME, round((time.time() - self.seconds_ago) * 1000)
+
+
+@pytest.mark.parametrize(
+    ("seconds_ago", "gathering_s"),
+    [
+        (0.0, 0.5),  # just written: the whole window
+        (0.3, 0.2),  # written while the previous batch was processed: what is left of its window
+        (2.0, kafka_poller.MIN_BATCH_WAIT_S),  # older than the window: only what is already fetched
+        (-5.0, 0.5),  # a producer clock ahead: never more than the window
+        (None, 0.5),  # no timestamp: the whole window
+    ],
+)
+def test_the_batching_window_counts_from_when_the_first_record_was_written(
+    seconds_ago: float | None, gathering_s: float
+) -> None:
+    poller, _ = make_poller([], batching_window_s=0.5)
+    assert poller._gathering_time(WrittenAt(seconds_ago)) == pytest.approx(gathering_s, abs=0.05)  # type: ignore[arg-type]
