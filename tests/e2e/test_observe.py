@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from aws_lambda_powertools.utilities.circuit_breaker import CircuitBreakerConfig, CircuitState
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client.parser import text_string_to_metric_families
@@ -29,7 +30,7 @@ from local.backing_services.process import apt_install
 from local.backing_services.prometheus import Dashboard, Prometheus
 from local.backing_services.settings import Config
 from local.lambda_runner.testing import RunnerProcess
-from logpipe import auth
+from logpipe import auth, breaker
 from logpipe.config import get_settings
 from logpipe.gateway_models import Scope
 
@@ -98,6 +99,24 @@ def post_events(url: str, organization: str, accepted: int, rejected: int) -> No
     for _ in range(rejected):
         body = {"organizationId": organization, "level": "LOUD", "message": "m", "source": "observe"}
         assert requests.post(f"{url}/api/logs", json=body, headers=headers, timeout=15).status_code == 422
+
+
+def drill_kafka_circuit(url: str, organization: str) -> None:
+    """Take the shared Kafka circuit through open -> half-open -> closed, as after an outage that is over: an open
+    record whose recovery time has passed is stored, then requests go until a probe has closed the circuit again."""
+    settings = get_settings()
+    store = breaker.RedisCircuitStore()
+    recovery = settings.kafka_breaker_recovery_seconds
+    store.configure(CircuitBreakerConfig(recovery_timeout=recovery, local_cache_max_age=0), "kafka")  # reads Redis
+    long_ago = int(time.time()) - 10 * recovery
+    store.save_open("kafka", failure_count=settings.kafka_breaker_failure_threshold, opened_at=long_ago)
+    headers = ingest_headers(organization)
+    body = {"organizationId": organization, "level": "INFO", "message": "drill", "source": "observe"}
+    deadline = time.monotonic() + 60
+    while store.get_state("kafka").state != CircuitState.CLOSED:  # instances cache the state for a second
+        assert time.monotonic() < deadline, "the Kafka circuit did not close again"
+        requests.post(f"{url}/api/logs", json=body, headers=headers, timeout=15)  # probes, or 503 while one runs
+        time.sleep(0.2)
 
 
 def produce_poison(topic: str, count: int) -> None:
@@ -176,6 +195,7 @@ def observed_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[R
     try:
         prometheus.up()
         dashboard.up()
+        drill_kafka_circuit(runner.url, "observe-acme")  # the Circuit state panel shows transitions
         for _ in range(3):
             post_events(runner.url, "observe-acme", accepted=10, rejected=2)
             requests.get(f"{runner.url}/health", timeout=15)
@@ -234,14 +254,10 @@ def panel_states(dashboard_url: str, screenshot: Path) -> dict[str, str]:
 
 
 def test_every_dashboard_panel_shows_data(observed_stack: tuple[RunnerProcess, str, str], tmp_path: Path) -> None:
-    runner, _, dashboard_url = observed_stack
+    _, _, dashboard_url = observed_stack
     states = panel_states(dashboard_url, tmp_path / "dashboard.png")
     assert set(states) == {panel["title"] for panel in DASHBOARD["panels"]}
     without_data = {title for title, state in states.items() if state != "data"}
-    if "circuit_state" not in requests.get(f"{runner.url}/metrics", timeout=10).text:
-        # Breakers publish circuit_state on transitions only; none happened in this run.
-        warnings.warn("the Circuit state panel was not checked: no circuit transition in this run", stacklevel=1)
-        without_data.discard("Circuit state")
     assert without_data == set(), f"panels without data: {sorted(without_data)} (screenshot {tmp_path})"
 
 
