@@ -271,12 +271,11 @@ class KafkaPoller(threading.Thread):
         record was written (its Kafka timestamp), not from when this poller got to it: records written while the
         previous batch was being processed have already waited that long. What is already fetched is still gathered.
         """
-        window = self.source.batching_window_s
+        left = self.source.batching_window_s
         kind, written_ms = first.timestamp()
         if kind != TIMESTAMP_NOT_AVAILABLE:
-            waited = time.time() - written_ms / 1000
-            window = min(window, window - waited)
-        return max(window, MIN_BATCH_WAIT_S)
+            left -= max(0.0, time.time() - written_ms / 1000)  # a producer clock ahead takes nothing off
+        return max(left, MIN_BATCH_WAIT_S)
 
     @staticmethod
     def _fetch_config(batching_window_s: float) -> dict[str, int]:
