@@ -89,11 +89,11 @@ build: setup ## sam validate --lint, then sam build into .aws-sam/build (no Dock
 
 maintain: services ## create day partitions ahead, drop those past RETENTION_DAYS with their ids (ARGS=--dry-run)
 	eval "$$($(PY) local/services.py env)"; \
-	PYTHONPATH=layers/logpipe $(PY) -m logpipe.maintenance $(ARGS)
+	PYTHONPATH=layers/logpipe $(PY) -m logpipe.ops.maintenance $(ARGS)
 
 replay: services ## re-publish dead letters to their source topic, once each (ARGS=--dry-run to only list them)
 	eval "$$($(PY) local/services.py env)"; \
-	PYTHONPATH=layers/logpipe $(PY) -m logpipe.replay $(ARGS)
+	PYTHONPATH=layers/logpipe $(PY) -m logpipe.ops.replay $(ARGS)
 
 env: ## print the running stack's connection settings as export lines
 	@$(if $(wildcard $(PY)),$(PY),$(PYTHON)) local/services.py env

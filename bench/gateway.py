@@ -37,7 +37,8 @@ os.environ["RATE_LIMIT_OVERRIDES"] = json.dumps({"bench-cpu": {"rate": 1e9, "bur
 import psycopg  # noqa: E402
 from aws_lambda_powertools.event_handler.openapi.params import Body  # noqa: E402
 
-from logpipe import auth, cache, queries, reads, stats  # noqa: E402
+from logpipe import auth, queries, reads, stats  # noqa: E402
+from logpipe.adapters import cache  # noqa: E402
 from logpipe.config import get_settings  # noqa: E402
 from logpipe.gateway_models import Scope  # noqa: E402
 from logpipe.http import create_resolver, json_response  # noqa: E402

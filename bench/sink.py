@@ -6,7 +6,8 @@ Needs the services' environment (``eval "$(make -s env)"``). Progress goes to st
 JSON object of figures:
 
 - ``baseline_rows_per_s``: plain psycopg, rows prepared beforehand, the consumer's own statements
-  (``db._insert_rows``: binary COPY into log_event_ids and log_events, the staging-table claim when an id is taken),
+  (``postgres._insert_rows``: binary COPY into log_event_ids and log_events, the staging-table claim when an id is
+  taken),
   batches of the template's BatchSize, into the real, fully indexed table, at the CPU priority the runner gives
   Kafka event sources;
 - ``consumer_rows_per_s``: the ConsumerFunction under the runner draining a pre-filled 6-partition topic of fresh
@@ -48,7 +49,8 @@ from local.backing_services.settings import Config  # noqa: E402
 from local.lambda_runner import workers  # noqa: E402
 from local.lambda_runner.template import load_template  # noqa: E402
 from local.lambda_runner.testing import RunnerProcess  # noqa: E402
-from logpipe import auth, db  # noqa: E402
+from logpipe import auth  # noqa: E402
+from logpipe.adapters import postgres  # noqa: E402
 from logpipe.config import get_settings  # noqa: E402
 from logpipe.gateway_models import Scope  # noqa: E402
 from logpipe.models import LogEvent  # noqa: E402
@@ -97,15 +99,15 @@ def fill(bootstrap: str, topic: str, organization_id: str, count: int) -> None:
 # --------------------------------------------------------------------------------------------- baseline
 def baseline(database_url: str, organization_id: str, count: int, batch: int) -> dict:
     events = [LogEvent.model_validate_json(event_json(organization_id)) for _ in range(count)]
-    rows = [db._row(event) for event in events]
+    rows = [postgres._row(event) for event in events]
     with psycopg.connect(database_url) as conn:
-        db._ensure_partitions(conn, {db.utc_day(events[0].timestamp)})
+        postgres._ensure_partitions(conn, {postgres.utc_day(events[0].timestamp)})
         conn.commit()
         postgres_pid = own_postgres_pid()
         pg_before = cpu_by_group(os.getpid(), postgres_pid)["postgresql"]
         client_before = time.process_time()
         started = time.perf_counter()
-        stored = sum(db._insert_rows(conn, rows[first : first + batch]) for first in range(0, count, batch))
+        stored = sum(postgres._insert_rows(conn, rows[first : first + batch]) for first in range(0, count, batch))
         elapsed = time.perf_counter() - started
         client_s = time.process_time() - client_before
         pg_s = cpu_by_group(os.getpid(), postgres_pid)["postgresql"] - pg_before

@@ -13,7 +13,7 @@ Usage::
     eval "$(python local/services.py up)"   # progress goes to stderr, only export lines to stdout
 
 Run it with the project's virtualenv interpreter: topic creation uses ``confluent_kafka``, template.yaml is
-read with PyYAML and migrations run as ``<same python> -m logpipe.migrate``. One module per service in
+read with PyYAML and migrations run as ``<same python> -m logpipe.ops.migrate``. One module per service in
 ``local/backing_services/`` (kafka, postgres, redis), all on one lifecycle (``service.py``).
 
 Services

@@ -5,9 +5,9 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from logpipe import maintenance
 from logpipe.config import get_settings
 from logpipe.observability import logger
+from logpipe.ops import maintenance
 
 settings = get_settings()
 

@@ -11,8 +11,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from logpipe import setup
 from logpipe.observability import logger
+from logpipe.ops import setup
 
 
 @logger.inject_lambda_context

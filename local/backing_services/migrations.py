@@ -1,4 +1,4 @@
-"""Apply the schema migrations with the project's own command, `python -m logpipe.migrate`."""
+"""Apply the schema migrations with the project's own command, `python -m logpipe.ops.migrate`."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def migrate(cfg: Config) -> None:
     env = dict(os.environ, DATABASE_URL=cfg.database_url)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(LAYER), os.environ.get("PYTHONPATH")) if p)
     started = time.monotonic()
-    cmd = [sys.executable, "-m", "logpipe.migrate"]
+    cmd = [sys.executable, "-m", "logpipe.ops.migrate"]
     try:
         proc = subprocess.run(cmd, env=env, cwd=REPO, stdin=subprocess.DEVNULL, stdout=sys.stderr, timeout=TIMEOUT)
     except subprocess.TimeoutExpired:

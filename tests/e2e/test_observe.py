@@ -30,7 +30,8 @@ from local.backing_services.process import apt_install
 from local.backing_services.prometheus import Dashboard, Prometheus
 from local.backing_services.settings import Config
 from local.lambda_runner.testing import RunnerProcess
-from logpipe import auth, breaker
+from logpipe import auth
+from logpipe.adapters import circuit_breaker
 from logpipe.config import get_settings
 from logpipe.gateway_models import Scope
 
@@ -105,7 +106,7 @@ def drill_kafka_circuit(url: str, organization: str) -> None:
     """Take the shared Kafka circuit through open -> half-open -> closed, as after an outage that is over: an open
     record whose recovery time has passed is stored, then requests go until a probe has closed the circuit again."""
     settings = get_settings()
-    store = breaker.RedisCircuitStore()
+    store = circuit_breaker.RedisCircuitStore()
     recovery = settings.kafka_breaker_recovery_seconds
     store.configure(CircuitBreakerConfig(recovery_timeout=recovery, local_cache_max_age=0), "kafka")  # reads Redis
     long_ago = int(time.time()) - 10 * recovery

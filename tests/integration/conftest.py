@@ -9,7 +9,8 @@ import psycopg
 import pytest
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
-from logpipe import cache, health
+from logpipe import health
+from logpipe.adapters import cache
 from logpipe.config import Settings, get_settings
 
 

@@ -4,7 +4,7 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from logpipe import db
+from logpipe.adapters import postgres
 from logpipe.models import Level, LogEvent
 
 
@@ -23,7 +23,7 @@ def make_event(organization_id: str, minutes_ago: float, level: str = "INFO", **
 
 
 def store(*events: LogEvent) -> list[LogEvent]:
-    db.store_events(list(events))
+    postgres.store_events(list(events))
     return list(events)
 
 

@@ -18,7 +18,8 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from logpipe import breaker, cache, ingest, kafka
+from logpipe import ingest
+from logpipe.adapters import cache, circuit_breaker, kafka
 from logpipe.config import get_settings
 from logpipe.errors import DependencyUnavailableError
 from logpipe.models import LogEvent
@@ -122,13 +123,13 @@ def private_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[s
 def transitions(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
     """Every transition the breakers built in this test report (through the real reporter: log line + metrics)."""
     seen: list[tuple[str, str]] = []
-    report = breaker.report_transition
+    report = circuit_breaker.report_transition
 
     def record(transition) -> None:
         seen.append((str(transition.from_state), str(transition.to_state)))
         report(transition)
 
-    monkeypatch.setattr(breaker, "report_transition", record)
+    monkeypatch.setattr(circuit_breaker, "report_transition", record)
     return seen
 
 
@@ -181,9 +182,9 @@ def test_kafka_paused_opens_the_circuit_probes_and_closes_when_resumed(
     monkeypatch.setenv("KAFKA_BREAKER_STATE_CACHE_SECONDS", "0")
     get_settings.cache_clear()
     kafka._producer.cache_clear()
-    store = breaker.RedisCircuitStore(prefix=f"it-breaker:{uuid.uuid4().hex}:")
+    store = circuit_breaker.RedisCircuitStore(prefix=f"it-breaker:{uuid.uuid4().hex}:")
     circuit = f"kafka-it-{uuid.uuid4().hex[:8]}"
-    publish = breaker.guarded("kafka", get_settings(), store, circuit_name=circuit)(kafka.publish_events)
+    publish = circuit_breaker.guarded("kafka", get_settings(), store, circuit_name=circuit)(kafka.publish_events)
     try:
         # A cold producer's first write (connect, idempotent producer id) may outlast the 1 s timeout.
         assert "ok" in [attempt(kafka.publish_events)[0] for _ in range(5)]
@@ -247,7 +248,7 @@ def test_with_redis_down_each_instance_still_opens_probes_and_closes_on_its_own(
 ) -> None:
     closed_port = free_port()
     dead_redis = cache.connect(f"redis://127.0.0.1:{closed_port}/0", timeout_seconds=0.5)
-    store = breaker.RedisCircuitStore(client=lambda: dead_redis)
+    store = circuit_breaker.RedisCircuitStore(client=lambda: dead_redis)
     healthy = {"kafka": False}
     calls: list[int] = []
 
@@ -259,9 +260,9 @@ def test_with_redis_down_each_instance_still_opens_probes_and_closes_on_its_own(
     monkeypatch.setenv("KAFKA_BREAKER_RECOVERY_SECONDS", "1")
     get_settings.cache_clear()
     try:
-        publish = breaker.guarded("kafka", get_settings(), store, circuit_name=f"kafka-noredis-{uuid.uuid4().hex[:8]}")(
-            flaky
-        )
+        publish = circuit_breaker.guarded(
+            "kafka", get_settings(), store, circuit_name=f"kafka-noredis-{uuid.uuid4().hex[:8]}"
+        )(flaky)
     finally:
         get_settings.cache_clear()
 

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from logpipe import cache
+from logpipe.adapters import cache
 
 pytestmark = pytest.mark.integration
 

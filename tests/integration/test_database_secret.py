@@ -11,7 +11,7 @@ import pytest
 from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
-from logpipe import db
+from logpipe.adapters import postgres
 from logpipe.config import get_settings
 
 REAL_URL = urllib.parse.urlsplit(os.environ["DATABASE_URL"])
@@ -35,17 +35,17 @@ def secret_only_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         monkeypatch.setenv("DATABASE_SECRET_ARN", secret["ARN"])
         parameters.clear_caches()
         get_settings.cache_clear()
-        db._pool.cache_clear()
+        postgres._pool.cache_clear()
         try:
             yield
         finally:
-            db._pool().close()
-            db._pool.cache_clear()
+            postgres._pool().close()
+            postgres._pool.cache_clear()
             get_settings.cache_clear()
             parameters.clear_caches()
 
 
 def test_the_pool_connects_with_the_secrets_credentials(secret_only_settings: None) -> None:
-    db.ping()
-    with db._pool().connection() as conn:
+    postgres.ping()
+    with postgres._pool().connection() as conn:
         assert conn.execute("SELECT current_user").fetchone() == (REAL_URL.username,)

@@ -6,7 +6,8 @@ import uuid
 
 import pytest
 
-from logpipe import auth, cache, ratelimit
+from logpipe import auth, ratelimit
+from logpipe.adapters import cache
 from logpipe.config import get_settings
 from logpipe.errors import RateLimitedError
 from tests.integration.gateway_helpers import answer

@@ -2,7 +2,7 @@
 
 import json
 
-from logpipe import kafka
+from logpipe.adapters import kafka
 
 
 def post_batch(producer_function, http_event, lambda_context, body, headers: dict[str, str] | None = None):

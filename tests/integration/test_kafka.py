@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from logpipe import kafka
+from logpipe.adapters import kafka
 from logpipe.config import get_settings
 from logpipe.deadletter import DeadLetter
 from logpipe.errors import DependencyUnavailableError

@@ -3,7 +3,7 @@ import uuid
 import psycopg
 import pytest
 
-from logpipe.migrate import Migration, apply_migrations, discover
+from logpipe.ops.migrate import Migration, apply_migrations, discover
 
 
 def test_applied_migrations_are_not_applied_again(settings, pg: psycopg.Connection) -> None:

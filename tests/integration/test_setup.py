@@ -5,7 +5,7 @@ import uuid
 
 from confluent_kafka.admin import AdminClient
 
-from logpipe import setup
+from logpipe.ops import setup
 
 BOOTSTRAP = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
 

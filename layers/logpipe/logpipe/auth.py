@@ -21,7 +21,8 @@ from uuid import UUID, uuid4
 
 import redis
 
-from logpipe import cache, keys, ratelimit
+from logpipe import keys, ratelimit
+from logpipe.adapters import cache
 from logpipe.config import Settings
 from logpipe.errors import AuthenticationError, EventNotFoundError, PermissionDeniedError, RateLimitedError
 from logpipe.gateway_models import ApiKey, CreatedApiKey, Scope

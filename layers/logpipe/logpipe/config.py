@@ -100,7 +100,7 @@ class Settings(BaseSettings):
     # Health probes are reused this long per instance.
     health_cache_seconds: float = Field(default=1.0, ge=0)
 
-    # Deployment on AWS (logpipe.aws; template.yaml sets them). Unset locally: plain URLs, plaintext Kafka.
+    # Deployment on AWS (logpipe.adapters.aws; template.yaml sets them). Unset locally: plain URLs, plaintext Kafka.
     # Secrets Manager secret {"username","password"} (RDS-managed) whose credentials replace DATABASE_URL's.
     database_secret_arn: str | None = None
     # How long a fetched secret is reused before Powertools Parameters fetches it again.

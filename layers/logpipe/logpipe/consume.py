@@ -17,7 +17,8 @@ from uuid import UUID
 from aws_lambda_powertools.utilities.kafka.consumer_records import ConsumerRecordRecords
 from pydantic import ValidationError
 
-from logpipe import db, kafka, reads
+from logpipe import reads
+from logpipe.adapters import kafka, postgres
 from logpipe.config import Settings
 from logpipe.deadletter import REPLAY_COUNT_HEADER, DeadLetter
 from logpipe.errors import DependencyUnavailableError
@@ -135,7 +136,7 @@ def _event(record: ConsumerRecordRecords, oldest_kept_day: date) -> LogEvent:
         event = LogEvent.model_validate_json(raw)
     except ValidationError as exc:
         raise _Unusable("undecodable", f"ValidationError: {_short(exc)}") from exc
-    if db.utc_day(event.timestamp) < oldest_kept_day:
+    if postgres.utc_day(event.timestamp) < oldest_kept_day:
         raise _Unusable("expired", f"timestamp {event.timestamp.isoformat()} is older than the retention period")
     return event
 
@@ -150,8 +151,8 @@ def _short(exc: ValidationError) -> str:
 def _store_isolating(items: list[_Decoded], writer: str) -> tuple[int, list[DeadLetter]]:
     """Store the items; when PostgreSQL refuses a row, halve and recurse until each refused row stands alone."""
     try:
-        return db.store_events([item.event for item in items]), []
-    except db.UnstorableRowsError as exc:
+        return postgres.store_events([item.event for item in items]), []
+    except postgres.UnstorableRowsError as exc:
         if len(items) == 1:
             return 0, [_dead_letter(items[0].record, "unstorable", str(exc), writer)]
         logger.warning("PostgreSQL refused a row; bisecting", extra={"rows": len(items), "error": str(exc)})

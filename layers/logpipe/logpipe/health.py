@@ -11,14 +11,14 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
-from logpipe import cache, db, kafka
+from logpipe.adapters import cache, kafka, postgres
 from logpipe.config import Settings
 from logpipe.models import DependencyHealth, HealthReport
 from logpipe.observability import logger
 
 Probe = Callable[[], None]
 
-DEFAULT_PROBES: dict[str, Probe] = {"postgresql": db.ping, "redis": cache.ping, "kafka": kafka.ping}
+DEFAULT_PROBES: dict[str, Probe] = {"postgresql": postgres.ping, "redis": cache.ping, "kafka": kafka.ping}
 
 
 _last_report: tuple[float, HealthReport] | None = None

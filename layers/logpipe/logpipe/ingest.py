@@ -24,7 +24,8 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
 from pydantic import ValidationError
 
-from logpipe import breaker, cache, kafka, reads
+from logpipe import reads
+from logpipe.adapters import cache, circuit_breaker, kafka
 from logpipe.body import batch_items
 from logpipe.config import Settings, get_settings
 from logpipe.errors import (
@@ -57,8 +58,8 @@ idempotency_config = IdempotencyConfig(
     expires_after_seconds=get_settings().idempotency_ttl_seconds,
 )
 
-kafka_circuit_store = breaker.RedisCircuitStore()
-kafka_circuit = breaker.guarded("kafka", get_settings(), kafka_circuit_store)
+kafka_circuit_store = circuit_breaker.RedisCircuitStore()
+kafka_circuit = circuit_breaker.guarded("kafka", get_settings(), kafka_circuit_store)
 
 
 class BatchRejectedError(InvalidEventError):

@@ -4,14 +4,14 @@ from uuid import UUID
 
 from psycopg.rows import dict_row
 
-from logpipe import db
+from logpipe.adapters import postgres
 from logpipe.gateway_models import ApiKey
 
 _KEY_COLUMNS = "id, organization_id, name, scopes, prefix, created_at, revoked_at"
 
 
 def insert_key(key: ApiKey, key_hash: bytes) -> None:
-    with db.connection() as conn:
+    with postgres.connection() as conn:
         conn.execute(
             "INSERT INTO api_keys (id, organization_id, name, scopes, key_hash, prefix, created_at)"
             " VALUES (%s, %s, %s, %s, %s, %s, %s)",
@@ -20,7 +20,7 @@ def insert_key(key: ApiKey, key_hash: bytes) -> None:
 
 
 def find_active_key(key_hash: bytes) -> ApiKey | None:
-    with db.connection() as conn, conn.cursor(row_factory=dict_row) as cursor:
+    with postgres.connection() as conn, conn.cursor(row_factory=dict_row) as cursor:
         row = cursor.execute(
             f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_hash = %s AND revoked_at IS NULL", (key_hash,)
         ).fetchone()
@@ -28,7 +28,7 @@ def find_active_key(key_hash: bytes) -> ApiKey | None:
 
 
 def list_keys(organization_id: str) -> list[ApiKey]:
-    with db.connection() as conn, conn.cursor(row_factory=dict_row) as cursor:
+    with postgres.connection() as conn, conn.cursor(row_factory=dict_row) as cursor:
         rows = cursor.execute(
             f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE organization_id = %s ORDER BY created_at, id",
             (organization_id,),
@@ -38,7 +38,7 @@ def list_keys(organization_id: str) -> list[ApiKey]:
 
 def revoke_key(organization_id: str, key_id: UUID) -> bytes | None:
     """Mark the organization's key revoked; returns its hash (None when the organization has no such key)."""
-    with db.connection() as conn:
+    with postgres.connection() as conn:
         row = conn.execute(
             "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())"
             " WHERE id = %s AND organization_id = %s RETURNING key_hash",

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from psycopg.rows import dict_row
 
-from logpipe import db
+from logpipe.adapters import postgres
 from logpipe.models import Level, LogEvent
 
 _EVENT_COLUMNS = (
@@ -79,14 +79,14 @@ def find_events(
 def _select(sql: str, params: dict[str, Any], prepare: bool | None = None) -> list[LogEvent]:
     """Rows as events; a statement run often is prepared (psycopg's default), so planning over every partition
     is not paid per request, unless `prepare=False`."""
-    with db.connection() as conn, conn.cursor(row_factory=dict_row) as cursor:
+    with postgres.connection() as conn, conn.cursor(row_factory=dict_row) as cursor:
         return [LogEvent.model_validate(row) for row in cursor.execute(sql, params, prepare=prepare)]
 
 
 def find_event(organization_id: str, event_id: UUID) -> LogEvent | None:
     """log_event_ids gives the event's time, so only its partition's primary key is probed."""
     columns = ", ".join(f"e.{column.strip()}" for column in _EVENT_COLUMNS.split(","))
-    with db.connection() as conn, conn.cursor(row_factory=dict_row) as cursor:
+    with postgres.connection() as conn, conn.cursor(row_factory=dict_row) as cursor:
         row = cursor.execute(
             f"SELECT {columns} FROM log_event_ids i"
             " JOIN log_events e ON e.occurred_at = i.occurred_at AND e.id = i.id"
@@ -98,7 +98,7 @@ def find_event(organization_id: str, event_id: UUID) -> LogEvent | None:
 
 def find_outcome(organization_id: str, event_id: UUID) -> tuple[bool, str | None]:
     """(stored, dead-letter reason) of one event id of the organization."""
-    with db.connection() as conn:
+    with postgres.connection() as conn:
         row = conn.execute(
             "SELECT EXISTS (SELECT 1 FROM log_event_ids WHERE organization_id = %(org)s AND id = %(id)s),"
             " (SELECT reason FROM dead_letters WHERE organization_id = %(org)s AND id = %(id)s)",
@@ -109,7 +109,7 @@ def find_outcome(organization_id: str, event_id: UUID) -> tuple[bool, str | None
 
 def insert_dead_letters(letters: Iterable[tuple[str, UUID, str]]) -> None:
     """Record (organization id, event id, reason) of events that were dead-lettered; repeats keep the first."""
-    with db.connection() as conn, conn.cursor() as cursor:
+    with postgres.connection() as conn, conn.cursor() as cursor:
         cursor.executemany(
             "INSERT INTO dead_letters (organization_id, id, reason) VALUES (%s, %s, %s)"
             " ON CONFLICT (organization_id, id) DO NOTHING",
@@ -119,7 +119,7 @@ def insert_dead_letters(letters: Iterable[tuple[str, UUID, str]]) -> None:
 
 def count_events(organization_id: str, since: datetime, until: datetime) -> tuple[dict[str, int], dict[str, int]]:
     """Counts per level and per source of the organization's events in [since, until)."""
-    with db.connection() as conn:
+    with postgres.connection() as conn:
         rows = conn.execute(
             "SELECT level, source, count(*) FROM log_events"
             " WHERE organization_id = %s AND occurred_at >= %s AND occurred_at < %s"

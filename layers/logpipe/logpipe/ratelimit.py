@@ -19,7 +19,7 @@ from functools import lru_cache
 
 import redis
 
-from logpipe import cache
+from logpipe.adapters import cache
 from logpipe.config import RateLimitPolicy, Settings
 from logpipe.errors import DependencyUnavailableError, RateLimitedError
 from logpipe.observability import logger

@@ -18,7 +18,8 @@ from uuid import UUID
 
 import redis
 
-from logpipe import cache, queries
+from logpipe import queries
+from logpipe.adapters import cache
 from logpipe.config import Settings
 from logpipe.errors import DependencyUnavailableError, EventNotFoundError, InvalidQueryError
 from logpipe.gateway_models import EventStatus, LogPage

@@ -19,7 +19,8 @@ from datetime import UTC, datetime, timedelta
 
 import redis
 
-from logpipe import cache, queries
+from logpipe import queries
+from logpipe.adapters import cache
 from logpipe.config import Settings
 from logpipe.errors import InvalidQueryError
 from logpipe.gateway_models import Stats

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from logpipe import kafka
+from logpipe.adapters import kafka
 from tests.hostile_inputs import HOSTILE, Hostile
 
 

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from logpipe import kafka
+from logpipe.adapters import kafka
 from logpipe.errors import DependencyUnavailableError
 from logpipe.models import IngestAccepted
 from logpipe.openapi import OPENAPI

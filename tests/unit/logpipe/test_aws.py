@@ -1,4 +1,4 @@
-"""logpipe.aws against moto: database credentials from Secrets Manager (cached, through AWS_ENDPOINT_URL too)
+"""logpipe.adapters.aws against moto: database credentials from Secrets Manager (cached, through AWS_ENDPOINT_URL too)
 and the MSK IAM settings of the Kafka clients."""
 
 import base64
@@ -13,7 +13,7 @@ from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
-from logpipe import aws
+from logpipe.adapters import aws
 from logpipe.config import Settings
 
 BASE = {"kafka_bootstrap_servers": "k:9098", "redis_url": "rediss://cache:6379/0"}

@@ -3,7 +3,7 @@ import json
 import pytest
 from aws_lambda_powertools.utilities.circuit_breaker import CircuitState, CircuitTransition
 
-from logpipe.breaker import report_transition
+from logpipe.adapters.circuit_breaker import report_transition
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 import pytest
 from aws_lambda_powertools.utilities.kafka import ConsumerRecords
 
-from logpipe import consume, db
+from logpipe import consume
+from logpipe.adapters import postgres
 from logpipe.config import get_settings
 from logpipe.errors import DependencyUnavailableError
 from logpipe.models import LogEvent
@@ -16,7 +17,8 @@ WRITER = "test-consumer"
 
 
 class FakeStore:
-    """Stands in for logpipe.db: remembers (organization, id) pairs, refuses events whose message says so."""
+    """Stands in for the PostgreSQL adapter: remembers (organization, id) pairs, refuses events whose message says
+    so."""
 
     def __init__(self) -> None:
         self.keys: set = set()
@@ -25,7 +27,7 @@ class FakeStore:
     def store_events(self, events: list[LogEvent]) -> int:
         self.calls += 1
         if any(event.message == "unstorable" for event in events):
-            raise db.UnstorableRowsError("DataError: invalid byte sequence")
+            raise postgres.UnstorableRowsError("DataError: invalid byte sequence")
         new = {(event.organization_id, event.id) for event in events} - self.keys
         self.keys |= new
         return len(new)
@@ -34,7 +36,7 @@ class FakeStore:
 @pytest.fixture
 def store(monkeypatch: pytest.MonkeyPatch) -> FakeStore:
     fake = FakeStore()
-    monkeypatch.setattr(consume.db, "store_events", fake.store_events)
+    monkeypatch.setattr(consume.postgres, "store_events", fake.store_events)
     return fake
 
 
@@ -157,7 +159,7 @@ def test_a_database_outage_fails_the_whole_batch(sample_event, monkeypatch, dead
     def unavailable(_events):
         raise DependencyUnavailableError("postgresql", "PostgreSQL unavailable", retry_after_seconds=5)
 
-    monkeypatch.setattr(consume.db, "store_events", unavailable)
+    monkeypatch.setattr(consume.postgres, "store_events", unavailable)
     with pytest.raises(DependencyUnavailableError):
         process(sample_event("consumer_msk_batch"))
     assert dead_letters == []
@@ -186,9 +188,9 @@ def test_a_replayed_record_that_fails_again_keeps_its_replay_count(store: FakeSt
 
 
 def test_the_partition_day_is_the_utc_day() -> None:
-    assert db.utc_day(datetime.fromisoformat("2026-11-27T23:30:00-05:00")).isoformat() == "2026-11-28"
-    assert db.utc_day(datetime.fromisoformat("2026-11-28T00:30:00+02:00")).isoformat() == "2026-11-27"
-    assert db.utc_day(datetime(2026, 11, 27, 23, 59)).isoformat() == "2026-11-27"  # naive: taken as UTC
+    assert postgres.utc_day(datetime.fromisoformat("2026-11-27T23:30:00-05:00")).isoformat() == "2026-11-28"
+    assert postgres.utc_day(datetime.fromisoformat("2026-11-28T00:30:00+02:00")).isoformat() == "2026-11-27"
+    assert postgres.utc_day(datetime(2026, 11, 27, 23, 59)).isoformat() == "2026-11-27"  # naive: taken as UTC
 
 
 def test_a_batch_reports_the_seed_metrics_and_end_to_end_latency(sample_event, store: FakeStore, dead_letters) -> None:

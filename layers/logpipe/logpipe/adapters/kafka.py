@@ -6,7 +6,7 @@ from functools import lru_cache
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 
-from logpipe import aws
+from logpipe.adapters import aws
 from logpipe.config import get_settings
 from logpipe.deadletter import DeadLetter
 from logpipe.errors import DependencyUnavailableError

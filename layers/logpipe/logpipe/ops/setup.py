@@ -5,10 +5,10 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 from pydantic import BaseModel, Field
 
-from logpipe import aws
+from logpipe.adapters import aws
 from logpipe.config import get_settings
-from logpipe.migrate import apply_migrations
 from logpipe.observability import logger
+from logpipe.ops.migrate import apply_migrations
 
 ADMIN_TIMEOUT_S = 60
 BROKER_DEFAULT = -1  # replication factor: the cluster's default (3 on MSK Serverless)

@@ -1,4 +1,4 @@
-"""Partition maintenance, off the hot path: `python -m logpipe.maintenance` (or `make maintain`).
+"""Partition maintenance, off the hot path: `python -m logpipe.ops.maintenance` (or `make maintain`).
 
 - creates the day partitions of today and the next PARTITIONS_AHEAD_DAYS days, so the consumer never runs DDL
   in steady state;
@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import psycopg
 
-from logpipe import db
+from logpipe.adapters import postgres
 from logpipe.config import Settings, get_settings
 from logpipe.observability import logger
 
@@ -39,7 +39,7 @@ class MaintenanceReport:
 def run(settings: Settings, today: date | None = None, *, dry_run: bool = False) -> MaintenanceReport:
     today = today or datetime.now(UTC).date()
     oldest_kept = today - timedelta(days=settings.retention_days)
-    with db.connection() as conn:
+    with postgres.connection() as conn:
         conn.autocommit = True
         try:
             existing = partition_days(conn)
@@ -49,7 +49,7 @@ def run(settings: Settings, today: date | None = None, *, dry_run: bool = False)
             pruned = 0
             if not dry_run:
                 for day in created:
-                    db.ensure_partition(conn, day)
+                    postgres.ensure_partition(conn, day)
                 for day in expired:
                     pruned += drop_partition(conn, day)
         finally:
@@ -78,12 +78,12 @@ def drop_partition(conn: psycopg.Connection, day: date) -> int:
             (start, start + timedelta(days=1)),
         ).rowcount
         conn.execute(psycopg.sql.SQL("DROP TABLE {}").format(psycopg.sql.Identifier(name)))
-    db.forget_partition(day)
+    postgres.forget_partition(day)
     return pruned
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m logpipe.maintenance", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m logpipe.ops.maintenance", description=__doc__.splitlines()[0])
     parser.add_argument("--dry-run", action="store_true", help="say what would be created and dropped; change nothing")
     args = parser.parse_args(argv)
     print(json.dumps(asdict(run(get_settings(), dry_run=args.dry_run))))

@@ -26,7 +26,7 @@ from aws_lambda_powertools.utilities.circuit_breaker.persistence import (
 )
 from aws_lambda_powertools.utilities.circuit_breaker.persistence.base import CircuitBreakerExistingLockError
 
-from logpipe import cache
+from logpipe.adapters import cache
 from logpipe.config import Settings
 from logpipe.errors import DependencyUnavailableError
 from logpipe.observability import logger, metrics

@@ -15,7 +15,7 @@ from psycopg import errors as pg_errors
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from logpipe import aws
+from logpipe.adapters import aws
 from logpipe.config import get_settings
 from logpipe.errors import DependencyUnavailableError
 from logpipe.models import LogEvent

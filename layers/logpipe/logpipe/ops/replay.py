@@ -1,4 +1,4 @@
-"""Replay dead letters after a fix: `python -m logpipe.replay [--dry-run]` (or `make replay`).
+"""Replay dead letters after a fix: `python -m logpipe.ops.replay [--dry-run]` (or `make replay`).
 
 Reads the dead-letter topic from where the last replay stopped (consumer group ``logpipe-replay``) up to its end
 as of the start, re-publishes each replayable record to its source topic with its original key and value, and
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-from logpipe import kafka
+from logpipe.adapters import kafka
 from logpipe.config import Settings, get_settings
 from logpipe.deadletter import REPLAY_COUNT_HEADER, ReceivedDeadLetter, decode_headers
 
@@ -127,7 +127,7 @@ def _commit_past(consumer: Consumer, letters: list[ReceivedDeadLetter], topic: s
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m logpipe.replay", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m logpipe.ops.replay", description=__doc__.splitlines()[0])
     parser.add_argument("--dry-run", action="store_true", help="list what would be replayed; publish nothing")
     parser.add_argument("--max-replays", type=int, default=3, help="skip records replayed this many times already")
     args = parser.parse_args(argv)
