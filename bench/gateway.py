@@ -37,14 +37,15 @@ os.environ["RATE_LIMIT_OVERRIDES"] = json.dumps({"bench-cpu": {"rate": 1e9, "bur
 import psycopg  # noqa: E402
 from aws_lambda_powertools.event_handler.openapi.params import Body  # noqa: E402
 
-from logpipe import auth, queries, reads, stats  # noqa: E402
+from logpipe.access import keys  # noqa: E402
 from logpipe.adapters import cache  # noqa: E402
 from logpipe.config import get_settings  # noqa: E402
-from logpipe.gateway_models import Scope  # noqa: E402
-from logpipe.http import create_resolver, json_response  # noqa: E402
-from logpipe.middleware import authorized  # noqa: E402
+from logpipe.edge.middleware import authorized  # noqa: E402
+from logpipe.edge.resolver import create_resolver, json_response  # noqa: E402
 from logpipe.models import Level, LogEventIn  # noqa: E402
-from logpipe.queries import EventFilter  # noqa: E402
+from logpipe.read import queries, search, stats  # noqa: E402
+from logpipe.read.models import Scope  # noqa: E402
+from logpipe.read.queries import EventFilter  # noqa: E402
 
 ORGANIZATIONS = [f"bench-{n}" for n in range(10)]
 FIRST_DAY = date(2025, 1, 1)
@@ -104,7 +105,7 @@ def _redis_cpu_seconds() -> float:
 
 
 def measure_middleware_cost(requests: int) -> dict:
-    key = auth.create_key("bench-cpu", [Scope.INGEST], "bench").key
+    key = keys.create_key("bench-cpu", [Scope.INGEST], "bench").key
     event = _request(key)
     bare, guarded = _resolver(False), _resolver(True)
     samples_bare, samples_guarded = [], []
@@ -186,12 +187,12 @@ def measure_reads(calls: int) -> dict:
 
     def newest_at_level() -> None:
         level = rng.choice([Level.ERROR, Level.WARN, Level.FATAL])
-        page = reads.list_events(rng.choice(ORGANIZATIONS), EventFilter(levels=[level]), 100, None)
+        page = search.list_events(rng.choice(ORGANIZATIONS), EventFilter(levels=[level]), 100, None)
         assert len(page.items) == 100
 
     def text_search() -> None:
         text = rng.choice([rng.choice(WORDS), f"{rng.choice(WORDS)} {rng.choice(WORDS)}", str(rng.randrange(10**5))])
-        reads.list_events(rng.choice(ORGANIZATIONS), EventFilter(text=text), 100, None)
+        search.list_events(rng.choice(ORGANIZATIONS), EventFilter(text=text), 100, None)
 
     return {
         "newest_100_with_level": _timed(calls, newest_at_level),

@@ -49,11 +49,11 @@ from local.backing_services.settings import Config  # noqa: E402
 from local.lambda_runner import workers  # noqa: E402
 from local.lambda_runner.template import load_template  # noqa: E402
 from local.lambda_runner.testing import RunnerProcess  # noqa: E402
-from logpipe import auth  # noqa: E402
+from logpipe.access import keys  # noqa: E402
 from logpipe.adapters import postgres  # noqa: E402
 from logpipe.config import get_settings  # noqa: E402
-from logpipe.gateway_models import Scope  # noqa: E402
 from logpipe.models import LogEvent  # noqa: E402
+from logpipe.read.models import Scope  # noqa: E402
 
 PARTITIONS = 6
 E2E_WARMUP_S = 15
@@ -316,7 +316,7 @@ def load(
 
 def offer(url: str, organization_id: str, rate: int, seconds: int, batch: int) -> dict:
     """`load` from a separate process, with a new ingest key for the organization."""
-    authorization = f"Bearer {auth.create_key(organization_id, [Scope.INGEST]).key}"
+    authorization = f"Bearer {keys.create_key(organization_id, [Scope.INGEST]).key}"
     queue: multiprocessing.Queue = multiprocessing.Queue()
     process = multiprocessing.Process(
         target=load, args=(url, organization_id, authorization, rate, seconds, batch, queue)

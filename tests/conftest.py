@@ -96,11 +96,11 @@ def api_request(sample_event) -> Callable[..., dict]:
 @pytest.fixture
 def auth_headers() -> Callable[..., dict[str, str]]:
     """Headers with a new, real API key (stored in PostgreSQL) of an organization and scopes."""
-    from logpipe import auth
-    from logpipe.gateway_models import Scope
+    from logpipe.access import keys
+    from logpipe.read.models import Scope
 
     def make(organization_id: str, scopes: str = "ingest,read,admin") -> dict[str, str]:
-        created = auth.create_key(organization_id, [Scope(scope) for scope in scopes.split(",")])
+        created = keys.create_key(organization_id, [Scope(scope) for scope in scopes.split(",")])
         return {"Authorization": f"Bearer {created.key}"}
 
     return make

@@ -14,8 +14,8 @@ from aws_lambda_powertools.utilities.kafka import ConsumerRecords, kafka_consume
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from logpipe.config import get_settings
-from logpipe.consume import process_batch
 from logpipe.observability import logger, metrics
+from logpipe.sink.consume import process_batch
 
 settings = get_settings()
 

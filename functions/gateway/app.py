@@ -11,16 +11,17 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from logpipe import auth, reads, stats
+from logpipe.access import keys
 from logpipe.config import get_settings
-from logpipe.gateway_models import NO_NUL, ApiKeyList, CreatedApiKey, EventStatus, LogPage, NewApiKey, Scope, Stats
-from logpipe.health import cached_health
-from logpipe.http import create_resolver, json_response
-from logpipe.middleware import authorized
+from logpipe.edge.middleware import authorized
+from logpipe.edge.openapi import OPENAPI, SECURED, ApiDocument, describe_ingest_routes, error_responses
+from logpipe.edge.resolver import create_resolver, json_response
 from logpipe.models import HealthReport, Level, LogEvent
 from logpipe.observability import logger, metrics
-from logpipe.openapi import OPENAPI, SECURED, ApiDocument, describe_ingest_routes, error_responses
-from logpipe.queries import EventFilter
+from logpipe.read import search, stats
+from logpipe.read.health import cached_health
+from logpipe.read.models import NO_NUL, ApiKeyList, CreatedApiKey, EventStatus, LogPage, NewApiKey, Scope, Stats
+from logpipe.read.queries import EventFilter
 
 settings = get_settings()
 app = create_resolver(settings.max_body_bytes)
@@ -63,7 +64,7 @@ def search_logs(
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ):
     event_filter = EventFilter(levels=level or [], source=source, since=from_, until=to, text=q)
-    page = reads.list_events(app.context["organization_id"], event_filter, limit, cursor)
+    page = search.list_events(app.context["organization_id"], event_filter, limit, cursor)
     return json_response(200, page.model_dump(mode="json", by_alias=True))
 
 
@@ -76,7 +77,7 @@ def search_logs(
     responses={200: _ok(LogEvent, "The event"), **_errors(404)},
 )
 def get_log(event_id: Annotated[UUID, Path()]):
-    event = reads.get_event(app.context["organization_id"], event_id)
+    event = search.get_event(app.context["organization_id"], event_id)
     return json_response(200, event.model_dump(mode="json", by_alias=True))
 
 
@@ -89,7 +90,7 @@ def get_log(event_id: Annotated[UUID, Path()]):
     responses={200: _ok(EventStatus, "The event's status"), **_errors(404)},
 )
 def get_log_status(event_id: Annotated[UUID, Path()]):
-    status = reads.event_status(app.context["organization_id"], event_id, settings)
+    status = search.event_status(app.context["organization_id"], event_id, settings)
     return json_response(200, status.model_dump(mode="json", by_alias=True, exclude_none=True))
 
 
@@ -119,7 +120,7 @@ def get_stats(
     responses={201: _ok(CreatedApiKey, "The new key"), **_errors()},
 )
 def create_key(new_key: Annotated[NewApiKey, Body()]):
-    created = auth.create_key(app.context["organization_id"], new_key.scopes, new_key.name)
+    created = keys.create_key(app.context["organization_id"], new_key.scopes, new_key.name)
     return json_response(201, created.model_dump(mode="json", by_alias=True))
 
 
@@ -132,7 +133,7 @@ def create_key(new_key: Annotated[NewApiKey, Body()]):
     responses={200: _ok(ApiKeyList, "The keys"), **_errors()},
 )
 def list_keys():
-    listed = ApiKeyList(items=auth.list_keys(app.context["organization_id"]))
+    listed = ApiKeyList(items=keys.list_keys(app.context["organization_id"]))
     return json_response(200, listed.model_dump(mode="json", by_alias=True))
 
 
@@ -146,7 +147,7 @@ def list_keys():
     responses={204: {"description": "Revoked"}, **_errors(404)},
 )
 def revoke_key(key_id: Annotated[UUID, Path()]):
-    auth.revoke_key(app.context["organization_id"], key_id)
+    keys.revoke_key(app.context["organization_id"], key_id)
     return json_response(204, None)
 
 
@@ -182,7 +183,7 @@ def get_openapi():
 
 
 # The published document describes the whole API a client uses: these routes and the ingest routes, which the
-# producer serves and logpipe.openapi declares (here on a resolver that only documents them).
+# producer serves and logpipe.edge.openapi declares (here on a resolver that only documents them).
 _ingest_routes = create_resolver(settings.max_body_bytes)
 describe_ingest_routes(_ingest_routes)
 api_document = ApiDocument([app, _ingest_routes], **OPENAPI)
@@ -201,7 +202,7 @@ def _health_answer():
     return json_response(503, body, {"Retry-After": str(settings.retry_after_seconds)})
 
 
-@logger.inject_lambda_context  # the resolver sets the correlation id (logpipe.http)
+@logger.inject_lambda_context  # the resolver sets the correlation id (logpipe.edge.resolver)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

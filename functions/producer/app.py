@@ -5,15 +5,15 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from logpipe.body import BodyLimits
 from logpipe.config import get_settings
-from logpipe.gateway_models import Scope
-from logpipe.http import create_resolver, json_response
-from logpipe.ingest import idempotency_config, ingest_batch, ingest_event, read_batch
-from logpipe.middleware import authorized, charge
+from logpipe.edge.body import BodyLimits
+from logpipe.edge.middleware import authorized, charge
+from logpipe.edge.openapi import BATCH_PATH, LOGS_PATH, POST_BATCH, POST_LOG, IdempotencyKey
+from logpipe.edge.resolver import create_resolver, json_response
+from logpipe.ingest.intake import idempotency_config, ingest_batch, ingest_event, read_batch
 from logpipe.models import LogEventIn
 from logpipe.observability import logger, metrics
-from logpipe.openapi import BATCH_PATH, LOGS_PATH, POST_BATCH, POST_LOG, IdempotencyKey
+from logpipe.read.models import Scope
 
 settings = get_settings()
 app = create_resolver(
@@ -23,7 +23,7 @@ app = create_resolver(
 )
 
 
-# Each route's OpenAPI description (summary, answers, auth) is logpipe.openapi's: the gateway publishes it.
+# Each route's OpenAPI description (summary, answers, auth) is logpipe.edge.openapi's: the gateway publishes it.
 @app.post(LOGS_PATH, middlewares=[authorized(Scope.INGEST)], **POST_LOG)
 def post_log(
     event: Annotated[LogEventIn, Body()],
@@ -42,7 +42,7 @@ def post_batch(idempotency_key: IdempotencyKey = None):  # the body is read here
     return json_response(207 if answer.rejected else 202, answer.model_dump(mode="json"))
 
 
-@logger.inject_lambda_context  # the resolver sets the correlation id (logpipe.http)
+@logger.inject_lambda_context  # the resolver sets the correlation id (logpipe.edge.resolver)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     idempotency_config.register_lambda_context(context)

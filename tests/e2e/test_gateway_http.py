@@ -70,10 +70,10 @@ def test_the_docs_page_needs_no_network_and_shows_the_whole_api(runner_url: str)
 def test_no_input_makes_a_route_answer_5xx(runner_url: str) -> None:
     """schemathesis generates requests for every operation of /openapi.json, the producer's ingest routes included
     (a few each, to keep CI short)."""
-    from logpipe import auth
-    from logpipe.gateway_models import Scope
+    from logpipe.access import keys
+    from logpipe.read.models import Scope
 
-    key = auth.create_key(f"fuzz-{uuid.uuid4().hex[:8]}", list(Scope)).key
+    key = keys.create_key(f"fuzz-{uuid.uuid4().hex[:8]}", list(Scope)).key
     schema = schemathesis.openapi.from_url(f"{runner_url}/openapi.json")
     failures: list[str] = []
     answered: dict[str, set[int]] = {}

@@ -30,10 +30,10 @@ from local.backing_services.process import apt_install
 from local.backing_services.prometheus import Dashboard, Prometheus
 from local.backing_services.settings import Config
 from local.lambda_runner.testing import RunnerProcess
-from logpipe import auth
+from logpipe.access import keys
 from logpipe.adapters import circuit_breaker
 from logpipe.config import get_settings
-from logpipe.gateway_models import Scope
+from logpipe.read.models import Scope
 
 pytestmark = pytest.mark.e2e
 
@@ -89,7 +89,7 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
 @functools.cache
 def ingest_headers(organization: str) -> dict[str, str]:
     """A real ingest key of the organization (module-scoped fixtures cannot use the function-scoped one)."""
-    return {"Authorization": f"Bearer {auth.create_key(organization, [Scope.INGEST]).key}"}
+    return {"Authorization": f"Bearer {keys.create_key(organization, [Scope.INGEST]).key}"}
 
 
 def post_events(url: str, organization: str, accepted: int, rejected: int) -> None:

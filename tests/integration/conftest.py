@@ -9,9 +9,9 @@ import psycopg
 import pytest
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
-from logpipe import health
 from logpipe.adapters import cache
 from logpipe.config import Settings, get_settings
+from logpipe.read import health
 
 
 @pytest.fixture(scope="session")

@@ -18,10 +18,10 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from logpipe import ingest
 from logpipe.adapters import cache, circuit_breaker, kafka
 from logpipe.config import get_settings
 from logpipe.errors import DependencyUnavailableError
+from logpipe.ingest import intake
 from logpipe.models import LogEvent
 from tests.conftest import REPO_ROOT
 from tests.hostile_inputs import SEED
@@ -226,7 +226,7 @@ def test_an_open_circuit_in_redis_makes_the_handler_answer_503_at_once_without_t
         raise AssertionError("an open circuit must not call Kafka")
 
     monkeypatch.setattr(kafka, "publish_events", must_not_publish)
-    store = ingest.kafka_circuit_store
+    store = intake.kafka_circuit_store
     opened_at = int(time.time())
     store.save_open("kafka", failure_count=3, opened_at=opened_at)  # as another instance would have written it
     store._cache.clear()  # this instance reads the shared record, as it would once its cached copy expires
@@ -279,7 +279,7 @@ def test_with_redis_down_each_instance_still_opens_probes_and_closes_on_its_own(
 def test_unkeyed_ingest_keeps_flowing_while_redis_is_down(
     settings, redis_down, producer_function, http_event, acme_headers, lambda_context
 ) -> None:
-    ingest.kafka_circuit_store._cache.clear()  # force a read of the (unreachable) shared state
+    intake.kafka_circuit_store._cache.clear()  # force a read of the (unreachable) shared state
 
     started = time.monotonic()
     response = producer_function.handler(http_event(SEED, headers=acme_headers), lambda_context)

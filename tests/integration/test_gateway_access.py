@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from logpipe import auth
+from logpipe.access import keys
 from logpipe.config import get_settings
-from logpipe.gateway_models import Scope
+from logpipe.read.models import Scope
 from tests.integration.gateway_helpers import answer, make_event, store
 
 
@@ -74,7 +74,7 @@ INVALID_IDS = [f"{invalid.route.method} {invalid.route.path}: {invalid.why}" for
 def tenant(organization_id: str):
     """An organization with one stored event and one spare key (a DELETE target)."""
     event = store(make_event(organization_id, minutes_ago=1))[0]
-    spare = auth.create_key(organization_id, [Scope.READ], "spare")
+    spare = keys.create_key(organization_id, [Scope.READ], "spare")
     return organization_id, event, spare
 
 
@@ -121,7 +121,7 @@ def test_an_unknown_key_is_401(route: Route, call, tenant) -> None:
 def test_a_revoked_key_is_401(route: Route, call, tenant, auth_headers, api_request, gateway_function, lambda_context):
     organization_id = tenant[0]
     admin = auth_headers(organization_id, "admin")
-    doomed = auth.create_key(organization_id, list(Scope), "doomed")
+    doomed = keys.create_key(organization_id, list(Scope), "doomed")
     revoke = api_request("DELETE", f"/api/keys/{doomed.id}", headers=admin)
     assert answer(gateway_function, revoke, lambda_context)[0] == 204
 
@@ -184,7 +184,7 @@ def test_another_tenant_sees_none_of_the_data(route: Route, call, tenant, auth_h
             assert body["organizationId"] != organization_id
         case _:
             assert (status, body["error"]["code"]) == (404, "not_found")
-    assert auth.authenticate(spare.key, get_settings()).organization_id == organization_id  # not revoked
+    assert keys.authenticate(spare.key, get_settings()).organization_id == organization_id  # not revoked
 
 
 def test_the_tenants_own_key_reads_its_data(call, tenant, auth_headers) -> None:

@@ -9,9 +9,9 @@ import pytest
 
 from logpipe.adapters import kafka
 from logpipe.config import get_settings
-from logpipe.deadletter import DeadLetter
 from logpipe.errors import DependencyUnavailableError
 from logpipe.models import Level, LogEvent
+from logpipe.sink.deadletter import DeadLetter
 
 
 def test_published_events_are_keyed_by_organization_and_carry_the_normalized_json(

@@ -10,11 +10,11 @@ import psycopg
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from logpipe import queries
 from logpipe.adapters import postgres
 from logpipe.config import Settings
-from logpipe.deadletter import DeadLetter
 from logpipe.ops import maintenance, replay
+from logpipe.read import queries
+from logpipe.sink.deadletter import DeadLetter
 from tests.integration.stored_events import NOW, make_event
 
 

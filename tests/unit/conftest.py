@@ -3,8 +3,9 @@ from collections.abc import Callable
 
 import pytest
 
-from logpipe import auth, ratelimit, reads
-from logpipe.auth import Principal
+from logpipe.access import keys, ratelimit
+from logpipe.access.keys import Principal
+from logpipe.read import search
 
 
 @pytest.fixture(autouse=True)
@@ -13,20 +14,20 @@ def no_redis(monkeypatch: pytest.MonkeyPatch) -> None:
     are set, and the status API's records of accepted and dead-lettered ids are not written."""
     monkeypatch.setenv("POWERTOOLS_IDEMPOTENCY_DISABLED", "true")
     monkeypatch.setenv("POWERTOOLS_CIRCUIT_BREAKER_DISABLED", "true")
-    monkeypatch.setattr(reads, "record_accepted", lambda events, settings: None)
-    monkeypatch.setattr(reads, "record_dead_letters", lambda letters: None)
+    monkeypatch.setattr(search, "record_accepted", lambda events, settings: None)
+    monkeypatch.setattr(search, "record_dead_letters", lambda letters: None)
 
 
 @pytest.fixture
 def auth_headers(monkeypatch: pytest.MonkeyPatch) -> Callable[..., dict[str, str]]:
     """Unit tests have no PostgreSQL or Redis: keys live in a dict here and rate limits admit everything."""
     principals: dict[bytes, Principal] = {}
-    monkeypatch.setattr(auth, "_lookup", lambda key_hash, settings: principals.get(key_hash))
+    monkeypatch.setattr(keys, "_lookup", lambda key_hash, settings: principals.get(key_hash))
     monkeypatch.setattr(ratelimit, "take_organization_tokens", lambda organization_id, cost, settings: None)
 
     def make(organization_id: str, scopes: str = "ingest,read,admin") -> dict[str, str]:
-        key = auth.KEY_PREFIX + secrets.token_urlsafe(16)
-        principals[auth.hash_key(key)] = Principal("unit", organization_id, frozenset(scopes.split(",")))
+        key = keys.KEY_PREFIX + secrets.token_urlsafe(16)
+        principals[keys.hash_key(key)] = Principal("unit", organization_id, frozenset(scopes.split(",")))
         return {"Authorization": f"Bearer {key}"}
 
     return make

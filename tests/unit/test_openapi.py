@@ -7,7 +7,7 @@ import pytest
 from openapi_spec_validator import validate
 
 from local.lambda_runner.template import load_template
-from logpipe.openapi import OPENAPI
+from logpipe.edge.openapi import OPENAPI
 from tests.unit.test_template_drift import TEMPLATE
 
 UNDOCUMENTED = {("GET", "/openapi.json"), ("GET", "/docs")}  # the document and its page

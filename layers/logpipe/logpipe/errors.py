@@ -1,5 +1,5 @@
 """Domain errors: a code, a message, details and an optional Retry-After. They know nothing of HTTP;
-logpipe.http maps each class to its status."""
+logpipe.edge.resolver maps each class to its status."""
 
 from typing import Any
 
@@ -104,7 +104,7 @@ class RateLimitedError(LogpipeError):
 
     def __init__(self, message: str, quota: Any) -> None:
         super().__init__(message, details={"policy": quota.policy})
-        self.quota = quota  # a logpipe.ratelimit.Quota: what the answer's RateLimit fields report
+        self.quota = quota  # a logpipe.access.ratelimit.Quota: what the answer's RateLimit fields report
         self.retry_after_seconds = quota.retry_after_seconds
 
 

@@ -38,7 +38,7 @@ class LogEventIn(CamelModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    # Optional in the body when the caller's API key names the organization (see logpipe.ingest).
+    # Optional in the body when the caller's API key names the organization (see logpipe.ingest.intake).
     organization_id: str | None = Field(
         default=None, min_length=1, max_length=MAX_ORGANIZATION_ID_CHARS, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
     )

@@ -1,6 +1,6 @@
 import pytest
 
-from logpipe import consume
+from logpipe.sink import consume
 
 
 def test_decodes_the_msk_event_and_stores_the_batch(

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from logpipe import health
+from logpipe.read import health
 
 
 def test_health_is_200_when_every_dependency_answers(

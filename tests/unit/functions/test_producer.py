@@ -4,9 +4,9 @@ import json
 import pytest
 
 from logpipe.adapters import kafka
+from logpipe.edge.openapi import OPENAPI
 from logpipe.errors import DependencyUnavailableError
 from logpipe.models import IngestAccepted
-from logpipe.openapi import OPENAPI
 
 SEED = {"organizationId": "acme", "level": "INFO", "message": "User logged in", "source": "auth-service"}
 

@@ -149,7 +149,7 @@ def exposed_series_names() -> set[str]:
     for family in families:
         suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"]}.get(family.type, [""])
         names |= {family.name + suffix for suffix in suffixes}
-    for source in [*REPO.glob("layers/*/logpipe/*.py"), *REPO.glob("functions/*/*.py")]:
+    for source in [*REPO.glob("layers/*/logpipe/**/*.py"), *REPO.glob("functions/*/*.py")]:
         for found in re.finditer(r'name="([a-z_]+)"[^)]*unit=MetricUnit\.(\w+)', source.read_text()):
             name, unit = found.groups()
             if unit in metrics.TIME_UNITS:

@@ -4,8 +4,8 @@ import zlib
 
 import pytest
 
-from logpipe import body
-from logpipe.body import BodyLimits, batch_items, decoded_event, gunzip
+from logpipe.edge import body
+from logpipe.edge.body import BodyLimits, batch_items, decoded_event, gunzip
 from logpipe.errors import MalformedRequestError, PayloadTooLargeError, UnsupportedEncodingError
 
 MIB = 1024 * 1024

@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 import pytest
 from aws_lambda_powertools.utilities.kafka import ConsumerRecords
 
-from logpipe import consume
 from logpipe.adapters import postgres
 from logpipe.config import get_settings
 from logpipe.errors import DependencyUnavailableError
 from logpipe.models import LogEvent
+from logpipe.sink import consume
 
 WRITER = "test-consumer"
 

@@ -5,13 +5,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from logpipe import auth, reads
+from logpipe.access import keys
+from logpipe.access.ratelimit import Quota
+from logpipe.edge.middleware import _presented_key
+from logpipe.edge.resolver import rate_limit_headers
 from logpipe.errors import InvalidQueryError, PermissionDeniedError
-from logpipe.gateway_models import Scope
-from logpipe.http import rate_limit_headers
-from logpipe.middleware import _presented_key
 from logpipe.models import Level, LogEvent
-from logpipe.ratelimit import Quota
+from logpipe.read import search
+from logpipe.read.models import Scope
 
 
 @pytest.mark.parametrize(
@@ -40,10 +41,10 @@ def test_a_cursor_round_trips_and_a_forged_one_is_refused() -> None:
         timestamp=now,
         received_at=now,
     )
-    assert reads._decode_cursor(reads._encode_cursor(event)) == (now, event.id)
+    assert search._decode_cursor(search._encode_cursor(event)) == (now, event.id)
     for forged in ("not-a-cursor", "W10", "eyJhIjoxfQ"):  # garbage, [], {"a":1}
         with pytest.raises(InvalidQueryError):
-            reads._decode_cursor(forged)
+            search._decode_cursor(forged)
 
 
 def test_ratelimit_fields_follow_the_ietf_draft_syntax() -> None:
@@ -52,8 +53,8 @@ def test_ratelimit_fields_follow_the_ietf_draft_syntax() -> None:
 
 
 def test_a_missing_scope_is_refused_naming_it() -> None:
-    principal = auth.Principal("k", "acme", frozenset({"read"}))
-    auth.require_scope(principal, Scope.READ)
+    principal = keys.Principal("k", "acme", frozenset({"read"}))
+    keys.require_scope(principal, Scope.READ)
     with pytest.raises(PermissionDeniedError) as refused:
-        auth.require_scope(principal, Scope.ADMIN)
+        keys.require_scope(principal, Scope.ADMIN)
     assert refused.value.details == {"scope": "admin"}

@@ -1,8 +1,8 @@
 import time
 
-from logpipe import health
 from logpipe.config import Settings
-from logpipe.health import check_health
+from logpipe.read import health
+from logpipe.read.health import check_health
 
 SETTINGS = Settings(
     kafka_bootstrap_servers="k:9092",

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from logpipe.http import create_resolver, json_response
+from logpipe.edge.resolver import create_resolver, json_response
 
 
 def test_a_route_with_query_parameters_is_validated_by_powertools_own_path(http_event, lambda_context) -> None:

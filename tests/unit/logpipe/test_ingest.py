@@ -4,9 +4,9 @@ from uuid import UUID
 import pytest
 
 from logpipe.config import Settings
+from logpipe.edge.resolver import status_for
 from logpipe.errors import InvalidEventError, OrganizationMismatchError, PayloadTooLargeError
-from logpipe.http import status_for
-from logpipe.ingest import derived_event_id, normalize_event, owning_organization
+from logpipe.ingest.intake import derived_event_id, normalize_event, owning_organization
 from logpipe.models import LogEventIn
 
 NOW = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)

@@ -25,7 +25,7 @@ def test_unknown_level_is_refused() -> None:
         LogEventIn.model_validate({**SEED_BODY, "level": "LOUD"})
 
 
-# organizationId may come from the API key instead; logpipe.ingest requires it when no key names one.
+# organizationId may come from the API key instead; logpipe.ingest.intake requires it when no key names one.
 @pytest.mark.parametrize("missing", ["level", "message", "source"])
 def test_seed_fields_are_required(missing: str) -> None:
     body = {key: value for key, value in SEED_BODY.items() if key != missing}

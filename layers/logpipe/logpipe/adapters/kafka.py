@@ -8,10 +8,10 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 
 from logpipe.adapters import aws
 from logpipe.config import get_settings
-from logpipe.deadletter import DeadLetter
 from logpipe.errors import DependencyUnavailableError
 from logpipe.models import LogEvent
 from logpipe.observability import logger
+from logpipe.sink.deadletter import DeadLetter
 
 # (topic, key, value, headers) of one message to publish; a None value is a tombstone.
 Outgoing = tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]] | None]

@@ -21,7 +21,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from logpipe.adapters import kafka
 from logpipe.config import Settings, get_settings
-from logpipe.deadletter import REPLAY_COUNT_HEADER, ReceivedDeadLetter, decode_headers
+from logpipe.sink.deadletter import REPLAY_COUNT_HEADER, ReceivedDeadLetter, decode_headers
 
 REPLAY_GROUP = "logpipe-replay"
 POLL_TIMEOUT_S = 1.0

@@ -19,12 +19,12 @@ from datetime import UTC, datetime, timedelta
 
 import redis
 
-from logpipe import queries
 from logpipe.adapters import cache
 from logpipe.config import Settings
 from logpipe.errors import InvalidQueryError
-from logpipe.gateway_models import Stats
 from logpipe.observability import logger
+from logpipe.read import queries
+from logpipe.read.models import Stats
 
 DEFAULT_WINDOW = timedelta(hours=24)
 # Refreshes run beside the requests; two at a time per process keep PostgreSQL's share bounded.

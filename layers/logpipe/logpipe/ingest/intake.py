@@ -24,10 +24,9 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
 from pydantic import ValidationError
 
-from logpipe import reads
 from logpipe.adapters import cache, circuit_breaker, kafka
-from logpipe.body import batch_items
 from logpipe.config import Settings, get_settings
+from logpipe.edge.body import batch_items
 from logpipe.errors import (
     DependencyUnavailableError,
     IdempotencyConflictError,
@@ -36,7 +35,7 @@ from logpipe.errors import (
     OrganizationMismatchError,
     RequestInProgressError,
 )
-from logpipe.event_rules import check_event
+from logpipe.ingest.rules import check_event
 from logpipe.models import (
     BatchAccepted,
     BatchItemResult,
@@ -47,6 +46,7 @@ from logpipe.models import (
     validation_problems,
 )
 from logpipe.observability import MetricUnit, metrics, tracer
+from logpipe.read import search
 
 # Namespace of the event ids derived from idempotency keys (a fixed, random uuid: never change it).
 EVENT_ID_NAMESPACE = UUID("3f6f7a2e-9c1b-4c4e-8a51-6f0d2b7c9e14")
@@ -216,7 +216,7 @@ def _error_detail(error: LogpipeError) -> ErrorDetail:
 
 def _publish_event(event: LogEvent) -> IngestAccepted:
     publish([event])
-    reads.record_accepted([event], get_settings())
+    search.record_accepted([event], get_settings())
     metrics.add_metric(name="log_events_received_total", unit=MetricUnit.Count, value=1)
     return IngestAccepted(id=event.id)
 
@@ -234,7 +234,7 @@ def _publish_event_once(request: dict[str, Any], event: LogEvent) -> IngestAccep
 def _publish_batch(outcomes: list[LogEvent | ErrorDetail]) -> BatchAccepted:
     events = [outcome for outcome in outcomes if isinstance(outcome, LogEvent)]
     publish(events)
-    reads.record_accepted(events, get_settings())
+    search.record_accepted(events, get_settings())
     metrics.add_metric(name="log_events_received_total", unit=MetricUnit.Count, value=len(events))
     return _batch_answer(outcomes)
 

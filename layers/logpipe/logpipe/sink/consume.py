@@ -17,13 +17,13 @@ from uuid import UUID
 from aws_lambda_powertools.utilities.kafka.consumer_records import ConsumerRecordRecords
 from pydantic import ValidationError
 
-from logpipe import reads
 from logpipe.adapters import kafka, postgres
 from logpipe.config import Settings
-from logpipe.deadletter import REPLAY_COUNT_HEADER, DeadLetter
 from logpipe.errors import DependencyUnavailableError
 from logpipe.models import MAX_ORGANIZATION_ID_CHARS, LogEvent
 from logpipe.observability import MetricUnit, logger, metrics, tracer
+from logpipe.read import search
+from logpipe.sink.deadletter import REPLAY_COUNT_HEADER, DeadLetter
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def process_batch(records: Iterable[ConsumerRecordRecords], settings: Settings, 
     stored, unstorable = _store_isolating(decoded, writer)
     letters = rejected + unstorable
     if letters:
-        reads.record_dead_letters(_identities(letters))
+        search.record_dead_letters(_identities(letters))
     failures = _publish(letters)
 
     outcome = BatchOutcome(

@@ -5,7 +5,7 @@ from uuid import UUID
 from psycopg.rows import dict_row
 
 from logpipe.adapters import postgres
-from logpipe.gateway_models import ApiKey
+from logpipe.read.models import ApiKey
 
 _KEY_COLUMNS = "id, organization_id, name, scopes, prefix, created_at, revoked_at"
 

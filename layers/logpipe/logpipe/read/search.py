@@ -18,14 +18,14 @@ from uuid import UUID
 
 import redis
 
-from logpipe import queries
 from logpipe.adapters import cache
 from logpipe.config import Settings
 from logpipe.errors import DependencyUnavailableError, EventNotFoundError, InvalidQueryError
-from logpipe.gateway_models import EventStatus, LogPage
 from logpipe.models import LogEvent
 from logpipe.observability import logger
-from logpipe.queries import EventFilter
+from logpipe.read import queries
+from logpipe.read.models import EventStatus, LogPage
+from logpipe.read.queries import EventFilter
 
 
 def list_events(organization_id: str, event_filter: EventFilter, limit: int, cursor: str | None) -> LogPage:

@@ -6,7 +6,7 @@ uncached check and no protection. Lookups are cached in process for `api_key_cac
 `api_key_redis_cache_seconds`; revocation deletes the Redis entry, so a revoked key stops working everywhere
 within `api_key_cache_seconds` (docs/gateway.md).
 
-`python -m logpipe.auth --org acme --scopes ingest,read [--name NAME]` creates a key and prints it last.
+`python -m logpipe.access.keys --org acme --scopes ingest,read [--name NAME]` creates a key and prints it last.
 """
 
 import argparse
@@ -21,13 +21,13 @@ from uuid import UUID, uuid4
 
 import redis
 
-from logpipe import keys, ratelimit
+from logpipe.access import key_store, ratelimit
 from logpipe.adapters import cache
 from logpipe.config import Settings
 from logpipe.errors import AuthenticationError, EventNotFoundError, PermissionDeniedError, RateLimitedError
-from logpipe.gateway_models import ApiKey, CreatedApiKey, Scope
 from logpipe.models import LogEventIn
 from logpipe.observability import logger
+from logpipe.read.models import ApiKey, CreatedApiKey, Scope
 
 KEY_PREFIX = "lp_"
 # The organization id rule of the ingest body.
@@ -71,18 +71,18 @@ def create_key(organization_id: str, scopes: list[Scope], name: str = "") -> Cre
         prefix=secret[:10],
         created_at=datetime.now(UTC),
     )
-    keys.insert_key(info, hash_key(secret))
+    key_store.insert_key(info, hash_key(secret))
     logger.info("api key created", extra={"organization_id": organization_id, "key_id": str(info.id)})
     return CreatedApiKey(**info.model_dump(), key=secret)
 
 
 def list_keys(organization_id: str) -> list[ApiKey]:
-    return keys.list_keys(organization_id)
+    return key_store.list_keys(organization_id)
 
 
 def revoke_key(organization_id: str, key_id: UUID) -> None:
     """Revoke one of the organization's keys; another organization's key id is simply not found."""
-    key_hash = keys.revoke_key(organization_id, key_id)
+    key_hash = key_store.revoke_key(organization_id, key_id)
     if key_hash is None:
         raise EventNotFoundError(f"no API key {key_id}")
     _local_cache.pop(key_hash, None)
@@ -143,7 +143,7 @@ def _lookup(key_hash: bytes, settings: Settings) -> Principal | None:
             organization_id=cached[b"org"].decode(),
             scopes=frozenset(cached[b"scopes"].decode().split(",")),
         )
-    found = keys.find_active_key(key_hash)
+    found = key_store.find_active_key(key_hash)
     if found is None:
         return None
     principal = Principal(str(found.id), found.organization_id, frozenset(str(scope) for scope in found.scopes))

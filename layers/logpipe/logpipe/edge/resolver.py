@@ -31,7 +31,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 from aws_lambda_powertools.shared.json_encoder import Encoder
 
-from logpipe.body import BodyLimits, decoded_event, loads
+from logpipe.edge.body import BodyLimits, decoded_event, loads
 from logpipe.errors import (
     AuthenticationError,
     DependencyUnavailableError,
@@ -325,7 +325,8 @@ def _proxy_error(error: LogpipeError) -> dict[str, Any]:
 
 def with_rate_limit(app: APIGatewayHttpResolver, response: Response) -> Response:
     """The answer with the caller's RateLimit fields, once the route's middleware took from the organization's
-    bucket (logpipe.middleware.charge keeps the quota in the context): errors answered after that carry them too."""
+    bucket (logpipe.edge.middleware.charge keeps the quota in the context): errors answered after that carry them
+    too."""
     quota = app.context.get("quota")
     if quota is not None:
         response.headers.update(rate_limit_headers(quota))
@@ -337,7 +338,7 @@ def _with_rate_limit_of(app: APIGatewayHttpResolver, answer: Callable[[Any], Res
 
 
 def rate_limit_headers(quota: Any) -> dict[str, str]:
-    """RateLimit-Policy and RateLimit (draft-ietf-httpapi-ratelimit-headers) for a logpipe.ratelimit.Quota."""
+    """RateLimit-Policy and RateLimit (draft-ietf-httpapi-ratelimit-headers) for a logpipe.access.ratelimit.Quota."""
     return {
         "RateLimit-Policy": f'"{quota.policy}";q={quota.limit};w={quota.window_seconds}',
         "RateLimit": f'"{quota.policy}";r={quota.remaining};t={quota.reset_seconds}',
