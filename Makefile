@@ -35,7 +35,7 @@ services: setup ## start Kafka, PostgreSQL and Redis natively (idempotent), crea
 
 run: services ## start the services and serve the API on http://127.0.0.1:8080 (PORT=...; Ctrl-C stops the runner)
 	@eval "$$($(PY) local/services.py env)"; \
-	dev_key=$$(PYTHONPATH=layers/logpipe $(PY) -m logpipe.access.keys --org acme --scopes ingest,read,admin --name dev | tail -n 1); \
+	dev_key=$$(PYTHONPATH=layers/logpipe $(PY) -m logpipe.ops.keys --org acme --scopes ingest,read,admin --name dev | tail -n 1); \
 	echo; \
 	echo "logpipe is up at http://127.0.0.1:$(PORT)  (services keep running; 'make down' stops them)"; \
 	echo "Development API key for organization acme (ingest, read, admin): $$dev_key"; \
@@ -51,7 +51,7 @@ run: services ## start the services and serve the API on http://127.0.0.1:8080 (
 
 key: services ## create an API key: make key ORG=acme SCOPES=ingest,read (the key is alone on the last line)
 	@eval "$$($(PY) local/services.py env)"; \
-	PYTHONPATH=layers/logpipe $(PY) -m logpipe.access.keys --org "$(ORG)" --scopes "$(SCOPES)"
+	PYTHONPATH=layers/logpipe $(PY) -m logpipe.ops.keys --org "$(ORG)" --scopes "$(SCOPES)"
 
 observe: setup ## Prometheus (Debian package) + the dashboard page, scraping the runner on PORT; prints the URLs
 	LOGPIPE_RUNNER_ADDRESS=127.0.0.1:$(PORT) $(PY) local/services.py observe

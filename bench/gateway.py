@@ -38,13 +38,14 @@ import psycopg  # noqa: E402
 from aws_lambda_powertools.event_handler.openapi.params import Body  # noqa: E402
 
 from logpipe.access import keys  # noqa: E402
+from logpipe.access.models import Scope  # noqa: E402
 from logpipe.adapters import cache  # noqa: E402
 from logpipe.config import get_settings  # noqa: E402
+from logpipe.edge.answers import json_response  # noqa: E402
 from logpipe.edge.middleware import authorized  # noqa: E402
-from logpipe.edge.resolver import create_resolver, json_response  # noqa: E402
+from logpipe.edge.resolver import create_resolver  # noqa: E402
 from logpipe.models import Level, LogEventIn  # noqa: E402
 from logpipe.read import queries, search, stats  # noqa: E402
-from logpipe.read.models import Scope  # noqa: E402
 from logpipe.read.queries import EventFilter  # noqa: E402
 
 ORGANIZATIONS = [f"bench-{n}" for n in range(10)]

@@ -292,7 +292,7 @@ class Keys:
         self.env = {**env, "PYTHONPATH": str(REPO / "layers" / "logpipe")}
 
     def headers(self, organization_id: str) -> dict[str, str]:
-        command = [sys.executable, "-m", "logpipe.access.keys", "--org", organization_id, "--scopes", "ingest"]
+        command = [sys.executable, "-m", "logpipe.ops.keys", "--org", organization_id, "--scopes", "ingest"]
         made = subprocess.run(command, env=self.env, check=True, capture_output=True, text=True)
         return {"Authorization": f"Bearer {made.stdout.strip().splitlines()[-1]}"}
 

@@ -50,10 +50,10 @@ from local.lambda_runner import workers  # noqa: E402
 from local.lambda_runner.template import load_template  # noqa: E402
 from local.lambda_runner.testing import RunnerProcess  # noqa: E402
 from logpipe.access import keys  # noqa: E402
+from logpipe.access.models import Scope  # noqa: E402
 from logpipe.adapters import postgres  # noqa: E402
 from logpipe.config import get_settings  # noqa: E402
 from logpipe.models import LogEvent  # noqa: E402
-from logpipe.read.models import Scope  # noqa: E402
 
 PARTITIONS = 6
 E2E_WARMUP_S = 15

@@ -97,7 +97,7 @@ def api_request(sample_event) -> Callable[..., dict]:
 def auth_headers() -> Callable[..., dict[str, str]]:
     """Headers with a new, real API key (stored in PostgreSQL) of an organization and scopes."""
     from logpipe.access import keys
-    from logpipe.read.models import Scope
+    from logpipe.access.models import Scope
 
     def make(organization_id: str, scopes: str = "ingest,read,admin") -> dict[str, str]:
         created = keys.create_key(organization_id, [Scope(scope) for scope in scopes.split(",")])

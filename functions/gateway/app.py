@@ -12,16 +12,20 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from logpipe.access import keys
+from logpipe.access.models import ApiKeyList, CreatedApiKey, NewApiKey, Scope
 from logpipe.config import get_settings
+from logpipe.edge.answers import json_response
 from logpipe.edge.middleware import authorized
 from logpipe.edge.openapi import OPENAPI, SECURED, ApiDocument, describe_ingest_routes, error_responses
-from logpipe.edge.resolver import create_resolver, json_response
-from logpipe.models import HealthReport, Level, LogEvent
+from logpipe.edge.powertools import serve_merged_openapi
+from logpipe.edge.resolver import create_resolver
+from logpipe.models import NO_NUL, Level, LogEvent
 from logpipe.observability import logger, metrics
 from logpipe.read import search, stats
 from logpipe.read.health import cached_health
-from logpipe.read.models import NO_NUL, ApiKeyList, CreatedApiKey, EventStatus, LogPage, NewApiKey, Scope, Stats
+from logpipe.read.models import EventStatus, HealthReport, LogPage, Stats
 from logpipe.read.queries import EventFilter
+from logpipe.read.status import event_status
 
 settings = get_settings()
 app = create_resolver(settings.max_body_bytes)
@@ -90,8 +94,8 @@ def get_log(event_id: Annotated[UUID, Path()]):
     responses={200: _ok(EventStatus, "The event's status"), **_errors(404)},
 )
 def get_log_status(event_id: Annotated[UUID, Path()]):
-    status = search.event_status(app.context["organization_id"], event_id, settings)
-    return json_response(200, status.model_dump(mode="json", by_alias=True, exclude_none=True))
+    receipt = event_status(app.context["organization_id"], event_id, settings)
+    return json_response(200, receipt.model_dump(mode="json", by_alias=True, exclude_none=True))
 
 
 @app.get(
@@ -187,10 +191,8 @@ def get_openapi():
 _ingest_routes = create_resolver(settings.max_body_bytes)
 describe_ingest_routes(_ingest_routes)
 api_document = ApiDocument([app, _ingest_routes], **OPENAPI)
-# Swagger UI, with its script and styles inlined from the copy Powertools ships: the page needs no network. It
-# renders the resolver's merged document when there is one (what configure_openapi_merge would set, had the
-# producer's code been in this function's package to discover).
-app._openapi_merge = api_document
+# Swagger UI, with its script and styles inlined from the copy Powertools ships: the page needs no network.
+serve_merged_openapi(app, api_document)
 app.enable_swagger(path="/docs", **OPENAPI)
 
 

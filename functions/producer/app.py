@@ -5,15 +5,16 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from logpipe.access.models import Scope
 from logpipe.config import get_settings
+from logpipe.edge.answers import json_response
 from logpipe.edge.body import BodyLimits
 from logpipe.edge.middleware import authorized, charge
 from logpipe.edge.openapi import BATCH_PATH, LOGS_PATH, POST_BATCH, POST_LOG, IdempotencyKey
-from logpipe.edge.resolver import create_resolver, json_response
+from logpipe.edge.resolver import create_resolver
 from logpipe.ingest.intake import idempotency_config, ingest_batch, ingest_event, read_batch
 from logpipe.models import LogEventIn
 from logpipe.observability import logger, metrics
-from logpipe.read.models import Scope
 
 settings = get_settings()
 app = create_resolver(

@@ -71,7 +71,7 @@ def test_no_input_makes_a_route_answer_5xx(runner_url: str) -> None:
     """schemathesis generates requests for every operation of /openapi.json, the producer's ingest routes included
     (a few each, to keep CI short)."""
     from logpipe.access import keys
-    from logpipe.read.models import Scope
+    from logpipe.access.models import Scope
 
     key = keys.create_key(f"fuzz-{uuid.uuid4().hex[:8]}", list(Scope)).key
     schema = schemathesis.openapi.from_url(f"{runner_url}/openapi.json")

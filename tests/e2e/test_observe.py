@@ -31,9 +31,9 @@ from local.backing_services.prometheus import Dashboard, Prometheus
 from local.backing_services.settings import Config
 from local.lambda_runner.testing import RunnerProcess
 from logpipe.access import keys
+from logpipe.access.models import Scope
 from logpipe.adapters import circuit_breaker
 from logpipe.config import get_settings
-from logpipe.read.models import Scope
 
 pytestmark = pytest.mark.e2e
 

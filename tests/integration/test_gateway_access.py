@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from logpipe.access import keys
+from logpipe.access import auth, keys
+from logpipe.access.models import Scope
 from logpipe.config import get_settings
-from logpipe.read.models import Scope
 from tests.integration.gateway_helpers import answer, make_event, store
 
 
@@ -184,7 +184,7 @@ def test_another_tenant_sees_none_of_the_data(route: Route, call, tenant, auth_h
             assert body["organizationId"] != organization_id
         case _:
             assert (status, body["error"]["code"]) == (404, "not_found")
-    assert keys.authenticate(spare.key, get_settings()).organization_id == organization_id  # not revoked
+    assert auth.authenticate(spare.key, get_settings()).organization_id == organization_id  # not revoked
 
 
 def test_the_tenants_own_key_reads_its_data(call, tenant, auth_headers) -> None:

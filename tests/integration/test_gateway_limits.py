@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from logpipe.access import keys, ratelimit
+from logpipe.access import auth, ratelimit
 from logpipe.adapters import cache
 from logpipe.config import get_settings
 from logpipe.errors import RateLimitedError
@@ -93,7 +93,7 @@ def test_failed_authentications_are_limited_per_client_address(
     limits, search, api_request, gateway_function, lambda_context, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     limits(auth_failures_burst="2", auth_failures_per_minute="6")
-    monkeypatch.setattr(keys, "_blocked_addresses", {})
+    monkeypatch.setattr(auth, "_blocked_addresses", {})
     address = f"203.0.113.{uuid.uuid4().int % 250}"
 
     def guess() -> tuple[int, dict, dict]:

@@ -7,7 +7,8 @@ import uuid
 import pytest
 
 from logpipe.config import get_settings
-from logpipe.read import queries, search, stats
+from logpipe.read import queries, stats
+from logpipe.receipts import accepted, outcomes
 from tests.integration.gateway_helpers import answer, make_event, store
 
 
@@ -128,8 +129,8 @@ def test_one_event_and_its_status(read, organization_id: str) -> None:
     stored = store(make_event(organization_id, 5, "FATAL", attributes={"pod": "a"}, trace_id="t1"))[0]
     queued, also_queued, dead = make_event(organization_id, 6).id, uuid.uuid4(), uuid.uuid4()
     batch = [make_event(organization_id, 6, id=queued), make_event(organization_id, 7, id=also_queued)]
-    search.record_accepted(batch, get_settings())
-    search.record_dead_letters([(organization_id, dead, "undecodable")])
+    accepted.record_accepted(batch, get_settings())
+    outcomes.record_dead_letters([(organization_id, dead, "undecodable")])
 
     status, _, event = read(f"/api/logs/{stored.id}")
     assert status == 200

@@ -13,7 +13,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from logpipe.adapters import postgres
 from logpipe.config import Settings
 from logpipe.ops import maintenance, replay
-from logpipe.read import queries
+from logpipe.receipts import outcomes
 from logpipe.sink.deadletter import DeadLetter
 from tests.integration.stored_events import NOW, make_event
 
@@ -117,7 +117,7 @@ def test_each_kind_of_poison_in_the_middle_of_a_batch_is_dead_lettered_and_the_r
     assert errors[7].startswith(b"ProgramLimitExceeded")  # a row over a limit, not an outage
     # The read API's status answers `dead_lettered` for a dead letter whose value names its organization and id.
     surrogate_id = uuid.UUID(json.loads(lone_surrogate)["id"])
-    assert queries.find_outcome(organization_id, surrogate_id) == (False, "undecodable")
+    assert outcomes.find_outcome(organization_id, surrogate_id) == (False, "undecodable")
 
 
 # ------------------------------------------------------------------------------------- partitions, retention

@@ -3,9 +3,9 @@ from collections.abc import Callable
 
 import pytest
 
-from logpipe.access import keys, ratelimit
-from logpipe.access.keys import Principal
-from logpipe.read import search
+from logpipe.access import auth, keys, ratelimit
+from logpipe.access.auth import Principal
+from logpipe.receipts import accepted, outcomes
 
 
 @pytest.fixture(autouse=True)
@@ -14,20 +14,20 @@ def no_redis(monkeypatch: pytest.MonkeyPatch) -> None:
     are set, and the status API's records of accepted and dead-lettered ids are not written."""
     monkeypatch.setenv("POWERTOOLS_IDEMPOTENCY_DISABLED", "true")
     monkeypatch.setenv("POWERTOOLS_CIRCUIT_BREAKER_DISABLED", "true")
-    monkeypatch.setattr(search, "record_accepted", lambda events, settings: None)
-    monkeypatch.setattr(search, "record_dead_letters", lambda letters: None)
+    monkeypatch.setattr(accepted, "record_accepted", lambda events, settings: None)
+    monkeypatch.setattr(outcomes, "record_dead_letters", lambda letters: None)
 
 
 @pytest.fixture
 def auth_headers(monkeypatch: pytest.MonkeyPatch) -> Callable[..., dict[str, str]]:
     """Unit tests have no PostgreSQL or Redis: keys live in a dict here and rate limits admit everything."""
     principals: dict[bytes, Principal] = {}
-    monkeypatch.setattr(keys, "_lookup", lambda key_hash, settings: principals.get(key_hash))
+    monkeypatch.setattr(auth, "_lookup", lambda key_hash, settings: principals.get(key_hash))
     monkeypatch.setattr(ratelimit, "take_organization_tokens", lambda organization_id, cost, settings: None)
 
     def make(organization_id: str, scopes: str = "ingest,read,admin") -> dict[str, str]:
         key = keys.KEY_PREFIX + secrets.token_urlsafe(16)
-        principals[keys.hash_key(key)] = Principal("unit", organization_id, frozenset(scopes.split(",")))
+        principals[auth.hash_key(key)] = Principal("unit", organization_id, frozenset(scopes.split(",")))
         return {"Authorization": f"Bearer {key}"}
 
     return make

@@ -108,10 +108,18 @@ class RateLimitedError(LogpipeError):
         self.retry_after_seconds = quota.retry_after_seconds
 
 
-class EventNotFoundError(LogpipeError):
-    """No event (or API key) with this id in the caller's organization."""
+class NotFoundError(LogpipeError):
+    """Nothing with this id in the caller's organization."""
 
     code = "not_found"
+
+
+class EventNotFoundError(NotFoundError):
+    """No event with this id in the caller's organization."""
+
+
+class ApiKeyNotFoundError(NotFoundError):
+    """No API key with this id in the caller's organization."""
 
 
 class InvalidQueryError(LogpipeError):

@@ -10,6 +10,8 @@ from pydantic.alias_generators import to_camel
 
 # The longest organization id ingest accepts (keys, API keys and dead-letter records rely on the bound).
 MAX_ORGANIZATION_ID_CHARS = 128
+ORGANIZATION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL: such a parameter is a 422, not a driver error
 
 
 class Level(StrEnum):
@@ -40,7 +42,7 @@ class LogEventIn(CamelModel):
 
     # Optional in the body when the caller's API key names the organization (see logpipe.ingest.intake).
     organization_id: str | None = Field(
-        default=None, min_length=1, max_length=MAX_ORGANIZATION_ID_CHARS, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
+        default=None, min_length=1, max_length=MAX_ORGANIZATION_ID_CHARS, pattern=ORGANIZATION_ID_PATTERN
     )
     level: Level
     message: str = Field(min_length=1)
@@ -111,24 +113,4 @@ def validation_problems(errors: list[Any]) -> list[dict[str, Any]]:
 
 
 def _field_path(location: Any) -> str:
-    parts = [str(part) for part in location if part != "body"]
-    return ".".join(parts) or "body"
-
-
-class ErrorBody(BaseModel):
-    status: Literal["error"] = "error"
-    error: ErrorDetail
-
-
-DependencyStatus = Literal["up", "down"]
-
-
-class DependencyHealth(BaseModel):
-    status: DependencyStatus
-    latency_ms: float = Field(serialization_alias="latencyMs")
-    error: str | None = None
-
-
-class HealthReport(BaseModel):
-    status: DependencyStatus
-    dependencies: dict[str, DependencyHealth]
+    return ".".join(str(part) for part in location) or "body"

@@ -5,7 +5,7 @@ import zlib
 import pytest
 
 from logpipe.edge import body
-from logpipe.edge.body import BodyLimits, batch_items, decoded_event, gunzip
+from logpipe.edge.body import BodyLimits, batch_items, decoded_request, gunzip
 from logpipe.errors import MalformedRequestError, PayloadTooLargeError, UnsupportedEncodingError
 
 MIB = 1024 * 1024
@@ -49,18 +49,18 @@ def test_gunzip_refuses_what_is_not_complete_gzip(data: bytes) -> None:
 
 def test_a_plain_event_passes_through_untouched() -> None:
     event = {"body": '{"a": 1}', "headers": {}, "isBase64Encoded": False}
-    assert decoded_event(event, BodyLimits(100, 100)) is event
+    assert decoded_request(event, BodyLimits(100, 100)) is event
 
 
 def test_an_unknown_content_encoding_is_refused() -> None:
     with pytest.raises(UnsupportedEncodingError):
-        decoded_event({"body": "{}", "headers": {"content-encoding": "zstd"}}, BodyLimits(100, 100))
+        decoded_request({"body": "{}", "headers": {"content-encoding": "zstd"}}, BodyLimits(100, 100))
 
 
 def test_the_size_as_sent_is_checked_before_inflating() -> None:
     event = {"body": "x" * 101, "headers": {}, "isBase64Encoded": False}
     with pytest.raises(PayloadTooLargeError):
-        decoded_event(event, BodyLimits(100, 10_000))
+        decoded_request(event, BodyLimits(100, 10_000))
 
 
 @pytest.mark.parametrize("line_end", ["\n", "\r\n"])

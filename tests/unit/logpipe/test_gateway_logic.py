@@ -5,14 +5,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from logpipe.access import keys
+from logpipe.access import auth
+from logpipe.access.models import Scope
 from logpipe.access.ratelimit import Quota
+from logpipe.edge.answers import rate_limit_headers
 from logpipe.edge.middleware import _presented_key
-from logpipe.edge.resolver import rate_limit_headers
 from logpipe.errors import InvalidQueryError, PermissionDeniedError
 from logpipe.models import Level, LogEvent
 from logpipe.read import search
-from logpipe.read.models import Scope
 
 
 @pytest.mark.parametrize(
@@ -53,8 +53,8 @@ def test_ratelimit_fields_follow_the_ietf_draft_syntax() -> None:
 
 
 def test_a_missing_scope_is_refused_naming_it() -> None:
-    principal = keys.Principal("k", "acme", frozenset({"read"}))
-    keys.require_scope(principal, Scope.READ)
+    principal = auth.Principal("k", "acme", frozenset({"read"}))
+    auth.require_scope(principal, Scope.READ)
     with pytest.raises(PermissionDeniedError) as refused:
-        keys.require_scope(principal, Scope.ADMIN)
+        auth.require_scope(principal, Scope.ADMIN)
     assert refused.value.details == {"scope": "admin"}

@@ -5,7 +5,8 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from logpipe.edge.resolver import create_resolver, json_response
+from logpipe.edge.answers import json_response
+from logpipe.edge.resolver import create_resolver
 
 
 def test_a_route_with_query_parameters_is_validated_by_powertools_own_path(http_event, lambda_context) -> None:

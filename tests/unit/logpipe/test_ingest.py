@@ -4,7 +4,7 @@ from uuid import UUID
 import pytest
 
 from logpipe.config import Settings
-from logpipe.edge.resolver import status_for
+from logpipe.edge.answers import status_for
 from logpipe.errors import InvalidEventError, OrganizationMismatchError, PayloadTooLargeError
 from logpipe.ingest.intake import derived_event_id, normalize_event, owning_organization
 from logpipe.models import LogEventIn

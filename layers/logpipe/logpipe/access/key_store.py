@@ -4,8 +4,8 @@ from uuid import UUID
 
 from psycopg.rows import dict_row
 
+from logpipe.access.models import ApiKey
 from logpipe.adapters import postgres
-from logpipe.read.models import ApiKey
 
 _KEY_COLUMNS = "id, organization_id, name, scopes, prefix, created_at, revoked_at"
 

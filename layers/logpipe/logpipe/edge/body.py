@@ -27,7 +27,7 @@ class BodyLimits:
     max_decoded_bytes: int
 
 
-def decoded_event(event: dict[str, Any], limits: BodyLimits) -> dict[str, Any]:
+def decoded_request(event: dict[str, Any], limits: BodyLimits) -> dict[str, Any]:
     """The API Gateway event with its body as checked UTF-8 text, Content-Encoding undone within `limits`.
 
     Raises MalformedRequestError (400), UnsupportedEncodingError (415) or PayloadTooLargeError (413).

@@ -14,10 +14,10 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 
-from logpipe.access import keys, ratelimit
+from logpipe.access import auth, ratelimit
+from logpipe.access.models import Scope
 from logpipe.config import get_settings
 from logpipe.edge.resolver import with_rate_limit
-from logpipe.read.models import Scope
 
 Middleware = Callable[[BaseRouter, NextMiddleware], Response]
 
@@ -26,8 +26,8 @@ def authorized(scope: Scope, *, charge_one: bool = True) -> Middleware:
     def middleware(app: BaseRouter, next_middleware: NextMiddleware) -> Response:
         settings = get_settings()
         event = app.current_event.raw_event  # the raw dict: cheaper than the data class's wrappers
-        principal = keys.authenticate_request(_presented_key(event), _client_address(event), settings)
-        keys.require_scope(principal, scope)
+        principal = auth.authenticate_request(_presented_key(event), _client_address(event), settings)
+        auth.require_scope(principal, scope)
         app.append_context(organization_id=principal.organization_id, scopes=principal.scopes)
         if charge_one:
             charge(app, 1)

@@ -15,7 +15,8 @@ from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn,
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header
 from pydantic import BaseModel
 
-from logpipe.models import BatchAccepted, ErrorBody, IngestAccepted, LogEventIn
+from logpipe.edge.answers import ErrorBody
+from logpipe.models import BatchAccepted, IngestAccepted, LogEventIn
 
 OPENAPI: dict[str, Any] = {
     "title": "logpipe",

@@ -46,7 +46,7 @@ from logpipe.models import (
     validation_problems,
 )
 from logpipe.observability import MetricUnit, metrics, tracer
-from logpipe.read import search
+from logpipe.receipts import accepted
 
 # Namespace of the event ids derived from idempotency keys (a fixed, random uuid: never change it).
 EVENT_ID_NAMESPACE = UUID("3f6f7a2e-9c1b-4c4e-8a51-6f0d2b7c9e14")
@@ -216,7 +216,7 @@ def _error_detail(error: LogpipeError) -> ErrorDetail:
 
 def _publish_event(event: LogEvent) -> IngestAccepted:
     publish([event])
-    search.record_accepted([event], get_settings())
+    accepted.record_accepted([event], get_settings())
     metrics.add_metric(name="log_events_received_total", unit=MetricUnit.Count, value=1)
     return IngestAccepted(id=event.id)
 
@@ -234,7 +234,7 @@ def _publish_event_once(request: dict[str, Any], event: LogEvent) -> IngestAccep
 def _publish_batch(outcomes: list[LogEvent | ErrorDetail]) -> BatchAccepted:
     events = [outcome for outcome in outcomes if isinstance(outcome, LogEvent)]
     publish(events)
-    search.record_accepted(events, get_settings())
+    accepted.record_accepted(events, get_settings())
     metrics.add_metric(name="log_events_received_total", unit=MetricUnit.Count, value=len(events))
     return _batch_answer(outcomes)
 

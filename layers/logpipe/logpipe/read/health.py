@@ -13,8 +13,8 @@ from concurrent.futures import TimeoutError as FutureTimeout
 
 from logpipe.adapters import cache, kafka, postgres
 from logpipe.config import Settings
-from logpipe.models import DependencyHealth, HealthReport
 from logpipe.observability import logger
+from logpipe.read.models import DependencyHealth, HealthReport
 
 Probe = Callable[[], None]
 

@@ -1,6 +1,5 @@
-"""Read-side SQL (and the dead-letter record the status route reads), always bound to one organization."""
+"""Read-side SQL, always bound to one organization."""
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -94,27 +93,6 @@ def find_event(organization_id: str, event_id: UUID) -> LogEvent | None:
             {"org": organization_id, "id": event_id},
         ).fetchone()
     return None if row is None else LogEvent.model_validate(row)
-
-
-def find_outcome(organization_id: str, event_id: UUID) -> tuple[bool, str | None]:
-    """(stored, dead-letter reason) of one event id of the organization."""
-    with postgres.connection() as conn:
-        row = conn.execute(
-            "SELECT EXISTS (SELECT 1 FROM log_event_ids WHERE organization_id = %(org)s AND id = %(id)s),"
-            " (SELECT reason FROM dead_letters WHERE organization_id = %(org)s AND id = %(id)s)",
-            {"org": organization_id, "id": event_id},
-        ).fetchone()
-    return bool(row[0]), row[1]
-
-
-def insert_dead_letters(letters: Iterable[tuple[str, UUID, str]]) -> None:
-    """Record (organization id, event id, reason) of events that were dead-lettered; repeats keep the first."""
-    with postgres.connection() as conn, conn.cursor() as cursor:
-        cursor.executemany(
-            "INSERT INTO dead_letters (organization_id, id, reason) VALUES (%s, %s, %s)"
-            " ON CONFLICT (organization_id, id) DO NOTHING",
-            list(letters),
-        )
 
 
 def count_events(organization_id: str, since: datetime, until: datetime) -> tuple[dict[str, int], dict[str, int]]:

@@ -22,7 +22,7 @@ from logpipe.config import Settings
 from logpipe.errors import DependencyUnavailableError
 from logpipe.models import MAX_ORGANIZATION_ID_CHARS, LogEvent
 from logpipe.observability import MetricUnit, logger, metrics, tracer
-from logpipe.read import search
+from logpipe.receipts import outcomes
 from logpipe.sink.deadletter import REPLAY_COUNT_HEADER, DeadLetter
 
 
@@ -63,7 +63,7 @@ def process_batch(records: Iterable[ConsumerRecordRecords], settings: Settings, 
     stored, unstorable = _store_isolating(decoded, writer)
     letters = rejected + unstorable
     if letters:
-        search.record_dead_letters(_identities(letters))
+        outcomes.record_dead_letters(_identities(letters))
     failures = _publish(letters)
 
     outcome = BatchOutcome(

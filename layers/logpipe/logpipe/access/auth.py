@@ -1,0 +1,121 @@
+"""Who is calling: the API key presented with a request, checked against its hash, cached so a warm request costs no
+database trip.
+
+Lookups are cached in process for `api_key_cache_seconds` and in Redis for `api_key_redis_cache_seconds`;
+revocation deletes the Redis entry (`forget`), so a revoked key stops working everywhere within
+`api_key_cache_seconds` (docs/gateway.md). Failed authentications are counted per client address.
+"""
+
+import hashlib
+import time
+from dataclasses import dataclass
+
+import redis
+
+from logpipe.access import key_store, ratelimit
+from logpipe.access.models import Scope
+from logpipe.adapters import cache
+from logpipe.config import Settings
+from logpipe.errors import AuthenticationError, PermissionDeniedError, RateLimitedError
+from logpipe.observability import logger
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the key's organization and scopes."""
+
+    key_id: str
+    organization_id: str
+    scopes: frozenset[str]
+
+
+@dataclass(frozen=True)
+class _Cached:
+    principal: Principal | None
+    expires_at: float
+
+
+_LOCAL_CACHE_ENTRIES = 10_000
+_local_cache: dict[bytes, _Cached] = {}
+# Client addresses over the failed-authentication limit, refused here until the given monotonic time.
+_blocked_addresses: dict[str, tuple[float, ratelimit.Quota]] = {}
+
+
+def hash_key(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+def forget(key_hash: bytes) -> None:
+    """Drop a revoked key from this process's cache and from Redis."""
+    _local_cache.pop(key_hash, None)
+    try:
+        cache.client().delete(_redis_key(key_hash))
+    except redis.RedisError as exc:  # the Redis entry then lives out its TTL
+        logger.warning("revoked key still cached in Redis", extra={"error": str(exc)})
+
+
+def authenticate_request(key: str | None, client_address: str, settings: Settings) -> Principal:
+    """The caller behind a key, counting failures per client address (over the limit: RateLimitedError)."""
+    blocked = _blocked_addresses.get(client_address)
+    if blocked and blocked[0] > time.monotonic():
+        raise RateLimitedError("too many failed authentications from this address", blocked[1])
+    try:
+        return authenticate(key, settings)
+    except AuthenticationError:
+        quota = ratelimit.take_auth_failure_token(client_address, settings)
+        if quota is not None and not quota.admitted:
+            if len(_blocked_addresses) >= _LOCAL_CACHE_ENTRIES:
+                _blocked_addresses.clear()
+            _blocked_addresses[client_address] = (time.monotonic() + quota.retry_after_seconds, quota)
+            raise RateLimitedError("too many failed authentications from this address", quota) from None
+        raise
+
+
+def authenticate(key: str | None, settings: Settings) -> Principal:
+    if not key:
+        raise AuthenticationError("an API key is required (Authorization: Bearer <key> or X-Api-Key)")
+    key_hash = hash_key(key)
+    cached = _local_cache.get(key_hash)
+    if cached is None or cached.expires_at <= time.monotonic():
+        cached = _Cached(_lookup(key_hash, settings), time.monotonic() + settings.api_key_cache_seconds)
+        if len(_local_cache) >= _LOCAL_CACHE_ENTRIES:  # a flood of made-up keys must not grow it without end
+            _local_cache.clear()
+        _local_cache[key_hash] = cached
+    if cached.principal is None:
+        raise AuthenticationError("the API key is not valid")
+    return cached.principal
+
+
+def require_scope(principal: Principal, scope: Scope) -> None:
+    if scope not in principal.scopes:
+        raise PermissionDeniedError(f"this API key lacks the '{scope}' scope", details={"scope": str(scope)})
+
+
+def _lookup(key_hash: bytes, settings: Settings) -> Principal | None:
+    """Redis first (the entry of an active key), then PostgreSQL (caching what it finds)."""
+    redis_key = _redis_key(key_hash)
+    try:
+        cached = cache.client().hgetall(redis_key)
+    except redis.RedisError:
+        cached = None
+    if cached:
+        return Principal(
+            key_id=cached[b"id"].decode(),
+            organization_id=cached[b"org"].decode(),
+            scopes=frozenset(cached[b"scopes"].decode().split(",")),
+        )
+    found = key_store.find_active_key(key_hash)
+    if found is None:
+        return None
+    principal = Principal(str(found.id), found.organization_id, frozenset(str(scope) for scope in found.scopes))
+    mapping = {"id": principal.key_id, "org": principal.organization_id, "scopes": ",".join(principal.scopes)}
+    try:
+        with cache.client().pipeline() as pipe:
+            pipe.hset(redis_key, mapping=mapping).expire(redis_key, settings.api_key_redis_cache_seconds).execute()
+    except redis.RedisError as exc:
+        logger.warning("api key not cached in Redis", extra={"error": str(exc)})
+    return principal
+
+
+def _redis_key(key_hash: bytes) -> str:
+    return f"apikey:{key_hash.hex()}"

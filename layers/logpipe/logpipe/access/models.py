@@ -1,0 +1,40 @@
+"""Pydantic models of API keys and their scopes."""
+
+from datetime import datetime
+from enum import StrEnum
+from uuid import UUID
+
+from pydantic import Field
+
+from logpipe.models import NO_NUL, CamelModel
+
+
+class Scope(StrEnum):
+    INGEST = "ingest"
+    READ = "read"
+    ADMIN = "admin"
+
+
+class NewApiKey(CamelModel):
+    scopes: list[Scope] = Field(min_length=1)
+    name: str = Field(default="", max_length=200, pattern=NO_NUL)
+
+
+class ApiKey(CamelModel):
+    """What can be shown of a key after its creation: never the key itself."""
+
+    id: UUID
+    organization_id: str
+    name: str
+    scopes: list[Scope]
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class CreatedApiKey(ApiKey):
+    key: str = Field(description="The API key; shown only in this answer")
+
+
+class ApiKeyList(CamelModel):
+    items: list[ApiKey]
