@@ -6,7 +6,7 @@ Needs the services' environment (``eval "$(make -s env)"``). Progress goes to st
 JSON object of figures:
 
 - ``baseline_rows_per_s``: plain psycopg, rows prepared beforehand, the consumer's own statements
-  (``postgres._insert_rows``: binary COPY into log_event_ids and log_events, the staging-table claim when an id is
+  (``storage._insert_rows``: binary COPY into log_event_ids and log_events, the staging-table claim when an id is
   taken),
   batches of the template's BatchSize, into the real, fully indexed table, at the CPU priority the runner gives
   Kafka event sources;
@@ -51,9 +51,9 @@ from local.lambda_runner.template import load_template  # noqa: E402
 from local.lambda_runner.testing import RunnerProcess  # noqa: E402
 from logpipe.access import keys  # noqa: E402
 from logpipe.access.models import Scope  # noqa: E402
-from logpipe.adapters import postgres  # noqa: E402
 from logpipe.config import get_settings  # noqa: E402
 from logpipe.models import LogEvent  # noqa: E402
+from logpipe.sink import storage  # noqa: E402
 
 PARTITIONS = 6
 E2E_WARMUP_S = 15
@@ -99,15 +99,15 @@ def fill(bootstrap: str, topic: str, organization_id: str, count: int) -> None:
 # --------------------------------------------------------------------------------------------- baseline
 def baseline(database_url: str, organization_id: str, count: int, batch: int) -> dict:
     events = [LogEvent.model_validate_json(event_json(organization_id)) for _ in range(count)]
-    rows = [postgres._row(event) for event in events]
+    rows = [storage._row(event) for event in events]
     with psycopg.connect(database_url) as conn:
-        postgres._ensure_partitions(conn, {postgres.utc_day(events[0].timestamp)})
+        storage._ensure_partitions(conn, {storage.utc_day(events[0].timestamp)})
         conn.commit()
         postgres_pid = own_postgres_pid()
         pg_before = cpu_by_group(os.getpid(), postgres_pid)["postgresql"]
         client_before = time.process_time()
         started = time.perf_counter()
-        stored = sum(postgres._insert_rows(conn, rows[first : first + batch]) for first in range(0, count, batch))
+        stored = sum(storage._insert_rows(conn, rows[first : first + batch]) for first in range(0, count, batch))
         elapsed = time.perf_counter() - started
         client_s = time.process_time() - client_before
         pg_s = cpu_by_group(os.getpid(), postgres_pid)["postgresql"] - pg_before

@@ -7,7 +7,6 @@ returns. Records that could be neither stored nor dead-lettered come back as ``b
 """
 
 import gc
-from dataclasses import asdict
 from typing import Any
 
 from aws_lambda_powertools.utilities.kafka import ConsumerRecords, kafka_consumer
@@ -30,6 +29,15 @@ gc.set_threshold(50_000, 20, 100)
 @metrics.log_metrics
 @kafka_consumer
 def handler(event: ConsumerRecords, context: LambdaContext) -> dict[str, Any]:
-    response = asdict(process_batch(event.records, settings, writer=context.function_name))
-    response["batchItemFailures"] = response.pop("batch_item_failures")  # the key Lambda reads
-    return response
+    outcome = process_batch(event.records, settings, writer=context.function_name)
+    return {
+        "received": outcome.received,
+        "stored": outcome.stored,
+        "duplicates": outcome.duplicates,
+        "dead_lettered": outcome.dead_lettered,
+        # ReportBatchItemFailures: the event source mapping delivers these records again
+        "batchItemFailures": [
+            {"itemIdentifier": {"partition": f"{record.topic}-{record.partition}", "offset": record.offset}}
+            for record in outcome.failed_records
+        ],
+    }

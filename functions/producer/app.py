@@ -9,10 +9,12 @@ from logpipe.access.models import Scope
 from logpipe.config import get_settings
 from logpipe.edge.answers import json_response
 from logpipe.edge.body import BodyLimits
+from logpipe.edge.decoders import native
 from logpipe.edge.middleware import authorized, charge
 from logpipe.edge.openapi import BATCH_PATH, LOGS_PATH, POST_BATCH, POST_LOG, IdempotencyKey
 from logpipe.edge.resolver import create_resolver
-from logpipe.ingest.intake import idempotency_config, ingest_batch, ingest_event, read_batch
+from logpipe.ingest import idempotency
+from logpipe.ingest.intake import ingest_batch, ingest_event
 from logpipe.models import LogEventIn
 from logpipe.observability import logger, metrics
 
@@ -37,7 +39,7 @@ def post_log(
 @app.post(BATCH_PATH, middlewares=[authorized(Scope.INGEST, charge_one=False)], **POST_BATCH)
 def post_batch(idempotency_key: IdempotencyKey = None):  # the body is read here: JSON or NDJSON
     request = app.current_event
-    batch = read_batch(request.body or "", request.headers.get("content-type", ""), settings)
+    batch = native.decode(request.body or "", request.headers.get("content-type", ""), settings.max_batch_events)
     charge(app, len(batch.items))  # every event of the batch counts against the organization's rate limit
     answer = ingest_batch(batch, settings, idempotency_key, app.context.get("organization_id"))
     return json_response(207 if answer.rejected else 202, answer.model_dump(mode="json"))
@@ -46,5 +48,5 @@ def post_batch(idempotency_key: IdempotencyKey = None):  # the body is read here
 @logger.inject_lambda_context  # the resolver sets the correlation id (logpipe.edge.resolver)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    idempotency_config.register_lambda_context(context)
+    idempotency.register_lambda_context(context)
     return app.resolve(event, context)

@@ -4,8 +4,8 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from logpipe.adapters import postgres
 from logpipe.models import Level, LogEvent
+from logpipe.sink import storage
 
 
 def make_event(organization_id: str, minutes_ago: float, level: str = "INFO", **fields) -> LogEvent:
@@ -23,7 +23,7 @@ def make_event(organization_id: str, minutes_ago: float, level: str = "INFO", **
 
 
 def store(*events: LogEvent) -> list[LogEvent]:
-    postgres.store_events(list(events))
+    storage.store_events(list(events))
     return list(events)
 
 

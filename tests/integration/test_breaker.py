@@ -21,7 +21,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from logpipe.adapters import cache, circuit_breaker, kafka
 from logpipe.config import get_settings
 from logpipe.errors import DependencyUnavailableError
-from logpipe.ingest import intake
+from logpipe.ingest import publisher
 from logpipe.models import LogEvent
 from tests.conftest import REPO_ROOT
 from tests.hostile_inputs import SEED
@@ -184,7 +184,9 @@ def test_kafka_paused_opens_the_circuit_probes_and_closes_when_resumed(
     kafka._producer.cache_clear()
     store = circuit_breaker.RedisCircuitStore(prefix=f"it-breaker:{uuid.uuid4().hex}:")
     circuit = f"kafka-it-{uuid.uuid4().hex[:8]}"
-    publish = circuit_breaker.guarded("kafka", get_settings(), store, circuit_name=circuit)(kafka.publish_events)
+    publish = circuit_breaker.guarded(
+        "kafka", publisher.kafka_breaker_policy(get_settings()), store, circuit_name=circuit
+    )(kafka.publish_events)
     try:
         # A cold producer's first write (connect, idempotent producer id) may outlast the 1 s timeout.
         assert "ok" in [attempt(kafka.publish_events)[0] for _ in range(5)]
@@ -226,7 +228,7 @@ def test_an_open_circuit_in_redis_makes_the_handler_answer_503_at_once_without_t
         raise AssertionError("an open circuit must not call Kafka")
 
     monkeypatch.setattr(kafka, "publish_events", must_not_publish)
-    store = intake.kafka_circuit_store
+    store = publisher.kafka_circuit_store()
     opened_at = int(time.time())
     store.save_open("kafka", failure_count=3, opened_at=opened_at)  # as another instance would have written it
     store._cache.clear()  # this instance reads the shared record, as it would once its cached copy expires
@@ -261,7 +263,10 @@ def test_with_redis_down_each_instance_still_opens_probes_and_closes_on_its_own(
     get_settings.cache_clear()
     try:
         publish = circuit_breaker.guarded(
-            "kafka", get_settings(), store, circuit_name=f"kafka-noredis-{uuid.uuid4().hex[:8]}"
+            "kafka",
+            publisher.kafka_breaker_policy(get_settings()),
+            store,
+            circuit_name=f"kafka-noredis-{uuid.uuid4().hex[:8]}",
         )(flaky)
     finally:
         get_settings.cache_clear()
@@ -279,7 +284,7 @@ def test_with_redis_down_each_instance_still_opens_probes_and_closes_on_its_own(
 def test_unkeyed_ingest_keeps_flowing_while_redis_is_down(
     settings, redis_down, producer_function, http_event, acme_headers, lambda_context
 ) -> None:
-    intake.kafka_circuit_store._cache.clear()  # force a read of the (unreachable) shared state
+    publisher.kafka_circuit_store()._cache.clear()  # force a read of the (unreachable) shared state
 
     started = time.monotonic()
     response = producer_function.handler(http_event(SEED, headers=acme_headers), lambda_context)

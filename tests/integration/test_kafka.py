@@ -11,6 +11,7 @@ from logpipe.adapters import kafka
 from logpipe.config import get_settings
 from logpipe.errors import DependencyUnavailableError
 from logpipe.models import Level, LogEvent
+from logpipe.sink import deadletter
 from logpipe.sink.deadletter import DeadLetter
 
 
@@ -41,7 +42,7 @@ def test_dead_letters_say_why_how_often_and_where_from(settings, tail) -> None:
     marker = uuid.uuid4().hex.encode()
     dlq = tail(settings.kafka_dlq_topic)
 
-    kafka.publish_dead_letters(
+    deadletter.publish(
         [
             DeadLetter(
                 key=b"acme",

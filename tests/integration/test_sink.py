@@ -10,10 +10,10 @@ import psycopg
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from logpipe.adapters import postgres
 from logpipe.config import Settings
 from logpipe.ops import maintenance, replay
 from logpipe.receipts import outcomes
+from logpipe.sink import deadletter, storage
 from logpipe.sink.deadletter import DeadLetter
 from tests.integration.stored_events import NOW, make_event
 
@@ -31,9 +31,9 @@ def stored_ids(pg: psycopg.Connection, organization_id: str) -> list[str]:
 def test_two_organizations_with_the_same_id_are_both_stored(settings, pg, organization_id: str) -> None:
     other = f"{organization_id}-other"
     shared = uuid.uuid4()
-    assert postgres.store_events([make_event(organization_id, id=shared)]) == 1
-    assert postgres.store_events([make_event(other, id=shared)]) == 1  # not taken for a duplicate
-    assert postgres.store_events([make_event(other, id=shared, message="again")]) == 0
+    assert storage.store_events([make_event(organization_id, id=shared)]) == 1
+    assert storage.store_events([make_event(other, id=shared)]) == 1  # not taken for a duplicate
+    assert storage.store_events([make_event(other, id=shared, message="again")]) == 0
     assert stored_ids(pg, organization_id) == stored_ids(pg, other) == [str(shared)]
 
 
@@ -41,7 +41,7 @@ def test_the_first_of_two_copies_in_one_batch_wins(settings, pg, organization_id
     event_id = uuid.uuid4()
     first = make_event(organization_id, id=event_id, message="first", timestamp=NOW - timedelta(hours=1))
     second = make_event(organization_id, id=event_id, message="second")
-    assert postgres.store_events([first, second]) == 1
+    assert storage.store_events([first, second]) == 1
     row = pg.execute(
         "SELECT message, occurred_at FROM log_events WHERE organization_id = %s", (organization_id,)
     ).fetchone()
@@ -79,7 +79,7 @@ def test_each_kind_of_poison_in_the_middle_of_a_batch_is_dead_lettered_and_the_r
     local_day = NOW.date() - timedelta(days=17)
     offset_timestamp = datetime.fromisoformat(f"{local_day}T23:30:00-05:00")
     pg.execute(f"DROP TABLE IF EXISTS log_events_{local_day + timedelta(days=1):%Y%m%d}")
-    postgres.forget_partition(local_day + timedelta(days=1))
+    storage.forget_partition(local_day + timedelta(days=1))
     oversized = event_json(f"{organization_id}-{secrets.token_hex(3000)}")  # over the btree index row limit
     poison = {
         1: (None, "tombstone"),
@@ -129,7 +129,7 @@ def test_maintenance_creates_partitions_ahead_and_drops_expired_ones_with_their_
     old_day = today - timedelta(days=45)
     old = make_event(organization_id, timestamp=datetime.combine(old_day, datetime.min.time(), UTC))
     kept = make_event(organization_id, timestamp=NOW - timedelta(days=2))
-    assert postgres.store_events([old, kept]) == 2
+    assert storage.store_events([old, kept]) == 2
 
     dry = maintenance.run(retention, today, dry_run=True)
     assert old_day.isoformat() in dry.dropped and partition_exists(pg, old_day)
@@ -147,10 +147,10 @@ def test_maintenance_creates_partitions_ahead_and_drops_expired_ones_with_their_
 
 def test_the_partition_cache_survives_a_partition_dropped_by_another_process(settings, pg, organization_id) -> None:
     day = NOW - timedelta(days=3)
-    assert postgres.store_events([make_event(organization_id, timestamp=day)]) == 1  # this process now knows the day
+    assert storage.store_events([make_event(organization_id, timestamp=day)]) == 1  # this process now knows the day
     pg.execute(f"DROP TABLE log_events_{day:%Y%m%d}")  # another process's retention
 
-    assert postgres.store_events([make_event(organization_id, timestamp=day)]) == 1
+    assert storage.store_events([make_event(organization_id, timestamp=day)]) == 1
     assert partition_exists(pg, day.date())
 
 
@@ -176,8 +176,9 @@ def test_replay_puts_a_dead_letter_back_once_and_a_dry_run_changes_nothing(
     from logpipe.adapters import kafka
 
     monkeypatch.setattr(kafka, "get_settings", lambda: fresh_topics)
+    monkeypatch.setattr(deadletter, "get_settings", lambda: fresh_topics)
     value = event_json(organization_id)
-    kafka.publish_dead_letters(
+    deadletter.publish(
         [
             DeadLetter(b"acme", value, "unstorable", "OperationalError: x", 1, fresh_topics.kafka_topic, 0, 41, "t"),
             DeadLetter(b"acme", None, "tombstone", "no value", 1, fresh_topics.kafka_topic, 0, 42, "t"),

@@ -1,5 +1,6 @@
 """Pydantic models: the ingest request body, the normalized event (Kafka value) and API answers."""
 
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
@@ -72,6 +73,15 @@ class LogEvent(CamelModel):
     attributes: dict[str, Any] = Field(default_factory=dict)
     trace_id: str | None = None
     span_id: str | None = None
+
+
+@dataclass(frozen=True)
+class DecodedBatch:
+    """A batch request decoded by its protocol's decoder: the items (each in LogEventIn's JSON shape, or the error
+    that made it unreadable) and the digest of the body, the idempotency fingerprint of the whole batch."""
+
+    items: list[Any]
+    digest: str
 
 
 class IngestAccepted(BaseModel):

@@ -7,8 +7,8 @@ def test_decodes_the_msk_event_and_stores_the_batch(
     consumer_function, sample_event, lambda_context, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     stored: list = []
-    monkeypatch.setattr(consume.postgres, "store_events", lambda events: stored.extend(events) or len(events))
-    monkeypatch.setattr(consume.kafka, "publish_dead_letters", lambda letters: None)
+    monkeypatch.setattr(consume.storage, "store_events", lambda events: stored.extend(events) or len(events))
+    monkeypatch.setattr(consume.deadletter, "publish", lambda letters: None)
 
     result = consumer_function.handler(sample_event("consumer_msk_batch"), lambda_context)
 

@@ -5,7 +5,8 @@ import zlib
 import pytest
 
 from logpipe.edge import body
-from logpipe.edge.body import BodyLimits, batch_items, decoded_request, gunzip
+from logpipe.edge.body import BodyLimits, decoded_request, gunzip
+from logpipe.edge.decoders.native import batch_items
 from logpipe.errors import MalformedRequestError, PayloadTooLargeError, UnsupportedEncodingError
 
 MIB = 1024 * 1024

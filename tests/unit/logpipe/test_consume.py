@@ -7,11 +7,10 @@ from datetime import UTC, datetime
 import pytest
 from aws_lambda_powertools.utilities.kafka import ConsumerRecords
 
-from logpipe.adapters import postgres
 from logpipe.config import get_settings
 from logpipe.errors import DependencyUnavailableError
 from logpipe.models import LogEvent
-from logpipe.sink import consume
+from logpipe.sink import consume, storage
 
 WRITER = "test-consumer"
 
@@ -27,7 +26,7 @@ class FakeStore:
     def store_events(self, events: list[LogEvent]) -> int:
         self.calls += 1
         if any(event.message == "unstorable" for event in events):
-            raise postgres.UnstorableRowsError("DataError: invalid byte sequence")
+            raise storage.UnstorableRowsError("DataError: invalid byte sequence")
         new = {(event.organization_id, event.id) for event in events} - self.keys
         self.keys |= new
         return len(new)
@@ -36,14 +35,14 @@ class FakeStore:
 @pytest.fixture
 def store(monkeypatch: pytest.MonkeyPatch) -> FakeStore:
     fake = FakeStore()
-    monkeypatch.setattr(consume.postgres, "store_events", fake.store_events)
+    monkeypatch.setattr(consume.storage, "store_events", fake.store_events)
     return fake
 
 
 @pytest.fixture
 def dead_letters(monkeypatch: pytest.MonkeyPatch) -> list:
     published: list = []
-    monkeypatch.setattr(consume.kafka, "publish_dead_letters", published.extend)
+    monkeypatch.setattr(consume.deadletter, "publish", published.extend)
     return published
 
 
@@ -159,25 +158,21 @@ def test_a_database_outage_fails_the_whole_batch(sample_event, monkeypatch, dead
     def unavailable(_events):
         raise DependencyUnavailableError("postgresql", "PostgreSQL unavailable", retry_after_seconds=5)
 
-    monkeypatch.setattr(consume.postgres, "store_events", unavailable)
+    monkeypatch.setattr(consume.storage, "store_events", unavailable)
     with pytest.raises(DependencyUnavailableError):
         process(sample_event("consumer_msk_batch"))
     assert dead_letters == []
 
 
-def test_dead_letters_kafka_refuses_come_back_as_batch_item_failures(
-    sample_event, store: FakeStore, monkeypatch
-) -> None:
+def test_dead_letters_kafka_refuses_come_back_as_failed_records(sample_event, store: FakeStore, monkeypatch) -> None:
     def refused(_letters):
         raise DependencyUnavailableError("kafka", "not acknowledged", retry_after_seconds=5)
 
-    monkeypatch.setattr(consume.kafka, "publish_dead_letters", refused)
+    monkeypatch.setattr(consume.deadletter, "publish", refused)
     outcome = process(sample_event("consumer_msk_batch_with_poison"))
 
     assert (outcome.stored, outcome.dead_lettered) == (1, 0)
-    assert outcome.batch_item_failures == [
-        {"itemIdentifier": {"partition": "log-events-0", "offset": offset}} for offset in (103, 104, 105)
-    ]
+    assert outcome.failed_records == [consume.RecordPosition("log-events", 0, offset) for offset in (103, 104, 105)]
 
 
 def test_a_replayed_record_that_fails_again_keeps_its_replay_count(store: FakeStore, dead_letters: list) -> None:
@@ -188,9 +183,9 @@ def test_a_replayed_record_that_fails_again_keeps_its_replay_count(store: FakeSt
 
 
 def test_the_partition_day_is_the_utc_day() -> None:
-    assert postgres.utc_day(datetime.fromisoformat("2026-11-27T23:30:00-05:00")).isoformat() == "2026-11-28"
-    assert postgres.utc_day(datetime.fromisoformat("2026-11-28T00:30:00+02:00")).isoformat() == "2026-11-27"
-    assert postgres.utc_day(datetime(2026, 11, 27, 23, 59)).isoformat() == "2026-11-27"  # naive: taken as UTC
+    assert storage.utc_day(datetime.fromisoformat("2026-11-27T23:30:00-05:00")).isoformat() == "2026-11-28"
+    assert storage.utc_day(datetime.fromisoformat("2026-11-28T00:30:00+02:00")).isoformat() == "2026-11-27"
+    assert storage.utc_day(datetime(2026, 11, 27, 23, 59)).isoformat() == "2026-11-27"  # naive: taken as UTC
 
 
 def test_a_batch_reports_the_seed_metrics_and_end_to_end_latency(sample_event, store: FakeStore, dead_letters) -> None:

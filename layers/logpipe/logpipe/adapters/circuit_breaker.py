@@ -9,6 +9,7 @@ A closed circuit costs no Redis round-trip per request: the state is cached in-p
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -27,7 +28,6 @@ from aws_lambda_powertools.utilities.circuit_breaker.persistence import (
 from aws_lambda_powertools.utilities.circuit_breaker.persistence.base import CircuitBreakerExistingLockError
 
 from logpipe.adapters import cache
-from logpipe.config import Settings
 from logpipe.errors import DependencyUnavailableError
 from logpipe.observability import logger, metrics
 
@@ -163,14 +163,25 @@ def report_transition(transition: CircuitTransition) -> None:
             metric.add_dimension(name="to_state", value=str(transition.to_state))
 
 
+@dataclass(frozen=True)
+class BreakerPolicy:
+    """When a circuit opens, how long it stays open, when it closes again, and how long an instance trusts its copy
+    of the shared state."""
+
+    failure_threshold: int
+    recovery_seconds: int
+    success_threshold: int
+    state_cache_seconds: int
+
+
 def guarded(
-    dependency: str, settings: Settings, store: CircuitBreakerPersistenceLayer, circuit_name: str | None = None
+    dependency: str, policy: BreakerPolicy, store: CircuitBreakerPersistenceLayer, circuit_name: str | None = None
 ) -> Callable:
     """Decorate a call to `dependency`: DependencyUnavailableError failures count, an open circuit answers
     DependencyUnavailableError at once with Retry-After = the time left until the next probe.
 
     The circuit is named after the dependency unless `circuit_name` says otherwise."""
-    recovery = settings.kafka_breaker_recovery_seconds
+    recovery = policy.recovery_seconds
 
     def refuse(*_args: Any, circuit: CircuitInfo, **_kwargs: Any) -> None:
         opened_at = circuit.opened_at or int(time.time())
@@ -183,10 +194,10 @@ def guarded(
         on_circuit_open=refuse,
         on_transition=report_transition,
         config=CircuitBreakerConfig(
-            failure_threshold=settings.kafka_breaker_failure_threshold,
+            failure_threshold=policy.failure_threshold,
             recovery_timeout=recovery,
-            success_threshold=settings.kafka_breaker_success_threshold,
+            success_threshold=policy.success_threshold,
             handled_exceptions=DependencyUnavailableError,
-            local_cache_max_age=settings.kafka_breaker_state_cache_seconds,
+            local_cache_max_age=policy.state_cache_seconds,
         ),
     )

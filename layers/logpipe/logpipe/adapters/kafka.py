@@ -11,7 +11,6 @@ from logpipe.config import get_settings
 from logpipe.errors import DependencyUnavailableError
 from logpipe.models import LogEvent
 from logpipe.observability import logger
-from logpipe.sink.deadletter import DeadLetter
 
 # (topic, key, value, headers) of one message to publish; a None value is a tombstone.
 Outgoing = tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]] | None]
@@ -48,12 +47,6 @@ def publish_events(events: Sequence[LogEvent]) -> None:
             for event in events
         ]
     )
-
-
-def publish_dead_letters(letters: Sequence[DeadLetter]) -> None:
-    """Publish to the dead-letter topic and wait for the ack; only then may source offsets be committed."""
-    topic = get_settings().kafka_dlq_topic
-    _produce_and_wait([(topic, letter.key, letter.value, letter.headers()) for letter in letters])
 
 
 def publish_records(messages: Sequence[Outgoing]) -> None:

@@ -1,22 +1,18 @@
-"""Request bodies: Content-Encoding (bounded gzip), strict UTF-8, JSON with its hostile corners, and the three
-batch shapes (JSON array, {"events": [...]}, NDJSON)."""
+"""Request bodies: size limits, Content-Encoding (bounded gzip), strict UTF-8, and JSON with its hostile corners."""
 
-import base64
-import binascii
 import json
 import zlib
 from dataclasses import dataclass
 from typing import Any
 
+from logpipe.encoding import strict_base64
 from logpipe.errors import (
     MalformedRequestError,
     PayloadTooLargeError,
     UnsupportedEncodingError,
-    UnsupportedMediaTypeError,
 )
 
 GZIP = 16 + zlib.MAX_WBITS  # zlib's window bits for "gzip header and trailer only"
-NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines")
 
 
 @dataclass(frozen=True)
@@ -75,50 +71,6 @@ def loads(text: str | bytes) -> Any:
         raise MalformedRequestError("nesting_too_deep", "The JSON is nested too deeply") from exc
 
 
-def batch_items(text: str, content_type: str, max_items: int) -> list[Any | MalformedRequestError]:
-    """The items of a batch body: decoded values, or per NDJSON line the error that line raised.
-
-    More than `max_items` is refused before any NDJSON line is parsed.
-    """
-    media_type = content_type.split(";")[0].strip().lower()
-    if media_type in NDJSON_TYPES:
-        lines = [line for line in text.split("\n") if line.strip()]
-        return [_ndjson_line(line) for line in _at_most(lines, max_items)]
-    if media_type not in ("", "application/json"):
-        raise UnsupportedMediaTypeError(
-            "Content-Type must be application/json or application/x-ndjson", details={"received": media_type[:64]}
-        )
-    try:
-        document = loads(text)
-    except json.JSONDecodeError as exc:
-        raise MalformedRequestError("malformed_json", "The request body is not valid JSON") from exc
-    if isinstance(document, dict) and set(document) == {"events"} and isinstance(document["events"], list):
-        return _at_most(document["events"], max_items)
-    if isinstance(document, list):
-        return _at_most(document, max_items)
-    raise MalformedRequestError(
-        "invalid_batch", 'A batch is a JSON array, {"events": [...]} or NDJSON (Content-Type: application/x-ndjson)'
-    )
-
-
-def _at_most(items: list[Any], max_items: int) -> list[Any]:
-    if len(items) > max_items:
-        raise PayloadTooLargeError(
-            f"the batch holds {len(items)} events; the limit is {max_items}",
-            details={"field": "events", "limit": max_items},
-        )
-    return items
-
-
-def _ndjson_line(line: str) -> Any | MalformedRequestError:
-    try:
-        return loads(line)
-    except json.JSONDecodeError:
-        return MalformedRequestError("malformed_json", "This line is not valid JSON")
-    except MalformedRequestError as error:
-        return error
-
-
 def _content_encoding(headers: dict[str, str]) -> str | None:
     value = headers.get("content-encoding")
     if value is None:
@@ -143,8 +95,8 @@ def _check_size(size: int, limit: int, what: str = "body") -> None:
 
 def _base64(body: str) -> bytes:
     try:
-        return base64.b64decode(body, validate=True)
-    except (binascii.Error, ValueError) as exc:
+        return strict_base64(body)
+    except ValueError as exc:
         raise MalformedRequestError("malformed_request", "The base64 body cannot be decoded") from exc
 
 

@@ -1,4 +1,7 @@
-"""Ingest logic: turn validated requests into normalized events and publish them to Kafka, once.
+"""Ingest logic: turn decoded requests into normalized events and publish them to Kafka, once.
+
+Every intake (one event, a batch in any of the protocols the edge decodes) ends here: items are validated one by
+one, the valid ones published with one wait for Kafka's acknowledgement, and each item answered.
 
 Idempotency (docs/ingest.md): a retried request with the same Idempotency-Key (or, for one event, the same
 client `id`) gets the first answer back. Event ids under a key are derived (uuid5) from the organization, the
@@ -6,72 +9,37 @@ key and, in a batch, the item's index, so even a retry that publishes again (the
 Kafka acknowledged) carries the same ids, and storage keeps one row per (organization, id).
 """
 
-import hashlib
 import json
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4, uuid5
 
-from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyPersistenceLayerError,
-    IdempotencyValidationError,
-)
-from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
 from pydantic import ValidationError
 
-from logpipe.adapters import cache, circuit_breaker, kafka
-from logpipe.config import Settings, get_settings
-from logpipe.edge.body import batch_items
-from logpipe.errors import (
-    DependencyUnavailableError,
-    IdempotencyConflictError,
-    InvalidEventError,
-    LogpipeError,
-    OrganizationMismatchError,
-    RequestInProgressError,
-)
+from logpipe.config import Settings
+from logpipe.errors import InvalidEventError, LogpipeError, OrganizationMismatchError
+from logpipe.ingest import idempotency, publisher
 from logpipe.ingest.rules import check_event
 from logpipe.models import (
     BatchAccepted,
     BatchItemResult,
+    DecodedBatch,
     ErrorDetail,
     IngestAccepted,
     LogEvent,
     LogEventIn,
     validation_problems,
 )
-from logpipe.observability import MetricUnit, metrics, tracer
-from logpipe.receipts import accepted
+from logpipe.observability import tracer
 
 # Namespace of the event ids derived from idempotency keys (a fixed, random uuid: never change it).
 EVENT_ID_NAMESPACE = UUID("3f6f7a2e-9c1b-4c4e-8a51-6f0d2b7c9e14")
-
-# The key is a JSON list scoped to the organization; the fingerprint makes a reused key with another body an error.
-idempotency_config = IdempotencyConfig(
-    event_key_jmespath="key",
-    payload_validation_jmespath="fingerprint",
-    expires_after_seconds=get_settings().idempotency_ttl_seconds,
-)
-
-kafka_circuit_store = circuit_breaker.RedisCircuitStore()
-kafka_circuit = circuit_breaker.guarded("kafka", get_settings(), kafka_circuit_store)
 
 
 class BatchRejectedError(InvalidEventError):
     """No item of a batch was accepted; details list every item's error."""
 
     code = "batch_rejected"
-
-
-@kafka_circuit
-def publish(events: Sequence[LogEvent]) -> None:
-    """Publish to Kafka behind the circuit breaker: one wait for the broker's acknowledgement of all events."""
-    kafka.publish_events(events)
 
 
 def derived_event_id(organization_id: str, key: str, index: int | None = None) -> UUID:
@@ -127,36 +95,24 @@ def ingest_event(
     organization = owning_organization(event_in, organization_id)
     event_id = event_in.id or (derived_event_id(organization, idempotency_key) if idempotency_key else None)
     event = normalize_event(event_in, settings, datetime.now(UTC), organization, event_id)
+
+    def publish_event() -> IngestAccepted:
+        publisher.publish([event], settings)
+        return IngestAccepted(id=event.id)
+
     if idempotency_key is not None:
         scope = ["event-key", organization, idempotency_key]
     elif event_in.id is not None:
         scope = ["event-id", organization, str(event_in.id)]
     else:
-        return _publish_event(event)
-    request = {"key": scope, "fingerprint": event_in.model_dump(mode="json", by_alias=True)}
-    with _idempotency_errors(settings):
-        return _publish_event_once(request=request, event=event)
+        return publish_event()
+    fingerprint = event_in.model_dump(mode="json", by_alias=True)
+    return idempotency.once(scope, fingerprint, settings, publish_event, IngestAccepted)
 
 
 @tracer.capture_method
-@dataclass(frozen=True)
-class BatchRequest:
-    """A batch body split into items (each a JSON value, or the error that made its line unreadable)."""
-
-    items: list[Any]
-    digest: str  # sha256 of the body as received: the idempotency fingerprint of the whole batch
-
-
-def read_batch(text: str, content_type: str, settings: Settings) -> BatchRequest:
-    """Split a batch body; raises PayloadTooLargeError over max_batch_events, InvalidEventError when empty."""
-    items = batch_items(text, content_type, settings.max_batch_events)
-    if not items:
-        raise InvalidEventError("the batch holds no event", details={"field": "events"})
-    return BatchRequest(items, hashlib.sha256(text.encode()).hexdigest())
-
-
 def ingest_batch(
-    batch: BatchRequest,
+    batch: DecodedBatch,
     settings: Settings,
     idempotency_key: str | None = None,
     organization_id: str | None = None,
@@ -176,15 +132,16 @@ def ingest_batch(
         raise BatchRejectedError(
             "no event of the batch was accepted", details={"items": answer.model_dump(mode="json")["items"]}
         )
+
+    def publish_batch() -> BatchAccepted:
+        publisher.publish([outcome for outcome in outcomes if isinstance(outcome, LogEvent)], settings)
+        return _batch_answer(outcomes)
+
     if idempotency_key is None:
-        return _publish_batch(outcomes)
+        return publish_batch()
     named = sorted({item.get("organizationId") for item in items if isinstance(item, dict)} - {None}, key=str)
-    request = {
-        "key": ["batch-key", organization_id or named, idempotency_key],
-        "fingerprint": batch.digest,
-    }
-    with _idempotency_errors(settings):
-        return _publish_batch_once(request=request, outcomes=outcomes)
+    scope = ["batch-key", organization_id or named, idempotency_key]
+    return idempotency.once(scope, batch.digest, settings, publish_batch, BatchAccepted)
 
 
 def _batch_item(
@@ -196,7 +153,7 @@ def _batch_item(
     organization_id: str | None,
 ) -> LogEvent | ErrorDetail:
     """The normalized event for one item, or the error that refuses it alone."""
-    if isinstance(item, LogpipeError):  # an NDJSON line that is not JSON
+    if isinstance(item, LogpipeError):  # an item the decoder could not read (an NDJSON line that is not JSON)
         return _error_detail(item)
     try:
         event_in = LogEventIn.model_validate(item)
@@ -214,41 +171,6 @@ def _error_detail(error: LogpipeError) -> ErrorDetail:
     return ErrorDetail(code=error.code, message=error.message, details=error.details)
 
 
-def _publish_event(event: LogEvent) -> IngestAccepted:
-    publish([event])
-    accepted.record_accepted([event], get_settings())
-    metrics.add_metric(name="log_events_received_total", unit=MetricUnit.Count, value=1)
-    return IngestAccepted(id=event.id)
-
-
-@idempotent_function(
-    data_keyword_argument="request",
-    persistence_store=cache.idempotency_store(),
-    config=idempotency_config,
-    output_serializer=PydanticSerializer,
-)
-def _publish_event_once(request: dict[str, Any], event: LogEvent) -> IngestAccepted:
-    return _publish_event(event)
-
-
-def _publish_batch(outcomes: list[LogEvent | ErrorDetail]) -> BatchAccepted:
-    events = [outcome for outcome in outcomes if isinstance(outcome, LogEvent)]
-    publish(events)
-    accepted.record_accepted(events, get_settings())
-    metrics.add_metric(name="log_events_received_total", unit=MetricUnit.Count, value=len(events))
-    return _batch_answer(outcomes)
-
-
-@idempotent_function(
-    data_keyword_argument="request",
-    persistence_store=cache.idempotency_store(),
-    config=idempotency_config,
-    output_serializer=PydanticSerializer,
-)
-def _publish_batch_once(request: dict[str, Any], outcomes: list[LogEvent | ErrorDetail]) -> BatchAccepted:
-    return _publish_batch(outcomes)
-
-
 def _batch_answer(outcomes: list[LogEvent | ErrorDetail]) -> BatchAccepted:
     results = [
         BatchItemResult(index=index, status="accepted", id=outcome.id)
@@ -263,16 +185,3 @@ def _batch_answer(outcomes: list[LogEvent | ErrorDetail]) -> BatchAccepted:
         rejected=rejected,
         items=results,
     )
-
-
-@contextmanager
-def _idempotency_errors(settings: Settings) -> Iterator[None]:
-    """Powertools' idempotency exceptions as domain errors."""
-    try:
-        yield
-    except IdempotencyValidationError as exc:
-        raise IdempotencyConflictError("this idempotency key was already used for a different request") from exc
-    except IdempotencyAlreadyInProgressError as exc:
-        raise RequestInProgressError("a request with this idempotency key is still being processed") from exc
-    except IdempotencyPersistenceLayerError as exc:
-        raise DependencyUnavailableError("redis", f"idempotency store: {exc}", settings.retry_after_seconds) from exc

@@ -21,6 +21,7 @@ import psycopg
 from logpipe.adapters import postgres
 from logpipe.config import Settings, get_settings
 from logpipe.observability import logger
+from logpipe.sink import storage
 
 _PARTITION_NAME = re.compile(r"^log_events_(\d{8})$")
 _LIST_PARTITIONS = """
@@ -49,7 +50,7 @@ def run(settings: Settings, today: date | None = None, *, dry_run: bool = False)
             pruned = 0
             if not dry_run:
                 for day in created:
-                    postgres.ensure_partition(conn, day)
+                    storage.ensure_partition(conn, day)
                 for day in expired:
                     pruned += drop_partition(conn, day)
         finally:
@@ -78,7 +79,7 @@ def drop_partition(conn: psycopg.Connection, day: date) -> int:
             (start, start + timedelta(days=1)),
         ).rowcount
         conn.execute(psycopg.sql.SQL("DROP TABLE {}").format(psycopg.sql.Identifier(name)))
-    postgres.forget_partition(day)
+    storage.forget_partition(day)
     return pruned
 
 

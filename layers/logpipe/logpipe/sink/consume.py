@@ -5,25 +5,31 @@ and its neighbours are stored. Rows PostgreSQL refuses are found by bisection (a
 about 2·k·log2(n) small transactions, not n). A PostgreSQL outage raises and the whole batch comes again.
 """
 
-import binascii
 import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 from uuid import UUID
 
 from aws_lambda_powertools.utilities.kafka.consumer_records import ConsumerRecordRecords
 from pydantic import ValidationError
 
-from logpipe.adapters import kafka, postgres
 from logpipe.config import Settings
+from logpipe.encoding import strict_base64
 from logpipe.errors import DependencyUnavailableError
 from logpipe.models import MAX_ORGANIZATION_ID_CHARS, LogEvent
 from logpipe.observability import MetricUnit, logger, metrics, tracer
 from logpipe.receipts import outcomes
+from logpipe.sink import deadletter, storage
 from logpipe.sink.deadletter import REPLAY_COUNT_HEADER, DeadLetter
+
+
+@dataclass(frozen=True)
+class RecordPosition:
+    topic: str
+    partition: int
+    offset: int
 
 
 @dataclass(frozen=True)
@@ -32,9 +38,9 @@ class BatchOutcome:
     stored: int
     duplicates: int
     dead_lettered: int
-    # Records that could be neither stored nor dead-lettered (the dead-letter topic refused them), in the shape
-    # of Lambda's ReportBatchItemFailures: the event source mapping retries from there.
-    batch_item_failures: list[dict[str, Any]]
+    # Records that could be neither stored nor dead-lettered (the dead-letter topic refused them): the event
+    # source is to deliver them again.
+    failed_records: list[RecordPosition]
 
 
 @dataclass(frozen=True)
@@ -71,10 +77,10 @@ def process_batch(records: Iterable[ConsumerRecordRecords], settings: Settings, 
         stored=stored,
         duplicates=len(decoded) - len(unstorable) - stored,
         dead_lettered=len(letters) - len(failures),
-        batch_item_failures=failures,
+        failed_records=failures,
     )
     _record_metrics(outcome, decoded, elapsed_ms=(time.perf_counter() - started) * 1000)
-    logger.info("batch processed", extra={k: v for k, v in outcome.__dict__.items() if k != "batch_item_failures"})
+    logger.info("batch processed", extra={k: v for k, v in outcome.__dict__.items() if k != "failed_records"})
     return outcome
 
 
@@ -129,14 +135,14 @@ def _event(record: ConsumerRecordRecords, oldest_kept_day: date) -> LogEvent:
     if value is None:  # Lambda omits the value of a tombstone
         raise _Unusable("tombstone", "the record has no value (a tombstone)")
     try:
-        raw = _base64(value)
+        raw = strict_base64(value)
     except ValueError as exc:  # binascii.Error, or a str that is not ASCII
         raise _Unusable("undecodable", f"value is not base64: {exc}") from exc
     try:
         event = LogEvent.model_validate_json(raw)
     except ValidationError as exc:
         raise _Unusable("undecodable", f"ValidationError: {_short(exc)}") from exc
-    if postgres.utc_day(event.timestamp) < oldest_kept_day:
+    if storage.utc_day(event.timestamp) < oldest_kept_day:
         raise _Unusable("expired", f"timestamp {event.timestamp.isoformat()} is older than the retention period")
     return event
 
@@ -151,8 +157,8 @@ def _short(exc: ValidationError) -> str:
 def _store_isolating(items: list[_Decoded], writer: str) -> tuple[int, list[DeadLetter]]:
     """Store the items; when PostgreSQL refuses a row, halve and recurse until each refused row stands alone."""
     try:
-        return postgres.store_events([item.event for item in items]), []
-    except postgres.UnstorableRowsError as exc:
+        return storage.store_events([item.event for item in items]), []
+    except storage.UnstorableRowsError as exc:
         if len(items) == 1:
             return 0, [_dead_letter(items[0].record, "unstorable", str(exc), writer)]
         logger.warning("PostgreSQL refused a row; bisecting", extra={"rows": len(items), "error": str(exc)})
@@ -162,20 +168,14 @@ def _store_isolating(items: list[_Decoded], writer: str) -> tuple[int, list[Dead
     return stored_first + stored_second, letters_first + letters_second
 
 
-def _publish(letters: list[DeadLetter]) -> list[dict[str, Any]]:
-    """Publish the dead letters; when the topic refuses them, report them as batch item failures instead."""
+def _publish(letters: list[DeadLetter]) -> list[RecordPosition]:
+    """Publish the dead letters; when the topic refuses them, report their records as failed instead."""
     try:
-        kafka.publish_dead_letters(letters)
+        deadletter.publish(letters)
     except DependencyUnavailableError:
-        logger.exception("dead letters not acknowledged; reporting them as batch item failures")
+        logger.exception("dead letters not acknowledged; reporting their records as failed")
         return [
-            {
-                "itemIdentifier": {
-                    "partition": f"{letter.source_topic}-{letter.source_partition}",
-                    "offset": letter.source_offset,
-                }
-            }
-            for letter in letters
+            RecordPosition(letter.source_topic, letter.source_partition, letter.source_offset) for letter in letters
         ]
     return []
 
@@ -207,12 +207,6 @@ def _bytes_or_none(encoded: str | None) -> bytes | None:
     if encoded is None:
         return None
     try:
-        return _base64(encoded)
+        return strict_base64(encoded)
     except ValueError:  # binascii.Error, or a str that is not ASCII: dead-lettered as it came
         return encoded.encode()
-
-
-def _base64(encoded: str) -> bytes:
-    """Strict base64: binascii checks the alphabet and padding in C, several times faster than b64decode's
-    validate=True (a regular expression over the whole value)."""
-    return binascii.a2b_base64(encoded, strict_mode=True)

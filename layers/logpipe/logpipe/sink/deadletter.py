@@ -14,8 +14,12 @@ operators read one format (docs/sink.md):
 - ``x-dlq-replay-count``: how many times it was replayed before (absent on a first failure)
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+
+from logpipe.adapters import kafka
+from logpipe.config import get_settings
 
 HEADER_PREFIX = "x-dlq-"
 REPLAY_COUNT_HEADER = "x-dlq-replay-count"
@@ -49,6 +53,12 @@ class DeadLetter:
             **self.extra_headers,
         }
         return [(name, value.encode()) for name, value in values.items()]
+
+
+def publish(letters: Sequence[DeadLetter]) -> None:
+    """Publish to the dead-letter topic and wait for the ack; only then may source offsets be committed."""
+    topic = get_settings().kafka_dlq_topic
+    kafka.publish_records([(topic, letter.key, letter.value, letter.headers()) for letter in letters])
 
 
 @dataclass(frozen=True)

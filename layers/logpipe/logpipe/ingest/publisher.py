@@ -1,0 +1,44 @@
+"""Publishing accepted events: Kafka behind its circuit breaker, one wait for the broker's acknowledgement of all
+of them, then their accept records and the received metric."""
+
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+
+from logpipe.adapters import circuit_breaker, kafka
+from logpipe.adapters.circuit_breaker import BreakerPolicy
+from logpipe.config import Settings
+from logpipe.models import LogEvent
+from logpipe.observability import MetricUnit, metrics
+from logpipe.receipts import accepted
+
+
+def publish(events: Sequence[LogEvent], settings: Settings) -> None:
+    """Publish the events and return once Kafka acknowledged every one; raises DependencyUnavailableError (the
+    broker did not acknowledge in time, or its circuit is open)."""
+    _guarded_send(kafka_breaker_policy(settings))(events)
+    accepted.record_accepted(events, settings)
+    metrics.add_metric(name="log_events_received_total", unit=MetricUnit.Count, value=len(events))
+
+
+def kafka_breaker_policy(settings: Settings) -> BreakerPolicy:
+    return BreakerPolicy(
+        failure_threshold=settings.kafka_breaker_failure_threshold,
+        recovery_seconds=settings.kafka_breaker_recovery_seconds,
+        success_threshold=settings.kafka_breaker_success_threshold,
+        state_cache_seconds=settings.kafka_breaker_state_cache_seconds,
+    )
+
+
+@lru_cache(maxsize=1)
+def kafka_circuit_store() -> circuit_breaker.RedisCircuitStore:
+    """The Kafka circuit's state, shared by every instance through Redis."""
+    return circuit_breaker.RedisCircuitStore()
+
+
+@lru_cache(maxsize=4)
+def _guarded_send(policy: BreakerPolicy) -> Callable[[Sequence[LogEvent]], None]:
+    return circuit_breaker.guarded("kafka", policy, kafka_circuit_store())(_send)
+
+
+def _send(events: Sequence[LogEvent]) -> None:
+    kafka.publish_events(events)
