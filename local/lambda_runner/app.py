@@ -18,10 +18,12 @@ import uvicorn
 import uvloop
 
 from . import kafka_source, metrics
+from .environment import function_environment
 from .events import ApiInfo
 from .http_api import HttpApiApp, RouteTable
 from .logs import JsonLogFormatter
-from .template import Template, function_environment, load_template
+from .sam_model import Template
+from .template import load_template
 from .workers import DEFAULT_INSTANCE_WAIT_S, FunctionPool
 
 log = logging.getLogger("runner")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
-from .template import DEFAULT_ACCOUNT_ID
+from .sam_model import DEFAULT_ACCOUNT_ID
 
 HTTP_MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 LAMBDA_MAX_EVENT_BYTES = 6 * 1024 * 1024  # Lambda's synchronous invocation payload limit

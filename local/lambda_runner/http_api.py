@@ -25,7 +25,7 @@ from .events import (
     new_apigw_request_id,
 )
 from .metrics import exposition, instruments
-from .template import HttpRoute
+from .sam_model import HttpRoute
 from .throttling import TOO_MANY_REQUESTS_BODY, TokenBucket
 from .workers import DEFAULT_INSTANCE_WAIT_S, FunctionPool, InvokeResult
 

@@ -61,7 +61,7 @@ from confluent_kafka import (
 
 from .events import LAMBDA_MAX_EVENT_BYTES, build_kafka_event, kafka_record, parse_batch_item_failures, record_size
 from .metrics import instruments
-from .template import KafkaSource
+from .sam_model import KafkaSource
 from .workers import InvokeResult
 
 log = logging.getLogger("runner")
