@@ -18,10 +18,12 @@ import uvicorn
 import uvloop
 
 from . import kafka_source, metrics
+from .environment import function_environment
 from .events import ApiInfo
 from .http_api import HttpApiApp, RouteTable
 from .logs import JsonLogFormatter
-from .template import Template, function_environment, load_template
+from .sam_model import IMPLICIT_HTTP_API, Template
+from .template import load_template
 from .workers import DEFAULT_INSTANCE_WAIT_S, FunctionPool
 
 log = logging.getLogger("runner")
@@ -135,43 +137,59 @@ class Runner:
         self._stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._on_signal, sig)
-
         metrics.enable_multiprocess()  # before any metric exists, and inherited by processes started from here on
+        self._start_pools(loop)
+        self.server = _Server(self._server_config(self._http_app()))
+        serve = asyncio.create_task(self._serve(self.server))
+        while not self.server.started and not serve.done():
+            await asyncio.sleep(0.01)
+        if serve.done():
+            log.error("the HTTP server did not start on %s:%s", self.host, self.port)
+            await self._shutdown_pools()
+            return 1
+        self._announce()
+        if self.kafka:
+            self._start_pollers()
+        stop_wait = asyncio.create_task(self._stop.wait())
+        await asyncio.wait({serve, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+        await self._shut_down(serve)
+        stop_wait.cancel()
+        return 0
+
+    def _start_pools(self, loop: asyncio.AbstractEventLoop) -> None:
+        """A pool of instances for each function with HttpApi routes (Kafka event sources run their own)."""
         tpl = self.template
         for fid, spec in tpl.functions.items():
-            if not spec.http_routes:  # Kafka event sources run their own instances (kafka_source)
+            if not spec.http_routes:
                 if not spec.kafka_sources:
                     log.info("%s has no HttpApi or Kafka event; not started", fid)
                 continue
             env = function_environment(spec, base_env=self.base_env, region=tpl.region, account_id=tpl.account_id)
             # ReservedConcurrentExecutions caps the instances, as on AWS; --workers caps the others.
             cap = self.workers if spec.reserved_concurrency is None else spec.reserved_concurrency
-            pool = FunctionPool(
-                spec,
-                env,
-                region=tpl.region,
-                account_id=tpl.account_id,
-                max_workers=cap,
-                loop=loop,
-            )
+            pool = FunctionPool(spec, env, region=tpl.region, account_id=tpl.account_id, max_workers=cap, loop=loop)
             pool.prewarm(self.prewarm)
             self.pools[fid] = pool
 
-        api_name = tpl.http_api_ids[0] if tpl.http_api_ids else "ServerlessHttpApi"
+    def _http_app(self) -> HttpApiApp:
+        tpl = self.template
+        api_name = tpl.http_api_ids[0] if tpl.http_api_ids else IMPLICIT_HTTP_API
         api_id = hashlib.sha1(f"{tpl.stack_name}/{api_name}".encode()).hexdigest()[:10]
         routes = RouteTable(tpl.routes)
         if self.metrics_path and routes.match("GET", self.metrics_path):
             log.warning("the template routes GET %s: the runner's metrics endpoint is off", self.metrics_path)
             self.metrics_path = None
-        app = HttpApiApp(
+        return HttpApiApp(
             routes,
             self.pools,
             ApiInfo(api_id=api_id, account_id=tpl.account_id),
             instance_wait_s=self.instance_wait_s,
             metrics_path=self.metrics_path,
         )
-        longest = max((spec.timeout_s for spec in tpl.functions.values()), default=30.0)
-        config = uvicorn.Config(
+
+    def _server_config(self, app: HttpApiApp) -> uvicorn.Config:
+        longest = max((spec.timeout_s for spec in self.template.functions.values()), default=30.0)
+        return uvicorn.Config(
             app,
             host=self.host,
             port=self.port,
@@ -185,36 +203,28 @@ class Runner:
             timeout_graceful_shutdown=int(longest + 5),
             backlog=4096,
         )
-        self.server = _Server(config)
-        serve = asyncio.create_task(self._serve(self.server))
-        while not self.server.started and not serve.done():
-            await asyncio.sleep(0.01)
-        if serve.done():
-            log.error("the HTTP server did not start on %s:%s", self.host, self.port)
-            await self._shutdown_pools()
-            return 1
+
+    def _announce(self) -> None:
+        """The line that says the runner accepts requests, then the metrics endpoint and the routes."""
+        assert self.server is not None
         sock = self.server.servers[0].sockets[0].getsockname()
         url = f"http://{self.host}:{sock[1]}"
-        print(f"Lambda runner serving {url} (template {tpl.path})", flush=True)
+        print(f"Lambda runner serving {url} (template {self.template.path})", flush=True)
         if self.metrics_path:
             log.info("Prometheus metrics at %s%s", url, self.metrics_path)
-        for route in tpl.routes:
+        for route in self.template.routes:
             log.info("route %-28s -> %s", route.route_key, route.function_id)
 
-        if self.kafka:
-            self._start_pollers()
-
-        stop_wait = asyncio.create_task(self._stop.wait())
-        await asyncio.wait({serve, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+    async def _shut_down(self, serve: asyncio.Task[None]) -> None:
+        """No new requests; in-flight requests and Kafka batches finish; then the instances stop."""
+        assert self.server is not None
         log.info("shutting down: no new requests; finishing in-flight requests and batches")
         self.server.should_exit = True
         for process in self.kafka_processes:
             process.terminate()  # SIGTERM: the in-flight batch finishes and commits
         await asyncio.gather(serve, asyncio.to_thread(self._join_pollers), return_exceptions=True)
-        stop_wait.cancel()
         await self._shutdown_pools()
         log.info("stopped")
-        return 0
 
     @staticmethod
     async def _serve(server: _Server) -> None:

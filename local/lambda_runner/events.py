@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
-from .template import DEFAULT_ACCOUNT_ID
+from .sam_model import DEFAULT_ACCOUNT_ID
 
 HTTP_MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 LAMBDA_MAX_EVENT_BYTES = 6 * 1024 * 1024  # Lambda's synchronous invocation payload limit
@@ -108,24 +108,8 @@ def build_http_event(
     API Gateway's own forwarding headers (x-forwarded-for/-port/-proto, x-amzn-trace-id) are added.
     """
     now = time.time() if now is None else now
-    request_id = request_id or new_apigw_request_id()
-    merged: dict[str, str] = {}
-    cookies: list[str] = []
-    for name, value in headers:
-        name = name.lower()
-        if name == "cookie":
-            cookies.extend(c.strip() for c in value.split(";") if c.strip())
-            continue
-        merged[name] = f"{merged[name]},{value}" if name in merged else value
-    forwarded = merged.get("x-forwarded-for")
-    merged["x-forwarded-for"] = f"{forwarded}, {source_ip}" if forwarded else source_ip
-    merged.setdefault("x-forwarded-proto", scheme)
-    if server_port is not None:
-        merged.setdefault("x-forwarded-port", str(server_port))
-    merged.setdefault("x-amzn-trace-id", f"Root=1-{int(now):08x}-{secrets.token_hex(12)}")
-
-    host = merged.get("host", "localhost")
-    domain_name = host.split(":", 1)[0] if host.count(":") == 1 else host
+    merged, cookies = _merge_headers(headers)
+    _add_forwarding_headers(merged, source_ip=source_ip, scheme=scheme, server_port=server_port, now=now)
     event: dict[str, Any] = {
         "version": "2.0",
         "routeKey": route_key,
@@ -136,11 +120,77 @@ def build_http_event(
         event["cookies"] = cookies
     event["headers"] = merged
     if query_string:
-        params: dict[str, str] = {}
-        for key, value in parse_qsl(query_string, keep_blank_values=True):
-            params[key] = f"{params[key]},{value}" if key in params else value
-        event["queryStringParameters"] = params
-    event["requestContext"] = {
+        event["queryStringParameters"] = _query_parameters(query_string)
+    event["requestContext"] = _request_context(
+        method=method,
+        raw_path=raw_path,
+        protocol=protocol,
+        source_ip=source_ip,
+        headers=merged,
+        route_key=route_key,
+        request_id=request_id or new_apigw_request_id(),
+        api=api,
+        now=now,
+    )
+    if path_parameters:
+        event["pathParameters"] = path_parameters
+    if body:
+        event["body"], event["isBase64Encoded"] = encode_body(
+            body, merged.get("content-type"), merged.get("content-encoding")
+        )
+    else:
+        event["isBase64Encoded"] = False
+    return event
+
+
+def _merge_headers(headers: list[tuple[str, str]]) -> tuple[dict[str, str], list[str]]:
+    """(headers by lower-case name, repeated ones joined with commas; the cookies of the Cookie headers)."""
+    merged: dict[str, str] = {}
+    cookies: list[str] = []
+    for name, value in headers:
+        name = name.lower()
+        if name == "cookie":
+            cookies.extend(c.strip() for c in value.split(";") if c.strip())
+            continue
+        merged[name] = f"{merged[name]},{value}" if name in merged else value
+    return merged, cookies
+
+
+def _add_forwarding_headers(
+    headers: dict[str, str], *, source_ip: str, scheme: str, server_port: int | None, now: float
+) -> None:
+    """The headers API Gateway adds: x-forwarded-for/-proto/-port and x-amzn-trace-id."""
+    forwarded = headers.get("x-forwarded-for")
+    headers["x-forwarded-for"] = f"{forwarded}, {source_ip}" if forwarded else source_ip
+    headers.setdefault("x-forwarded-proto", scheme)
+    if server_port is not None:
+        headers.setdefault("x-forwarded-port", str(server_port))
+    headers.setdefault("x-amzn-trace-id", f"Root=1-{int(now):08x}-{secrets.token_hex(12)}")
+
+
+def _query_parameters(query_string: str) -> dict[str, str]:
+    """queryStringParameters: repeated parameters joined with commas."""
+    params: dict[str, str] = {}
+    for key, value in parse_qsl(query_string, keep_blank_values=True):
+        params[key] = f"{params[key]},{value}" if key in params else value
+    return params
+
+
+def _request_context(
+    *,
+    method: str,
+    raw_path: str,
+    protocol: str,
+    source_ip: str,
+    headers: dict[str, str],
+    route_key: str,
+    request_id: str,
+    api: ApiInfo,
+    now: float,
+) -> dict[str, Any]:
+    host = headers.get("host", "localhost")
+    domain_name = host.split(":", 1)[0] if host.count(":") == 1 else host
+    return {
         "accountId": api.account_id,
         "apiId": api.api_id,
         "domainName": domain_name,
@@ -150,7 +200,7 @@ def build_http_event(
             "path": raw_path,
             "protocol": protocol,
             "sourceIp": source_ip,
-            "userAgent": merged.get("user-agent", ""),
+            "userAgent": headers.get("user-agent", ""),
         },
         "requestId": request_id,
         "routeKey": route_key,
@@ -158,15 +208,6 @@ def build_http_event(
         "time": clf_time(now),
         "timeEpoch": int(now * 1000),
     }
-    if path_parameters:
-        event["pathParameters"] = path_parameters
-    if body:
-        text, is_b64 = encode_body(body, merged.get("content-type"), merged.get("content-encoding"))
-        event["body"] = text
-        event["isBase64Encoded"] = is_b64
-    else:
-        event["isBase64Encoded"] = False
-    return event
 
 
 class InvalidResponse(ValueError):

@@ -25,7 +25,7 @@ from .events import (
     new_apigw_request_id,
 )
 from .metrics import exposition, instruments
-from .template import HttpRoute
+from .sam_model import HttpRoute
 from .throttling import TOO_MANY_REQUESTS_BODY, TokenBucket
 from .workers import DEFAULT_INSTANCE_WAIT_S, FunctionPool, InvokeResult
 
@@ -161,31 +161,53 @@ class HttpApiApp:
         apigw_id = new_apigw_request_id()
         matched = self.table.match(method, path)
         if matched is None:
-            await _respond(send, *NOT_FOUND, apigw_id)
-            instruments().http_request("", "", 404, time.perf_counter() - started)
-            log.info("- %s %s -> 404 no route", method, path)
-            return
-        route, path_params = matched
+            route, outcome = None, _Outcome(*NOT_FOUND, detail="no route")
+        else:
+            route, path_params = matched
+            outcome = await self._answer(route, path_params, scope, receive, apigw_id)
+        await _send_answer(send, outcome, apigw_id)
+        elapsed = time.perf_counter() - started
+        function_id, route_key = (route.function_id, route.route_key) if route else ("", "")
+        instruments().http_request(function_id, route_key, outcome.status, elapsed)
+        _log_request(function_id or "-", method, path, outcome, elapsed, apigw_id)
+
+    async def _answer(
+        self,
+        route: HttpRoute,
+        path_params: dict[str, str] | None,
+        scope: dict[str, Any],
+        receive: Any,
+        apigw_id: str,
+    ) -> _Outcome:
+        """The answer to a request for ``route``: stage throttle, body and event limits, then the function's."""
         bucket = self.buckets.get(route)
         if bucket is not None and not bucket.take():
-            await _respond(send, *TOO_MANY_REQUESTS, apigw_id)
-            instruments().http_request(route.function_id, route.route_key, 429, time.perf_counter() - started)
-            return
-
+            return _Outcome(*TOO_MANY_REQUESTS, logged=False)
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
         body = await _read_body(receive, headers)
         if body is None:
-            await _respond(send, *TOO_LARGE, apigw_id)
-            instruments().http_request(route.function_id, route.route_key, 413, time.perf_counter() - started)
-            log.info("%s %s %s -> 413 body over %d bytes", route.function_id, method, path, HTTP_MAX_BODY_BYTES)
-            return
+            return _Outcome(*TOO_LARGE, detail=f"body over {HTTP_MAX_BODY_BYTES} bytes")
+        event = self._event(route, path_params, scope, headers, body, apigw_id)
+        event_json = json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
+        if len(event_json) > LAMBDA_MAX_EVENT_BYTES:
+            return _Outcome(*TOO_LARGE, detail="event over the Lambda payload limit")
+        return _integration_answer(route, await self._invoke(route, event_json))
 
+    def _event(
+        self,
+        route: HttpRoute,
+        path_params: dict[str, str] | None,
+        scope: dict[str, Any],
+        headers: list[tuple[str, str]],
+        body: bytes,
+        apigw_id: str,
+    ) -> dict[str, Any]:
         raw_path = scope.get("raw_path")
         client = scope.get("client")
         server = scope.get("server")
-        event = build_http_event(
-            method=method,
-            raw_path=raw_path.decode("latin-1") if raw_path else path,
+        return build_http_event(
+            method=scope["method"],
+            raw_path=raw_path.decode("latin-1") if raw_path else scope["path"],
             query_string=scope["query_string"].decode("latin-1"),
             headers=headers,
             body=body,
@@ -198,69 +220,83 @@ class HttpApiApp:
             server_port=server[1] if server else None,
             scheme=scope.get("scheme", "http"),
         )
-        event_json = json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
-        if len(event_json) > LAMBDA_MAX_EVENT_BYTES:
-            await _respond(send, *TOO_LARGE, apigw_id)
-            instruments().http_request(route.function_id, route.route_key, 413, time.perf_counter() - started)
-            log.info("%s %s %s -> 413 event over the Lambda payload limit", route.function_id, method, path)
-            return
 
+    async def _invoke(self, route: HttpRoute, event_json: bytes) -> InvokeResult | None:
+        """The function's result, or None when API Gateway's integration timeout comes first."""
         pool = self.pools[route.function_id]
         integration_timeout = route.timeout_ms / 1000
-        if integration_timeout < pool.spec.timeout_s:
-            # API Gateway gives up after its integration timeout; the function keeps running until its own.
-            task = asyncio.ensure_future(pool.invoke(event_json, instance_wait_s=self.instance_wait_s))
-            try:
-                result: InvokeResult | None = await asyncio.wait_for(asyncio.shield(task), integration_timeout)
-            except TimeoutError:
-                result = None
-        else:
-            result = await pool.invoke(event_json, instance_wait_s=self.instance_wait_s)
+        if integration_timeout >= pool.spec.timeout_s:
+            return await pool.invoke(event_json, instance_wait_s=self.instance_wait_s)
+        # API Gateway gives up after its integration timeout; the function keeps running until its own.
+        task = asyncio.ensure_future(pool.invoke(event_json, instance_wait_s=self.instance_wait_s))
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), integration_timeout)
+        except TimeoutError:
+            return None
 
-        detail = ""
-        if result is None:
-            status, payload = SERVICE_UNAVAILABLE
-            await _respond(send, status, payload, apigw_id)
-            detail = " integration timeout"
-        elif result.ok:
-            try:
-                status, out_headers, payload = map_http_response(result.result)
-            except InvalidResponse as exc:
-                log.error("%s: malformed Lambda proxy response: %s", route.function_id, exc)
-                status, payload = INTERNAL_ERROR
-                await _respond(send, status, payload, apigw_id)
-            else:
-                raw_headers = [
-                    (name.lower().encode("latin-1"), value.encode("latin-1", "replace"))
-                    for name, value in out_headers
-                    if name.lower() not in _DROP_RESPONSE_HEADERS
-                ]
-                raw_headers.append((b"content-length", str(len(payload)).encode()))
-                raw_headers.append((b"apigw-requestid", apigw_id.encode()))
-                await send({"type": "http.response.start", "status": status, "headers": raw_headers})
-                await send({"type": "http.response.body", "body": payload})
-        else:
-            status, payload = TIMED_OUT if result.status == "timeout" else INTERNAL_ERROR
-            await _respond(send, status, payload, apigw_id)
-            error = result.error or {}
-            detail = f" {error.get('errorType')}: {error.get('errorMessage')}"
-        elapsed = time.perf_counter() - started
-        instruments().http_request(route.function_id, route.route_key, status, elapsed)
-        # One line per failed request; successful ones only at DEBUG (formatting a line per request costs more
-        # than routing it).
-        level = logging.INFO if detail else logging.DEBUG
-        if log.isEnabledFor(level):
-            log.log(
-                level,
-                "%s %s %s -> %d %.1fms%s",
-                route.function_id,
-                method,
-                path,
-                status,
-                elapsed * 1000,
-                detail,
-                extra={"request_id": result.request_id if result else None, "correlation_id": apigw_id},
-            )
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """How one request is answered and logged."""
+
+    status: int
+    body: bytes
+    headers: list[tuple[bytes, bytes]] | None = None  # the function's response headers; None: a JSON error answer
+    detail: str = ""  # why the request failed, logged at INFO; "": logged at DEBUG
+    logged: bool = True  # False for stage throttling's 429s: counted in the metrics, not logged
+    request_id: str | None = None  # the invocation's request id, when the function ran
+
+
+def _integration_answer(route: HttpRoute, result: InvokeResult | None) -> _Outcome:
+    """What API Gateway answers for the function's result (None: the integration timed out)."""
+    if result is None:
+        return _Outcome(*SERVICE_UNAVAILABLE, detail="integration timeout")
+    if not result.ok:
+        status, body = TIMED_OUT if result.status == "timeout" else INTERNAL_ERROR
+        error = result.error or {}
+        detail = f"{error.get('errorType')}: {error.get('errorMessage')}"
+        return _Outcome(status, body, detail=detail, request_id=result.request_id)
+    try:
+        status, headers, payload = map_http_response(result.result)
+    except InvalidResponse as exc:
+        log.error("%s: malformed Lambda proxy response: %s", route.function_id, exc)
+        return _Outcome(*INTERNAL_ERROR, request_id=result.request_id)
+    raw_headers = [
+        (name.lower().encode("latin-1"), value.encode("latin-1", "replace"))
+        for name, value in headers
+        if name.lower() not in _DROP_RESPONSE_HEADERS
+    ]
+    return _Outcome(status, payload, headers=raw_headers, request_id=result.request_id)
+
+
+async def _send_answer(send: Send, outcome: _Outcome, apigw_id: str) -> None:
+    headers = [
+        *([_JSON] if outcome.headers is None else outcome.headers),
+        (b"content-length", str(len(outcome.body)).encode()),
+        (b"apigw-requestid", apigw_id.encode()),
+    ]
+    await send({"type": "http.response.start", "status": outcome.status, "headers": headers})
+    await send({"type": "http.response.body", "body": outcome.body})
+
+
+def _log_request(function_id: str, method: str, path: str, outcome: _Outcome, elapsed: float, apigw_id: str) -> None:
+    """One line per failed request; successful ones only at DEBUG (formatting a line per request costs more than
+    routing it)."""
+    if not outcome.logged:
+        return
+    level = logging.INFO if outcome.detail else logging.DEBUG
+    if log.isEnabledFor(level):
+        log.log(
+            level,
+            "%s %s %s -> %d %.1fms%s",
+            function_id,
+            method,
+            path,
+            outcome.status,
+            elapsed * 1000,
+            f" {outcome.detail}" if outcome.detail else "",
+            extra={"request_id": outcome.request_id, "correlation_id": apigw_id},
+        )
 
 
 async def _serve_metrics(send: Send) -> None:
@@ -294,14 +330,3 @@ async def _read_body(receive: Any, headers: list[tuple[str, str]]) -> bytes | No
             return None
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-async def _respond(send: Send, status: int, body: bytes, apigw_id: str) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [_JSON, (b"content-length", str(len(body)).encode()), (b"apigw-requestid", apigw_id.encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

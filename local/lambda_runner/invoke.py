@@ -18,7 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
-from .template import function_environment, load_template
+from .environment import function_environment
+from .template import load_template
 from .workers import FunctionPool, InvokeResult
 
 

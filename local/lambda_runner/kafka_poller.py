@@ -22,11 +22,10 @@ Semantics (those of Lambda's MSK / self-managed Kafka event source mapping):
 
 On-failure destinations: ``kafka://<topic>`` or an MSK topic ARN (``arn:aws:kafka:...:topic/<cluster>/<uuid>/<topic>``)
 are produced to on the same cluster: each failed record with its original key, value and headers plus
-dead-letter headers describing the failure (AWS does not publish its header names; this runner writes
-``x-dlq-reason: RetryAttemptsExhausted``, ``x-dlq-error``, ``x-dlq-attempts``, ``x-dlq-source-topic``,
-``x-dlq-source-partition``, ``x-dlq-source-offset``, ``x-dlq-source-timestamp``, ``x-dlq-failed-at``,
-``x-dlq-writer`` (the function ARN) and ``x-dlq-request-id``). Other destinations (SQS, SNS, S3 ARNs) cannot be
-reached locally: the AWS-style invocation record is logged at ERROR instead.
+dead-letter headers describing the failure (AWS does not publish its header names; :func:`dead_letter_headers`
+writes the ``x-dlq-*`` scheme of docs/sink.md, with ``x-dlq-reason: RetryAttemptsExhausted`` and the function ARN
+as ``x-dlq-writer``). Other destinations (SQS, SNS, S3 ARNs) cannot be reached locally: the AWS-style invocation
+record is logged at ERROR instead.
 
 Group membership: ``session.timeout.ms`` is 6 s (the broker's minimum), so the partitions of a consumer that
 died (``kill -9`` of its runner) move to the others within about 6 s. Given an instance id (``--instance-id``),
@@ -45,6 +44,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -61,7 +61,7 @@ from confluent_kafka import (
 
 from .events import LAMBDA_MAX_EVENT_BYTES, build_kafka_event, kafka_record, parse_batch_item_failures, record_size
 from .metrics import instruments
-from .template import KafkaSource
+from .sam_model import KafkaSource
 from .workers import InvokeResult
 
 log = logging.getLogger("runner")
@@ -295,62 +295,74 @@ class KafkaPoller(threading.Thread):
 
     # processing --------------------------------------------------------------------------------------------
     def _process(self, batch: list[tuple[Message, dict[str, Any]]]) -> None:
-        records = [record for _, record in batch]
-        first: dict[TP, int] = {}
-        last: dict[TP, int] = {}
-        for msg, _ in batch:
-            tp = (msg.topic(), msg.partition())
-            first.setdefault(tp, msg.offset())
-            last[tp] = msg.offset()
+        first, last = _offset_range(batch)
+        result = self.invoke(self._event_json(batch))
+        desc = f"{self.label} batch={len(batch)} partitions={len(first)}"
+        failure = self._failure(batch, first, result)
+        if failure is None:
+            self._succeeded(first, last, desc, result)
+        else:
+            self._failed(batch, first, last, failure, result, desc)
+
+    def _event_json(self, batch: list[tuple[Message, dict[str, Any]]]) -> bytes:
         event = build_kafka_event(
-            records,
+            [record for _, record in batch],
             event_source=self.source.event_source,
             bootstrap_servers=self.bootstrap_servers,
             event_source_arn=self.source.stream_arn,
         )
         # pydantic-core's encoder (Rust): a batch event is megabytes of JSON, about twice as fast as json.dumps
-        event_json = pydantic_core.to_json(event)
-        result = self.invoke(event_json)
-        desc = f"{self.label} batch={len(batch)} partitions={len(first)}"
+        return pydantic_core.to_json(event)
 
-        failed: dict[TP, int] | None = None  # tp -> offset to retry from
-        failed_msgs = [msg for msg, _ in batch]
-        reason = ""
-        if result.ok:
-            failures: list[tuple[str, int]] | None = []
-            if self.source.report_batch_item_failures:
-                failures = parse_batch_item_failures(result.result, {f"{t}-{p}" for t, p in first})
-                # (only checked when there are failures: building the set costs a string per record)
-                if failures and not set(failures) <= {(f"{m.topic()}-{m.partition()}", m.offset()) for m, _ in batch}:
-                    failures = None  # an offset that is not in this batch: as malformed as it gets
-            if failures is None:
-                failed, reason = dict(first), "malformed batchItemFailures"
-            elif failures:
-                by_key = {f"{t}-{p}": (t, p) for t, p in first}
-                failed = {}
-                for key, offset in failures:
-                    tp = by_key[key]
-                    failed[tp] = min(offset, failed.get(tp, offset))
-                ids = {(by_key[k], o) for k, o in failures}
-                failed_msgs = [m for m, _ in batch if ((m.topic(), m.partition()), m.offset()) in ids]
-                reason = f"{len(failures)} batchItemFailures"
-        else:
-            failed = dict(first)
+    def _failure(
+        self, batch: list[tuple[Message, dict[str, Any]]], first: dict[TP, int], result: InvokeResult
+    ) -> _Failure | None:
+        """What of the batch failed: all of it (an error, or a malformed batchItemFailures), the reported items,
+        or nothing."""
+        if not result.ok:
             error = result.error or {}
             reason = f"{result.status}: {error.get('errorType')}: {error.get('errorMessage')}"
+            return _Failure(dict(first), [msg for msg, _ in batch], reason)
+        if not self.source.report_batch_item_failures:
+            return None
+        failures = parse_batch_item_failures(result.result, {f"{t}-{p}" for t, p in first})
+        # (only checked when there are failures: building the set costs a string per record)
+        if failures and not set(failures) <= {(f"{m.topic()}-{m.partition()}", m.offset()) for m, _ in batch}:
+            failures = None  # an offset that is not in this batch: as malformed as it gets
+        if failures is None:
+            return _Failure(dict(first), [msg for msg, _ in batch], "malformed batchItemFailures")
+        if not failures:
+            return None
+        by_key = {f"{t}-{p}": (t, p) for t, p in first}
+        retry_from: dict[TP, int] = {}
+        for key, offset in failures:
+            tp = by_key[key]
+            retry_from[tp] = min(offset, retry_from.get(tp, offset))
+        ids = {(by_key[k], o) for k, o in failures}
+        messages = [m for m, _ in batch if ((m.topic(), m.partition()), m.offset()) in ids]
+        return _Failure(retry_from, messages, f"{len(failures)} batchItemFailures")
 
-        if failed is None:
-            self._commit({tp: off + 1 for tp, off in last.items()})
-            for tp in first:
-                self._attempts.pop(tp, None)
-            self.batches_ok += 1
-            instruments().kafka_batches.labels(self.source.function_id, "ok").inc()
-            if self._batch_limit is not None:  # bisecting: grow back towards BatchSize
-                doubled = 2 * self._batch_limit
-                self._batch_limit = doubled if doubled < self.source.batch_size else None
-            log.info("%s -> ok %.1fms", desc, result.duration_ms)
-            return
+    def _succeeded(self, first: dict[TP, int], last: dict[TP, int], desc: str, result: InvokeResult) -> None:
+        self._commit({tp: off + 1 for tp, off in last.items()})
+        for tp in first:
+            self._attempts.pop(tp, None)
+        self.batches_ok += 1
+        instruments().kafka_batches.labels(self.source.function_id, "ok").inc()
+        if self._batch_limit is not None:  # bisecting: grow back towards BatchSize
+            doubled = 2 * self._batch_limit
+            self._batch_limit = doubled if doubled < self.source.batch_size else None
+        log.info("%s -> ok %.1fms", desc, result.duration_ms)
 
+    def _failed(
+        self,
+        batch: list[tuple[Message, dict[str, Any]]],
+        first: dict[TP, int],
+        last: dict[TP, int],
+        failure: _Failure,
+        result: InvokeResult,
+        desc: str,
+    ) -> None:
+        failed = failure.retry_from
         # Partial success: everything before the first failure of each partition is done.
         done = {tp: last[tp] + 1 for tp in last if tp not in failed}
         done.update({tp: offset for tp, offset in failed.items() if offset > first[tp]})
@@ -358,29 +370,46 @@ class KafkaPoller(threading.Thread):
         self.batches_failed += 1
         instruments().kafka_batches.labels(self.source.function_id, "failed" if failed == first else "partial").inc()
         if not result.ok and self.source.bisect_batch_on_function_error and len(batch) > 1:
-            self._batch_limit = len(batch) // 2
-            log.warning("%s -> failed (%s); bisecting: next batch %d record(s)", desc, reason, self._batch_limit)
-            self._rewind.update(failed)
-            self._back_off(0.0)
+            self._bisect(len(batch), failure, desc)
             return
         attempts = self._count_attempt(failed)
         max_retries = self.source.effective_max_retries
         if max_retries is not None and attempts > max_retries:
-            log.error("%s -> failed (%s); retries exhausted after %d attempts", desc, reason, attempts)
-            if self._send_to_destination(failed_msgs, result, attempts, reason):
-                destination = self.destination[1] if self.destination else "none"
-                instruments().dead_letters.labels(self.source.function_id, destination).inc(len(failed_msgs))
-                self._commit({tp: last[tp] + 1 for tp in failed})
-                for tp in failed:
-                    self._attempts.pop(tp, None)
+            log.error("%s -> failed (%s); retries exhausted after %d attempts", desc, failure.reason, attempts)
+            if self._send_to_destination(failure.messages, result, attempts, failure.reason):
+                self._skip(failure, last)
                 return
+        self._retry(failure, attempts, result, desc)
+
+    def _bisect(self, batch_size: int, failure: _Failure, desc: str) -> None:
+        """Retry at once, as the first half of the failed batch, without counting an attempt."""
+        self._batch_limit = batch_size // 2
+        log.warning("%s -> failed (%s); bisecting: next batch %d record(s)", desc, failure.reason, self._batch_limit)
+        self._rewind.update(failure.retry_from)
+        self._back_off(0.0)
+
+    def _retry(self, failure: _Failure, attempts: int, result: InvokeResult, desc: str) -> None:
+        """Retry from the failed offsets after the back-off of this attempt."""
         delay = backoff_delay(attempts)
         instruments().kafka_retries.labels(self.source.function_id).inc()
         log.warning(
-            "%s -> failed (%s) %.1fms; attempt %d, retrying in %.1fs", desc, reason, result.duration_ms, attempts, delay
+            "%s -> failed (%s) %.1fms; attempt %d, retrying in %.1fs",
+            desc,
+            failure.reason,
+            result.duration_ms,
+            attempts,
+            delay,
         )
-        self._rewind.update(failed)
+        self._rewind.update(failure.retry_from)
         self._back_off(delay)
+
+    def _skip(self, failure: _Failure, last: dict[TP, int]) -> None:
+        """Past records given up on (sent to the destination, logged or discarded): commit and forget them."""
+        destination = self.destination[1] if self.destination else "none"
+        instruments().dead_letters.labels(self.source.function_id, destination).inc(len(failure.messages))
+        self._commit({tp: last[tp] + 1 for tp in failure.retry_from})
+        for tp in failure.retry_from:
+            self._attempts.pop(tp, None)
 
     def _count_attempt(self, failed: dict[TP, int]) -> int:
         attempts = 0
@@ -483,20 +512,16 @@ class KafkaPoller(threading.Thread):
                 errors.append(err.str())
 
         for msg in messages:
-            _, timestamp = msg.timestamp()
-            meta = {
-                "x-dlq-reason": "RetryAttemptsExhausted",
-                "x-dlq-error": f"{error.get('errorType')}: {error.get('errorMessage')}"[:1000],
-                "x-dlq-attempts": str(attempts),
-                "x-dlq-source-topic": msg.topic(),
-                "x-dlq-source-partition": str(msg.partition()),
-                "x-dlq-source-offset": str(msg.offset()),
-                "x-dlq-source-timestamp": str(timestamp),
-                "x-dlq-failed-at": datetime.now(UTC).isoformat(),
-                "x-dlq-writer": self.function_arn,
-                "x-dlq-request-id": result.request_id,
-            }
-            headers = list(msg.headers() or []) + [(k, v.encode()) for k, v in meta.items()]
+            headers = list(msg.headers() or []) + dead_letter_headers(
+                error=f"{error.get('errorType')}: {error.get('errorMessage')}",
+                attempts=attempts,
+                topic=msg.topic(),
+                partition=msg.partition(),
+                offset=msg.offset(),
+                timestamp_ms=msg.timestamp()[1],
+                writer=self.function_arn,
+                request_id=result.request_id,
+            )
             self._producer.produce(topic, key=msg.key(), value=msg.value(), headers=headers, on_delivery=delivered)
         remaining = self._producer.flush(30)
         if errors or remaining:
@@ -535,6 +560,54 @@ class KafkaPoller(threading.Thread):
                 "recordsInfo": info,
             },
         }
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """The failed part of a batch."""
+
+    retry_from: dict[TP, int]  # partition -> the offset to retry from
+    messages: list[Message]  # the records that failed (what goes to the on-failure destination)
+    reason: str
+
+
+def _offset_range(batch: list[tuple[Message, dict[str, Any]]]) -> tuple[dict[TP, int], dict[TP, int]]:
+    """The first and last offset of each partition in the batch."""
+    first: dict[TP, int] = {}
+    last: dict[TP, int] = {}
+    for msg, _ in batch:
+        tp = (msg.topic(), msg.partition())
+        first.setdefault(tp, msg.offset())
+        last[tp] = msg.offset()
+    return first, last
+
+
+def dead_letter_headers(
+    *,
+    error: str,
+    attempts: int,
+    topic: str,
+    partition: int,
+    offset: int,
+    timestamp_ms: int,
+    writer: str,
+    request_id: str,
+) -> list[tuple[str, bytes]]:
+    """The ``x-dlq-*`` headers of a record sent to the on-failure destination, in the scheme docs/sink.md
+    documents (``x-dlq-source-timestamp`` and ``x-dlq-request-id`` are the event source mapping's own)."""
+    values = {
+        "x-dlq-reason": "RetryAttemptsExhausted",
+        "x-dlq-error": error[:1000],
+        "x-dlq-attempts": str(attempts),
+        "x-dlq-source-topic": topic,
+        "x-dlq-source-partition": str(partition),
+        "x-dlq-source-offset": str(offset),
+        "x-dlq-source-timestamp": str(timestamp_ms),
+        "x-dlq-failed-at": datetime.now(UTC).isoformat(),
+        "x-dlq-writer": writer,
+        "x-dlq-request-id": request_id,
+    }
+    return [(name, value.encode()) for name, value in values.items()]
 
 
 def _to_record(msg: Message) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 
 from .kafka_poller import KafkaPoller
-from .template import FunctionSpec, KafkaSource
+from .sam_model import FunctionSpec, KafkaSource
 from .workers import INSTANCE_NICENESS, FunctionPool, InvokeResult
 
 log = logging.getLogger("runner")

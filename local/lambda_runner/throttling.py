@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from .template import Throttle
+from .sam_model import Throttle
 
 TOO_MANY_REQUESTS_BODY = b'{"message":"Too Many Requests"}'
 # Refills are sums of float fractions (ten 0.1 s steps at 10/s make 0.9999999...): count those as a whole token.

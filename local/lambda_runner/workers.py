@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .metrics import StdoutRelay, instruments
-from .template import DEFAULT_ACCOUNT_ID, FunctionSpec
+from .sam_model import DEFAULT_ACCOUNT_ID, FunctionSpec
 
 log = logging.getLogger("runner")
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from local.lambda_runner.template import load_template, load_yaml
+from local.lambda_runner.cfn_yaml import load_yaml
+from local.lambda_runner.template import load_template
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_DIR = REPO_ROOT / ".aws-sam" / "build"

@@ -121,7 +121,7 @@ def test_the_topics_are_template_yamls(exports: dict[str, str]) -> None:
     """One definition of the topics: template.yaml's parameters, created with their partition counts."""
     from confluent_kafka.admin import AdminClient
 
-    from local.lambda_runner.template import load_yaml
+    from local.lambda_runner.cfn_yaml import load_yaml
 
     parameters = load_yaml(REPO_ROOT / "template.yaml")["Parameters"]
     assert (exports["KAFKA_TOPIC"], exports["KAFKA_DLQ_TOPIC"]) == (

@@ -22,7 +22,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from local.backing_services.postgres import Postgres
 from local.backing_services.settings import Config
 from local.lambda_runner import kafka_source
-from local.lambda_runner.template import function_environment, load_template
+from local.lambda_runner.environment import function_environment
+from local.lambda_runner.template import load_template
 from local.lambda_runner.testing import RunnerProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from local.lambda_runner.template import FunctionSpec, load_template
+from local.lambda_runner.sam_model import FunctionSpec
+from local.lambda_runner.template import load_template
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from local.lambda_runner.template import load_template, load_yaml
+from local.lambda_runner.cfn_yaml import load_yaml
+from local.lambda_runner.template import load_template
 from logpipe.config import Settings
 from tests.conftest import load_function
 

@@ -12,7 +12,7 @@ from confluent_kafka import TIMESTAMP_CREATE_TIME, TIMESTAMP_NOT_AVAILABLE
 
 from local.lambda_runner import kafka_poller
 from local.lambda_runner.kafka_poller import KafkaPoller, backoff_delay, parse_destination
-from local.lambda_runner.template import KafkaSource
+from local.lambda_runner.sam_model import KafkaSource
 from local.lambda_runner.workers import InvokeResult
 
 pytestmark = pytest.mark.unit

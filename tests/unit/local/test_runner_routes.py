@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from local.lambda_runner.http_api import RouteTable
-from local.lambda_runner.template import HttpRoute
+from local.lambda_runner.sam_model import HttpRoute
 
 pytestmark = pytest.mark.unit
 

@@ -6,14 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from local.lambda_runner.template import (
-    DEFAULT_KAFKA_BATCHING_WINDOW_S,
-    Resolver,
-    function_environment,
-    load_template,
-    load_yaml,
-    merge_globals,
-)
+from local.lambda_runner.cfn_yaml import load_yaml
+from local.lambda_runner.environment import function_environment
+from local.lambda_runner.intrinsics import Resolver, UnsupportedIntrinsicError
+from local.lambda_runner.sam_model import DEFAULT_KAFKA_BATCHING_WINDOW_S
+from local.lambda_runner.template import load_template, merge_globals
 
 pytestmark = pytest.mark.unit
 
@@ -92,7 +89,6 @@ Resources:
           PROD_ONLY: !If [IsProd, "on", !Ref AWS::NoValue]
           NOT_PROD: !If [IsNotProd, "true", "false"]
           ACCOUNT: !Ref AWS::AccountId
-          IMPORTED: !ImportValue SharedStack-Output
           ENCODED: !Base64 hello
           LITERAL: !Sub "${!NotAVar}"
           NUMBER: 42
@@ -172,7 +168,6 @@ def test_short_tags_become_intrinsic_functions(project: Path) -> None:
     assert env["QUEUE_URL"] == {"Ref": "Queue"}
     assert env["QUEUE_ARN"] == {"Fn::GetAtt": ["Queue", "Arn"]}
     assert env["LEVEL"] == {"Fn::FindInMap": ["StageConfig", {"Ref": "Stage"}, "LogLevel"]}
-    assert env["IMPORTED"] == {"Fn::ImportValue": "SharedStack-Output"}
     assert env["SUB_LIST"] == {"Fn::Sub": ["${Proto}://${Host}", {"Proto": "http", "Host": {"Ref": "Brokers"}}]}
     assert raw["Conditions"]["IsNotProd"] == {"Fn::Not": [{"Condition": "IsProd"}]}
 
@@ -195,7 +190,6 @@ def test_intrinsics_resolve_against_parameter_defaults_and_pseudo_parameters(pro
     assert "PROD_ONLY" not in env  # AWS::NoValue removes the key
     assert env["NOT_PROD"] == "true"
     assert env["ACCOUNT"] == "123456789012"
-    assert env["IMPORTED"] == "imported-SharedStack-Output"
     assert env["ENCODED"] == "aGVsbG8="
     assert env["LITERAL"] == "${NotAVar}"
     assert env["NUMBER"] == "42"
@@ -294,12 +288,38 @@ def test_merge_globals_rules() -> None:
     }
 
 
-def test_unresolvable_intrinsics_are_harmless() -> None:
+def test_what_exists_once_deployed_resolves_to_stand_ins() -> None:
     resolver = Resolver({"Resources": {}}, region="us-east-1")
-    assert resolver.resolve({"Fn::Cidr": ["10.0.0.0/16", 4, 8]}) == "Fn::Cidr"
     assert resolver.resolve({"Ref": "Nowhere"}) == "Nowhere"
     assert resolver.resolve({"Fn::GetAZs": ""}) == ["us-east-1a", "us-east-1b", "us-east-1c"]
     assert resolver.resolve({"Fn::Sub": "${Missing.Attr}"}) == "Missing.Attr"
+
+
+def test_an_unsupported_intrinsic_fails_naming_it(write_files) -> None:
+    resolver = Resolver({"Resources": {}}, region="us-east-1")
+    with pytest.raises(UnsupportedIntrinsicError, match="Fn::Cidr"):
+        resolver.resolve({"Fn::Cidr": ["10.0.0.0/16", 4, 8]})
+    resolver = Resolver({"Conditions": {"Both": {"Fn::And": [True, True]}}}, region="us-east-1")
+    with pytest.raises(UnsupportedIntrinsicError, match="Fn::And"):
+        resolver.resolve({"Fn::If": ["Both", "a", "b"]})
+
+    root = write_files(
+        {
+            "template.yaml": """
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: fn/
+      Handler: app.handler
+      Environment:
+        Variables:
+          IMPORTED: !ImportValue SharedStack-Output
+"""
+        }
+    )
+    with pytest.raises(UnsupportedIntrinsicError, match="Fn::ImportValue"):
+        load_template(root / "template.yaml", environ={})
 
 
 def test_the_projects_template_loads() -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from local.lambda_runner.template import ACCOUNT_THROTTLE_BURST, Throttle, load_template
+from local.lambda_runner.sam_model import ACCOUNT_THROTTLE_BURST, Throttle
+from local.lambda_runner.template import load_template
 from local.lambda_runner.throttling import TokenBucket
 
 pytestmark = pytest.mark.unit

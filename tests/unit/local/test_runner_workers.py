@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from local.lambda_runner import workers
-from local.lambda_runner.template import FunctionSpec, function_environment
+from local.lambda_runner.environment import function_environment
+from local.lambda_runner.sam_model import FunctionSpec
 from local.lambda_runner.workers import FunctionPool, InvokeResult
 
 pytestmark = pytest.mark.unit
