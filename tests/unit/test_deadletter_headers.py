@@ -6,7 +6,7 @@ Neither side may import the other, so this test imports both."""
 import pytest
 
 from local.lambda_runner.kafka_poller import dead_letter_headers
-from logpipe import deadletter as layer_deadletter
+from logpipe.sink import deadletter as layer_deadletter
 
 pytestmark = pytest.mark.unit
 
