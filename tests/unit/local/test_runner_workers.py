@@ -182,7 +182,9 @@ def test_cold_start_once_per_instance(toy: Path) -> None:
 
 def test_invocations_run_concurrently_across_instances(toy: Path) -> None:
     async def scenario(pool):
-        return await asyncio.gather(*(invoke(pool, {"action": "sleep", "seconds": 0.5}) for _ in range(2)))
+        # Long enough that the first instance is still busy when the second has cold-started on a loaded machine
+        # (a free warm instance would rightly take the second invocation, as Lambda's would).
+        return await asyncio.gather(*(invoke(pool, {"action": "sleep", "seconds": 3}) for _ in range(2)))
 
     first, second = run_pool(make_spec(toy), scenario, max_workers=2)
     assert first.result["pid"] != second.result["pid"]
