@@ -8,13 +8,13 @@ import time
 from collections.abc import Sequence
 
 from .kafka import Kafka
-from .migrations import migrate
 from .postgres import Postgres, remove_orphaned_fallbacks
 from .process import ServiceError, StateLock, say
 from .prometheus import Dashboard, Prometheus, runner_address
 from .redis import Redis
 from .service import Service
 from .settings import Config
+from .setup import setup
 
 
 def services(cfg: Config) -> list[Service]:
@@ -41,7 +41,7 @@ def cmd_up(cfg: Config, purge: bool = False) -> int:
         remove_orphaned_fallbacks()
         for service in services(cfg):
             service.up()
-        migrate(cfg)
+        setup(cfg)
     say(f"all services up in {time.monotonic() - started:.1f}s")
     print("\n".join(cfg.env_lines()), flush=True)
     return 0

@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from local.lambda_runner.cfn_yaml import load_yaml
 from local.lambda_runner.template import load_template
@@ -78,9 +79,11 @@ def test_every_kafka_event_source_reads_the_events_topic_into_a_batch_handler() 
 
 
 def test_docker_compose_creates_the_templates_topics() -> None:
-    """local/docker-compose.yml cannot read template.yaml; this keeps its kafka-init in step."""
-    compose = (REPO_ROOT / "local" / "docker-compose.yml").read_text()
-    created = {name: int(n) for name, n in re.findall(r"--topic (\S+) \\\s+--partitions (\d+)", compose)}
+    """local/docker-compose.yml cannot read template.yaml; this keeps its setup service's topics in step."""
+    compose = yaml.safe_load((REPO_ROOT / "local" / "docker-compose.yml").read_text())
+    command = compose["services"]["setup"]["command"][-1]
+    arguments = re.search(r"logpipe\.ops\.setup topics --bootstrap-servers \S+ ([^&]+)", command).group(1).split()
+    created = {name: int(n) for name, _, n in (argument.rpartition(":") for argument in arguments)}
     parameters = RAW["Parameters"]
     assert created == {
         parameters["EventsTopic"]["Default"]: parameters["EventsTopicPartitions"]["Default"],
