@@ -1,5 +1,5 @@
 """Domain errors: a code, a message, details and an optional Retry-After. They know nothing of HTTP;
-logpipe.edge.resolver maps each class to its status."""
+logpipe.edge.answers maps each class to its status."""
 
 from typing import Any
 

@@ -23,22 +23,23 @@ class BodyLimits:
     max_decoded_bytes: int
 
 
-def decoded_request(event: dict[str, Any], limits: BodyLimits) -> dict[str, Any]:
-    """The API Gateway event with its body as checked UTF-8 text, Content-Encoding undone within `limits`.
+def decoded_request(request: dict[str, Any], limits: BodyLimits) -> dict[str, Any]:
+    """The API Gateway (HTTP API, payload 2.0) request with its body as checked UTF-8 text, Content-Encoding undone
+    within `limits`.
 
     Raises MalformedRequestError (400), UnsupportedEncodingError (415) or PayloadTooLargeError (413).
     """
-    body = event.get("body")
-    encoding = _content_encoding(event.get("headers") or {})
-    if not event.get("isBase64Encoded") and encoding is None:
+    body = request.get("body")
+    encoding = _content_encoding(request.get("headers") or {})
+    if not request.get("isBase64Encoded") and encoding is None:
         if body:  # the hot path: plain text as the runner or API Gateway delivered it
             _check_size(len(_utf8(body)), limits.max_bytes)
-        return event
-    raw = _base64(body or "") if event.get("isBase64Encoded") else _utf8(body or "")
+        return request
+    raw = _base64(body or "") if request.get("isBase64Encoded") else _utf8(body or "")
     _check_size(len(raw), limits.max_bytes)
     if encoding == "gzip":
         raw = gunzip(raw, limits.max_decoded_bytes)
-    return {**event, "body": _text(raw), "isBase64Encoded": False}
+    return {**request, "body": _text(raw), "isBase64Encoded": False}
 
 
 def gunzip(data: bytes, limit: int) -> bytes:

@@ -25,8 +25,8 @@ Middleware = Callable[[BaseRouter, NextMiddleware], Response]
 def authorized(scope: Scope, *, charge_one: bool = True) -> Middleware:
     def middleware(app: BaseRouter, next_middleware: NextMiddleware) -> Response:
         settings = get_settings()
-        event = app.current_event.raw_event  # the raw dict: cheaper than the data class's wrappers
-        principal = auth.authenticate_request(_presented_key(event), _client_address(event), settings)
+        request = app.current_event.raw_event  # the API Gateway request as a dict: cheaper than its wrappers
+        principal = auth.authenticate_request(_presented_key(request), _client_address(request), settings)
         auth.require_scope(principal, scope)
         app.append_context(organization_id=principal.organization_id, scopes=principal.scopes)
         if charge_one:
@@ -43,13 +43,13 @@ def charge(app: BaseRouter, cost: int) -> None:
     app.append_context(quota=quota)
 
 
-def _presented_key(event: dict) -> str | None:
-    headers = event.get("headers") or {}  # HTTP API (payload 2.0) lower-cases header names
+def _presented_key(request: dict) -> str | None:
+    headers = request.get("headers") or {}  # HTTP API (payload 2.0) lower-cases header names
     scheme, _, credentials = (headers.get("authorization") or "").partition(" ")
     if scheme.lower() == "bearer" and credentials.strip():
         return credentials.strip()
     return headers.get("x-api-key") or None
 
 
-def _client_address(event: dict) -> str:
-    return event.get("requestContext", {}).get("http", {}).get("sourceIp") or "unknown"
+def _client_address(request: dict) -> str:
+    return request.get("requestContext", {}).get("http", {}).get("sourceIp") or "unknown"

@@ -1,4 +1,4 @@
-"""Applies the SQL migrations in logpipe/migrations in order, once each: `python -m logpipe.ops.migrate`.
+"""Applies the SQL migrations in logpipe/ops/migrations in order, once each: `python -m logpipe.ops.migrate`.
 
 Applied versions and their checksums live in schema_migrations; an applied file that was edited afterwards
 is refused rather than silently skipped. An advisory lock serializes concurrent runs.
