@@ -15,12 +15,23 @@ from logpipe.errors import (
 GZIP = 16 + zlib.MAX_WBITS  # zlib's window bits for "gzip header and trailer only"
 
 
+# Where a binary route finds its body's bytes in the request (the text body of such a route is left empty).
+BODY_BYTES = "logpipe.bodyBytes"
+
+
 @dataclass(frozen=True)
 class BodyLimits:
-    """Bytes a route accepts as sent (after base64, before Content-Encoding) and once decoded."""
+    """Bytes a route accepts as sent (after base64, before Content-Encoding) and once decoded; a `binary` route
+    (protobuf, snappy) takes any bytes, not only UTF-8 text."""
 
     max_bytes: int
     max_decoded_bytes: int
+    binary: bool = False
+
+
+def body_bytes(request: dict[str, Any]) -> bytes:
+    """The decoded body of a request to a binary route."""
+    return request[BODY_BYTES]
 
 
 def decoded_request(request: dict[str, Any], limits: BodyLimits) -> dict[str, Any]:
@@ -31,7 +42,7 @@ def decoded_request(request: dict[str, Any], limits: BodyLimits) -> dict[str, An
     """
     body = request.get("body")
     encoding = _content_encoding(request.get("headers") or {})
-    if not request.get("isBase64Encoded") and encoding is None:
+    if not request.get("isBase64Encoded") and encoding is None and not limits.binary:
         if body:  # the hot path: plain text as the runner or API Gateway delivered it
             _check_size(len(_utf8(body)), limits.max_bytes)
         return request
@@ -39,6 +50,8 @@ def decoded_request(request: dict[str, Any], limits: BodyLimits) -> dict[str, An
     _check_size(len(raw), limits.max_bytes)
     if encoding == "gzip":
         raw = gunzip(raw, limits.max_decoded_bytes)
+    if limits.binary:
+        return {**request, "body": "", "isBase64Encoded": False, BODY_BYTES: raw}
     return {**request, "body": _text(raw), "isBase64Encoded": False}
 
 

@@ -15,9 +15,12 @@ from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 
 from logpipe.access import auth, ratelimit
+from logpipe.access.keys import KEY_PREFIX
 from logpipe.access.models import Scope
 from logpipe.config import get_settings
 from logpipe.edge.resolver import with_rate_limit
+from logpipe.encoding import strict_base64
+from logpipe.errors import OrganizationMismatchError
 
 Middleware = Callable[[BaseRouter, NextMiddleware], Response]
 
@@ -28,6 +31,7 @@ def authorized(scope: Scope, *, charge_one: bool = True) -> Middleware:
         request = app.current_event.raw_event  # the API Gateway request as a dict: cheaper than its wrappers
         principal = auth.authenticate_request(_presented_key(request), _client_address(request), settings)
         auth.require_scope(principal, scope)
+        _check_tenant_header(request, principal.organization_id)
         app.append_context(organization_id=principal.organization_id, scopes=principal.scopes)
         if charge_one:
             charge(app, 1)
@@ -44,11 +48,38 @@ def charge(app: BaseRouter, cost: int) -> None:
 
 
 def _presented_key(request: dict) -> str | None:
+    """The API key as the client sent it: `Authorization: Bearer <key>`, `X-Api-Key: <key>`, or as log shippers
+    send credentials: `Authorization: ApiKey <key>` (Elasticsearch clients; also base64 of `id:key`, the key
+    being what follows the colon) and HTTP Basic with the key as the password (Loki and Fluent Bit clients)."""
     headers = request.get("headers") or {}  # HTTP API (payload 2.0) lower-cases header names
     scheme, _, credentials = (headers.get("authorization") or "").partition(" ")
-    if scheme.lower() == "bearer" and credentials.strip():
-        return credentials.strip()
+    scheme, credentials = scheme.lower(), credentials.strip()
+    if credentials and scheme == "bearer":
+        return credentials
+    if credentials and scheme == "apikey":
+        return credentials if credentials.startswith(KEY_PREFIX) else _after_colon(credentials)
+    if credentials and scheme == "basic":
+        return _after_colon(credentials)
     return headers.get("x-api-key") or None
+
+
+def _after_colon(encoded: str) -> str | None:
+    """The part after the first colon of base64 `user:secret` (the secret), or None when it is not that."""
+    try:
+        decoded = strict_base64(encoded).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    _, colon, secret = decoded.partition(":")
+    return secret or None if colon else decoded or None
+
+
+def _check_tenant_header(request: dict, organization_id: str) -> None:
+    """Loki clients name their tenant in X-Scope-OrgID; a tenant other than the key's organization is refused."""
+    tenant = (request.get("headers") or {}).get("x-scope-orgid")
+    if tenant is not None and tenant.strip() != organization_id:
+        raise OrganizationMismatchError(
+            "X-Scope-OrgID names another organization than the API key's", details={"field": "X-Scope-OrgID"}
+        )
 
 
 def _client_address(request: dict) -> str:

@@ -39,12 +39,18 @@ class LogpipeResolver(APIGatewayHttpResolver):
     def resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         request = event  # an API Gateway HTTP API (payload 2.0) request
         logger.set_correlation_id((request.get("requestContext") or {}).get("requestId"))
-        limits = self.route_body_limits.get(request.get("rawPath", ""), self.body_limits)
+        limits = self.route_body_limits.get(_route_path(request), self.body_limits)
         try:
             request = decoded_request(request, limits)
         except LogpipeError as error:
             return proxy_error(error)
         return super().resolve(request, context)
+
+
+def _route_path(request: dict[str, Any]) -> str:
+    """The path of the route API Gateway matched (`/{index}/_bulk`), from the routeKey "METHOD /path"."""
+    route_path = (request.get("routeKey") or "").partition(" ")[2]
+    return route_path or request.get("rawPath", "")
 
 
 def create_resolver(
