@@ -152,6 +152,7 @@ def test_a_document_without_a_message_is_an_item_error(document: dict[str, Any])
             "TRACE",
             {"log.level": "error", "level": "info"},
         ),
+        ({"log.level": "error", "level": "info"}, "ERROR", {"level": "info"}),
         ({"level": "info", "severity": "error"}, "INFO", {"severity": "error"}),
         ({"level": "loud"}, "INFO", {"level": "loud"}),
         ({"level": 30}, "INFO", {"level": 30}),
@@ -235,7 +236,9 @@ def test_a_document_without_timestamp_has_none() -> None:
     assert "timestamp" not in one({"message": "m"})
 
 
-@pytest.mark.parametrize("line", [b"not json", b"[1, 2]", b'"text"', b"", b"   ", b'{"message": NaN}', b"\xff\xfe"])
+@pytest.mark.parametrize(
+    "line", [b"not json", b"[1, 2]", b'"text"', b"", b"   ", b'{"message": "m", "x": NaN}', b"\xff\xfe"]
+)
 def test_a_document_line_that_is_not_an_object_is_an_item_error(line: bytes) -> None:
     body = b'{"create":{}}\n' + line + b'\n{"create":{}}\n{"message":"good"}\n'
     result = esbulk.decode(body, NDJSON, 10, 0, "logs")

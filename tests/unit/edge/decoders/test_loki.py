@@ -420,3 +420,8 @@ def test_the_hash_field_and_unknown_fields_are_ignored() -> None:
     data = request.SerializeToString() + b"\x9a\x01\x03abc"  # field 19, bytes: a field from a future Loki
     (item,) = loki.decode(snappy(data), PROTOBUF, 10, MIB)
     assert item["message"] == "x"
+
+
+def test_an_unknown_level_in_metadata_overrides_a_known_label_level() -> None:
+    (item,) = decode_both({"app": "a", "level": "error"}, [(NOW_NS, "line", {"detected_level": "chatty"})])
+    assert (item["level"], item["attributes"]) == ("INFO", {"level": "error", "detected_level": "chatty"})

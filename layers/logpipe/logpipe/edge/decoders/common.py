@@ -72,7 +72,7 @@ def parse_json(data: bytes) -> Any:
 def load_json(body: bytes, what: str) -> Any:
     """The JSON document of a whole body; MalformedRequestError (400) when parse_json refuses it."""
     try:
-        return from_json(body, allow_inf_nan=False)
+        return parse_json(body)
     except ValueError as exc:
         raise MalformedRequestError("malformed_json", f"The {what} body is not valid JSON") from exc
 
