@@ -305,6 +305,7 @@ def test_service_name_is_the_source_else_unknown_service(encoding: str) -> None:
     assert (item["source"], item["attributes"]) == ("api", {"k": 1})
     assert one(request(record, resource=[]), encoding)["source"] == "unknown_service"
     assert one(request(record, resource=[kv("service.name", string_value="")]), encoding)["source"] == "unknown_service"
+    assert one(request(record, resource=[kv("service.name", int_value=7)]), encoding)["source"] == "7"
     # a record attribute named service.name is an attribute, not the source
     record = LogRecord(body=AnyValue(string_value="m"), attributes=[kv("service.name", string_value="rec")])
     item = one(request(record, resource=[]), encoding)

@@ -100,7 +100,7 @@ def _decode_protobuf(body: bytes, max_items: int) -> list[Item]:
     for resource_log in resource_logs:
         resource_attributes = {kv.key: _value(kv.value) for kv in resource_log.resource.attributes}
         source = resource_attributes.pop("service.name", None)
-        source = str(source) if source not in (None, "") else UNKNOWN_SERVICE
+        source = _json_text(source) if source not in (None, "") else UNKNOWN_SERVICE
         for scope_log in resource_log.scope_logs:
             scope = scope_log.scope
             base = {**resource_attributes}
@@ -202,7 +202,7 @@ def _decode_json(body: bytes, max_items: int) -> list[Item]:
         except (TypeError, ValueError, AttributeError, InvalidEventError) as exc:
             raise _malformed_json("resource attributes") from exc
         source = resource_attributes.pop("service.name", None)
-        source = str(source) if source not in (None, "") else UNKNOWN_SERVICE
+        source = _json_text(source) if source not in (None, "") else UNKNOWN_SERVICE
         for scope_log, records in scope_logs:
             try:
                 scope = scope_log.get("scope") or {}
