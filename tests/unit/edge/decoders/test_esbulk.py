@@ -237,7 +237,12 @@ def test_a_document_without_timestamp_has_none() -> None:
 
 
 @pytest.mark.parametrize(
-    "line", [b"not json", b"[1, 2]", b'"text"', b"", b"   ", b'{"message": "m", "x": NaN}', b"\xff\xfe"]
+    "line",
+    [
+        *[b"not json", b"[1, 2]", b'"text"', b"", b"   ", b'{"message": "m", "x": NaN}', b"\xff\xfe"],
+        b'{"message": "m", "deep": ' + b"[" * 300 + b"]" * 300 + b"}",
+        b'{"message": "lone surrogate \\ud800"}',
+    ],
 )
 def test_a_document_line_that_is_not_an_object_is_an_item_error(line: bytes) -> None:
     body = b'{"create":{}}\n' + line + b'\n{"create":{}}\n{"message":"good"}\n'

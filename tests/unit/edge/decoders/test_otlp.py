@@ -523,3 +523,32 @@ def test_other_media_types_are_unsupported(content_type: str) -> None:
 def test_media_type_parameters_and_case_are_ignored() -> None:
     assert otlp.decode(b"{}", "Application/JSON; charset=utf-8", 10, 0) == []
     assert otlp.decode(b"", "application/x-protobuf; proto=opentelemetry.proto", 10, 0) == []
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+@pytest.mark.parametrize("depth", [10, 200])
+def test_deeply_nested_values_decode_or_are_malformed_never_crash(encoding: str, depth: int) -> None:
+    if encoding == PROTOBUF:  # written by hand: the message classes refuse to build what is too deep
+        value = _field(1, b"leaf")  # AnyValue.string_value
+        for _ in range(depth):
+            value = _field(5, _field(1, value))  # AnyValue.array_value { values: value }
+        record = _field(5, _field(1, b"m")) + _field(6, _field(1, b"deep") + _field(2, value))
+        body = _field(1, _field(2, _field(2, record)))
+    else:
+        value = {"stringValue": "leaf"}
+        for _ in range(depth):
+            value = {"arrayValue": {"values": [value]}}
+        record = {"body": {"stringValue": "m"}, "attributes": [{"key": "deep", "value": value}]}
+        body = json.dumps({"resourceLogs": [{"scopeLogs": [{"logRecords": [record]}]}]}).encode()
+    if depth > 60:  # past the parsers' nesting limits (upb: 100 messages, pydantic-core: 200 JSON levels)
+        with pytest.raises(MalformedRequestError):
+            otlp.decode(body, encoding, 10, 0)
+        return
+    (item,) = otlp.decode(body, encoding, 10, 0)
+    nested = item["attributes"]["deep"]
+    for _ in range(depth):
+        (nested,) = nested
+    assert nested == "leaf"
