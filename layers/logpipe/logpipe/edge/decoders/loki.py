@@ -4,25 +4,26 @@ Two bodies:
 - `application/x-protobuf` (also an empty Content-Type, as Loki reads it): a `logproto.PushRequest` compressed with
   snappy's BLOCK format (not the framed one). The uncompressed length the block announces is checked against
   `max_decoded_bytes` before anything is inflated, and the inflated size must match it exactly.
-  The message classes are built at import from the descriptor in `_PUSH_PROTO` (the wire fields of Loki's
-  `pkg/push/push.proto`), so no generated module or protoc is needed.
+  The message classes are built at import by `_push_request_class` from the wire fields of Loki's
+  `pkg/push/push.proto` (on a private descriptor pool), so no generated module or protoc is needed.
 - `application/json`: `{"streams": [{"stream": {label: value}, "values": [["<ns>", "<line>"(, {metadata})]]}]}`.
 
-| Loki                                                        | item                                                |
-|-------------------------------------------------------------|-----------------------------------------------------|
-| entry line                                                  | `message` (an empty line is an item error)          |
-| entry timestamp (Timestamp in protobuf, ns string in JSON)  | `timestamp`, UTC, truncated to the microsecond (1)  |
-| first label of `service_name`, `service`, `job`, `app`,     | `source`; none: `unknown`. That label is not        |
-| `application`, `container`, `namespace` (non-empty)         | repeated in attributes                              |
-| first of `level`, `detected_level`, `severity`, `lvl`,      | `level` by the names of logpipe.edge.decoders.common|
-| `loglevel`, in structured metadata, then in labels (2)      | (case-insensitive); none: INFO                      |
-| a level text that is not a level name                       | `level` INFO; the text stays in attributes          |
-| every other label and structured-metadata pair              | `attributes`; metadata wins over a label of its name|
+| Loki                                           | item                                                         |
+|------------------------------------------------|--------------------------------------------------------------|
+| entry line                                     | `message`; an empty line is an item error                    |
+| entry timestamp (1)                            | `timestamp`, UTC, truncated to the microsecond               |
+| first non-empty label of SOURCE_LABELS (2)     | `source`, not repeated in attributes; none: `unknown`        |
+| first key of LEVEL_LABELS present (3)          | `level` by the names in ...decoders.common; none: INFO       |
+| a level text that is not a level name          | `level` INFO; the text stays in attributes                   |
+| every other label and structured-metadata pair | `attributes`; metadata wins over a label of the same name    |
 
-(1) Timestamp 0 is 1970-01-01 and a year-3000 timestamp is year 3000: the batch path's skew check judges them.
-    An instant outside the years 1 to 9999, or JSON that is not a string of digits, is an item error.
-(2) Any level key in an entry's structured metadata wins over every level label of its stream; the level key that
-    set the level is not repeated in attributes.
+(1) A protobuf Timestamp, or in JSON a string of Unix nanoseconds. Timestamp 0 is 1970-01-01 and a year-3000
+    timestamp is year 3000: the batch path's skew check judges them. An instant outside the years 1 to 9999, or
+    a JSON timestamp that is not a string of digits, is an item error.
+(2) `service_name`, `service`, `job`, `app`, `application`, `container`, `namespace`, in that order; labels only.
+(3) `level`, `detected_level`, `severity`, `lvl`, `loglevel`, in that order, looked for first in the entry's
+    structured metadata, then in the stream's labels: any level key in the metadata wins over every level label.
+    The key that set the level is not repeated in attributes; a level label overridden by the metadata is.
 
 Refused with MalformedRequestError (Loki answers 400 to all of these): a body that is not snappy or not a
 PushRequest, invalid UTF-8 in a label or a line (the protobuf parser checks it), a labels string that is not
