@@ -116,7 +116,7 @@ HOSTILE: list[Hostile] = [
     Hostile("batch of a string", '"x"', 400, "invalid_batch", BATCH),
     Hostile("empty batch", [], 422, "invalid_event", BATCH),
     Hostile("empty NDJSON", "\r\n\r\n", 422, "invalid_event", BATCH, NDJSON),
-    Hostile("1,001 events", [SEED] * 1001, 413, "payload_too_large", BATCH),
+    Hostile("10,001 events", [SEED] * 10_001, 413, "payload_too_large", BATCH),
     Hostile("batch of invalid items only", [event(level="LOUD"), 7, event(message="\0")], 422, "batch_rejected", BATCH),
     Hostile("NDJSON of broken lines only", '{"a":\r\nnot json\r\n', 422, "batch_rejected", BATCH, NDJSON),
 ]  # fmt: skip

@@ -64,9 +64,9 @@ class Settings(BaseSettings):
     max_past_skew_seconds: int = Field(default=7 * 24 * 3600, ge=0)
     max_future_skew_seconds: int = Field(default=300, ge=0)
 
-    # POST /api/logs/batch: events per request, body as sent (Lambda's 6 MB invocation limit applies after
-    # base64) and once decompressed.
-    max_batch_events: int = Field(default=1000, ge=1)
+    # Every batch route (native, OTLP, Loki, _bulk): events per request, body as sent (Lambda's 6 MB invocation
+    # limit applies after base64) and once decompressed. Shippers batch up to 8,192 records (the Collector's default).
+    max_batch_events: int = Field(default=10_000, ge=1)
     max_batch_body_bytes: int = Field(default=4_194_304, ge=1024, le=4_400_000)
     max_batch_decoded_bytes: int = Field(default=16_777_216, ge=1024)
 

@@ -1,5 +1,6 @@
 """Pydantic models: the ingest request body, the normalized event (Kafka value) and API answers."""
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -83,6 +84,10 @@ class DecodedBatch:
     items: list[Any]
     digest: str
 
+    @classmethod
+    def of(cls, items: list[Any], body: bytes) -> "DecodedBatch":
+        return cls(items, hashlib.sha256(body).hexdigest())
+
 
 class IngestAccepted(BaseModel):
     status: Literal["success"] = "success"
@@ -106,9 +111,10 @@ class BatchItemResult(BaseModel):
 
 
 class BatchAccepted(BaseModel):
-    """The answer to a batch with at least one accepted item ("partial" when some were rejected)."""
+    """The answer to a batch: "success" when every item was accepted, "partial" when some were rejected, "rejected"
+    when none was (the native route answers that as an error, the shipper protocols in their own shapes)."""
 
-    status: Literal["success", "partial"]
+    status: Literal["success", "partial", "rejected"]
     accepted: int
     rejected: int
     items: list[BatchItemResult]

@@ -21,12 +21,17 @@ from logpipe.read import search
         ({"authorization": "Bearer lp_abc"}, "lp_abc"),
         ({"authorization": "bearer   lp_abc "}, "lp_abc"),
         ({"x-api-key": "lp_xyz"}, "lp_xyz"),
-        ({"authorization": "Basic dXNlcjpwYXNz", "x-api-key": "lp_xyz"}, "lp_xyz"),
+        ({"authorization": "Basic bG9raTpscF9iYXNpYw=="}, "lp_basic"),  # HTTP Basic: the key is the password
+        ({"authorization": "Basic bHBfYWxvbmU="}, "lp_alone"),
+        ({"authorization": "Basic !!!", "x-api-key": "lp_xyz"}, "lp_xyz"),  # not base64: no key from it
+        ({"authorization": "ApiKey lp_raw"}, "lp_raw"),  # Elasticsearch clients: the key as given
+        ({"authorization": "ApiKey c29tZS1pZDpscF9lcw=="}, "lp_es"),  # or base64 of id:key
+        ({"authorization": "Digest abc", "x-api-key": "lp_xyz"}, "lp_xyz"),
         ({"authorization": "Bearer "}, None),
         ({}, None),
     ],
 )
-def test_a_key_is_taken_from_bearer_or_x_api_key(headers: dict, key: str | None) -> None:
+def test_a_key_is_taken_as_clients_and_shippers_send_it(headers: dict, key: str | None) -> None:
     assert _presented_key({"headers": headers}) == key
 
 

@@ -52,7 +52,7 @@ def test_the_producer_answers_and_traces_its_logic(traced: dict) -> None:
     assert single["result"]["statusCode"] == 202
     assert batch["result"]["statusCode"] == 207  # the sample batch holds one invalid event among two valid ones
     assert "## logpipe.ingest.intake.ingest_event" in single["names"]
-    assert "## logpipe.ingest.intake.ingest_batch" in batch["names"]
+    assert "## logpipe.ingest.intake.accept_batch" in batch["names"]
 
 
 def test_the_consumer_stores_and_traces_its_batch(traced: dict) -> None:

@@ -84,7 +84,7 @@ def domain_error_response(error: LogpipeError) -> Response:
     """The answer for a domain error: its mapped status, its body, Retry-After when it has one."""
     if isinstance(error, DependencyUnavailableError):
         logger.warning("dependency unavailable", extra={"dependency": error.dependency, "reason": error.reason})
-    return error_response(status_for(error), error.code, error.message, error.details, _headers_for(error))
+    return error_response(status_for(error), error.code, error.message, error.details, error_headers(error))
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
@@ -95,7 +95,7 @@ def _retry_after(error: LogpipeError) -> dict[str, str] | None:
     return None if error.retry_after_seconds is None else {"Retry-After": str(error.retry_after_seconds)}
 
 
-def _headers_for(error: LogpipeError) -> dict[str, str] | None:
+def error_headers(error: LogpipeError) -> dict[str, str] | None:
     """Retry-After when the client may retry; RateLimit fields on a 429; the auth scheme on a 401."""
     headers = _retry_after(error) or {}
     if isinstance(error, RateLimitedError):
@@ -103,16 +103,6 @@ def _headers_for(error: LogpipeError) -> dict[str, str] | None:
     elif isinstance(error, AuthenticationError):
         headers["WWW-Authenticate"] = 'Bearer realm="logpipe"'
     return headers or None
-
-
-def proxy_error(error: LogpipeError) -> dict[str, Any]:
-    """An HTTP API answer built without a resolver, for requests refused before routing."""
-    return {
-        "statusCode": status_for(error),
-        "headers": {"Content-Type": content_types.APPLICATION_JSON, **(_headers_for(error) or {})},
-        "body": json.dumps(error_body(error.code, error.message, error.details)),
-        "isBase64Encoded": False,
-    }
 
 
 def rate_limit_headers(quota: Any) -> dict[str, str]:

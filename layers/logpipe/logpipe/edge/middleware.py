@@ -53,14 +53,19 @@ def _presented_key(request: dict) -> str | None:
     being what follows the colon) and HTTP Basic with the key as the password (Loki and Fluent Bit clients)."""
     headers = request.get("headers") or {}  # HTTP API (payload 2.0) lower-cases header names
     scheme, _, credentials = (headers.get("authorization") or "").partition(" ")
-    scheme, credentials = scheme.lower(), credentials.strip()
-    if credentials and scheme == "bearer":
+    return _from_authorization(scheme.lower(), credentials.strip()) or headers.get("x-api-key") or None
+
+
+def _from_authorization(scheme: str, credentials: str) -> str | None:
+    if not credentials:
+        return None
+    if scheme == "bearer":
         return credentials
-    if credentials and scheme == "apikey":
+    if scheme == "apikey":
         return credentials if credentials.startswith(KEY_PREFIX) else _after_colon(credentials)
-    if credentials and scheme == "basic":
+    if scheme == "basic":
         return _after_colon(credentials)
-    return headers.get("x-api-key") or None
+    return None
 
 
 def _after_colon(encoded: str) -> str | None:

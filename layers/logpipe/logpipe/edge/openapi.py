@@ -7,11 +7,14 @@ documents them (`describe_ingest_routes`), and `ApiDocument` merges both resolve
 tests/unit/test_openapi.py checks that the published ingest operations are the producer's own.
 """
 
+import inspect
+import re
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 from aws_lambda_powertools.event_handler.openapi.merge import OpenAPIMerge
-from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBase, HTTPBearer
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header
 from pydantic import BaseModel
 
@@ -25,6 +28,8 @@ OPENAPI: dict[str, Any] = {
     "security_schemes": {
         "bearer": HTTPBearer(description="Authorization: Bearer <API key>"),
         "apiKey": APIKey(name="X-Api-Key", in_=APIKeyIn.header),
+        "basic": HTTPBase(scheme="basic", description="HTTP Basic, the API key as the password (Loki clients)"),
+        "elasticApiKey": HTTPBase(scheme="ApiKey", description="Authorization: ApiKey <API key> (Elasticsearch)"),
     },
 }
 SECURED = [{"bearer": []}, {"apiKey": []}]  # either way of presenting an API key
@@ -97,6 +102,84 @@ POST_BATCH: dict[str, Any] = {
 }
 
 
+# The shipper protocols' routes ---------------------------------------------------------------------------------------
+
+OTLP_LOGS_PATH = "/v1/logs"
+LOKI_PUSH_PATH = "/loki/api/v1/push"
+BULK_PATH = "/_bulk"
+INDEX_BULK_PATH = "/{index}/_bulk"
+# What Elasticsearch clients and shippers ask before they send, answered harmlessly (docs/shippers.md).
+ES_PROBE_PATHS = ("/_license", "/_cluster/health")
+ES_SETUP_PATHS = ("/_index_template/{name}", "/_ilm/policy/{name}", "/_ingest/pipeline/{name}")
+SHIPPER_SECURITY = [{"bearer": []}, {"apiKey": []}, {"basic": []}, {"elasticApiKey": []}]
+
+_SHIPPER_ERRORS = {
+    400: "The body cannot be decoded (the protocol's error shape)",
+    401: "No API key, or an unknown or revoked one",
+    403: "The API key lacks the ingest scope, or X-Scope-OrgID names another organization",
+    413: "The body, once decompressed, or its number of records is over the limits",
+    415: "A Content-Type or Content-Encoding the protocol does not use",
+    429: "Over the organization's rate limit; retry after Retry-After seconds",
+    503: "Kafka unavailable; retry after Retry-After seconds",
+}
+
+
+def _shipper_route(summary: str, description: str, success: dict[int, str]) -> dict[str, Any]:
+    return {
+        "summary": summary,
+        "description": description,
+        "tags": ["shippers"],
+        "security": SHIPPER_SECURITY,
+        "responses": {
+            **{status: {"description": text} for status, text in success.items()},
+            **{status: {"description": text} for status, text in _SHIPPER_ERRORS.items()},
+        },
+    }
+
+
+POST_OTLP_LOGS = _shipper_route(
+    "OTLP/HTTP logs (protobuf or JSON, optionally gzip)",
+    "An ExportLogsServiceRequest; every record goes the batch path. 200 with an empty ExportLogsServiceResponse, or "
+    "with partial_success when records were refused; errors carry a google.rpc.Status. Mapping: docs/shippers.md.",
+    {200: "Accepted (partial_success names refused records)"},
+)
+POST_LOKI_PUSH = _shipper_route(
+    "Loki push (snappy protobuf, or JSON optionally gzip)",
+    "A PushRequest; every entry goes the batch path. 204 when every entry was accepted; 400 with a plain-text "
+    "reason naming refused entries (the others are stored). Mapping: docs/shippers.md.",
+    {204: "Every entry accepted"},
+)
+POST_BULK = _shipper_route(
+    "Elasticsearch _bulk (NDJSON create/index actions, optionally gzip)",
+    "Action and document lines; every document goes the batch path. 200 with one result per action "
+    "(status 201, or an error). update and delete are refused per item. Mapping: docs/shippers.md.",
+    {200: "Per-item results"},
+)
+ES_INFO = _shipper_route(
+    "Elasticsearch version document (what clients read before they send)",
+    "An 8.x version document with X-Elastic-Product: Elasticsearch.",
+    {200: "The version document"},
+)
+ES_PROBE = _shipper_route(
+    "A probe of Elasticsearch clients and shippers, answered harmlessly",
+    "License, cluster health, or an index template, ILM policy or ingest pipeline that shippers check or install: "
+    "logpipe keeps no such thing and answers that it exists or was acknowledged.",
+    {200: "A harmless answer"},
+)
+
+
+# (path, method, declaration) of every shipper route, as template.yaml lists them.
+SHIPPER_ROUTES: list[tuple[str, str, dict[str, Any]]] = [
+    (OTLP_LOGS_PATH, "POST", POST_OTLP_LOGS),
+    (LOKI_PUSH_PATH, "POST", POST_LOKI_PUSH),
+    *[(path, method, POST_BULK) for path in (BULK_PATH, INDEX_BULK_PATH) for method in ("POST", "PUT")],
+    ("/", "GET", ES_INFO),
+    ("/", "HEAD", ES_INFO),
+    *[(path, "GET", ES_PROBE) for path in ES_PROBE_PATHS],
+    *[(path, method, ES_PROBE) for path in ES_SETUP_PATHS for method in ("GET", "PUT")],
+]
+
+
 class EventsEnvelope(BaseModel):
     """A batch as {"events": [...]}."""
 
@@ -118,6 +201,28 @@ def describe_ingest_routes(resolver: ApiGatewayResolver) -> None:
         idempotency_key: IdempotencyKey = None,
     ) -> None:
         """Served by functions/producer/app.py."""
+
+    for path, method, declaration in SHIPPER_ROUTES:
+        resolver.route(resolver_path(path), method, **declaration)(_served_by_producer(path, method))
+
+
+def resolver_path(path: str) -> str:
+    """A route path as the resolver writes it (`/<index>/_bulk`) from API Gateway's (`/{index}/_bulk`)."""
+    return re.sub(r"\{(\w+)\}", r"<\1>", path)
+
+
+def _served_by_producer(path: str, method: str) -> Callable[..., None]:
+    def served(**_parameters: Any) -> None:
+        """Served by functions/producer/app.py."""
+
+    words = re.sub(r"\W+", "_", path).strip("_") or "root"
+    served.__name__ = f"{method.lower()}_{words}"
+    parameters = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=str)
+        for name in re.findall(r"\{(\w+)\}", path)
+    ]
+    served.__signature__ = inspect.Signature(parameters)  # the path's parameters, as the producer's handler takes
+    return served
 
 
 class ApiDocument(OpenAPIMerge):

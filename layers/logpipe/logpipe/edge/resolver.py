@@ -1,6 +1,7 @@
 """The API functions' resolver: Powertools' HTTP API resolver with validation, the body checks done before routing,
 and every error answered in the one format (logpipe.edge.answers)."""
 
+import base64
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -14,7 +15,6 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from logpipe.edge.answers import (
     domain_error_response,
     error_response,
-    proxy_error,
     rate_limit_headers,
     request_problems,
 )
@@ -23,6 +23,9 @@ from logpipe.edge.powertools import install_validation
 from logpipe.errors import LogpipeError
 from logpipe.observability import logger
 
+# A route's answer to a domain error, given the error and the API Gateway request.
+ErrorReply = Callable[[LogpipeError, dict[str, Any]], Response]
+
 
 class LogpipeResolver(APIGatewayHttpResolver):
     """The HTTP API resolver with validation on. Every request's log lines carry its API Gateway request id as
@@ -30,11 +33,22 @@ class LogpipeResolver(APIGatewayHttpResolver):
     Before routing, every request's body is size-checked, its Content-Encoding undone (gzip, bounded) and checked
     to be UTF-8; route paths may have their own limits."""
 
-    def __init__(self, body_limits: BodyLimits, route_body_limits: Mapping[str, BodyLimits]) -> None:
+    def __init__(
+        self,
+        body_limits: BodyLimits,
+        route_body_limits: Mapping[str, BodyLimits],
+        route_error_replies: Mapping[str, ErrorReply],
+    ) -> None:
         super().__init__(enable_validation=True, json_body_deserializer=_object_body)
         install_validation(self)
         self.body_limits = body_limits
         self.route_body_limits = dict(route_body_limits)
+        self.route_error_replies = dict(route_error_replies)
+
+    def error_reply(self, error: LogpipeError, request: dict[str, Any]) -> Response:
+        """The answer to a domain error in the route's protocol (logpipe's error body unless the route has its own)."""
+        reply = self.route_error_replies.get(_route_path(request))
+        return domain_error_response(error) if reply is None else reply(error, request)
 
     def resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         request = event  # an API Gateway HTTP API (payload 2.0) request
@@ -43,7 +57,7 @@ class LogpipeResolver(APIGatewayHttpResolver):
         try:
             request = decoded_request(request, limits)
         except LogpipeError as error:
-            return proxy_error(error)
+            return _proxy_answer(self.error_reply(error, request))
         return super().resolve(request, context)
 
 
@@ -57,17 +71,33 @@ def create_resolver(
     max_body_bytes: int,
     max_decoded_body_bytes: int | None = None,
     route_body_limits: Mapping[str, BodyLimits] | None = None,
+    route_error_replies: Mapping[str, ErrorReply] | None = None,
 ) -> LogpipeResolver:
     """A resolver whose routes take bodies up to `max_body_bytes` as sent and `max_decoded_body_bytes` after
-    Content-Encoding (default: the same), except the paths named in `route_body_limits`."""
+    Content-Encoding (default: the same), except the route paths named in `route_body_limits`; the routes named
+    in `route_error_replies` answer domain errors in their protocol's shape."""
     limits = BodyLimits(max_body_bytes, max_decoded_body_bytes or max_body_bytes)
-    app = LogpipeResolver(limits, route_body_limits or {})
-    app.exception_handler(LogpipeError)(_with_rate_limit_of(app, domain_error_response))
+    app = LogpipeResolver(limits, route_body_limits or {}, route_error_replies or {})
+    app.exception_handler(LogpipeError)(
+        _with_rate_limit_of(app, lambda error: app.error_reply(error, app.current_event.raw_event))
+    )
     app.exception_handler(RequestValidationError)(_with_rate_limit_of(app, _validation_error))
     app.exception_handler(RequestUnsupportedContentType)(_with_rate_limit_of(app, _unsupported_content_type))
     app.not_found(_not_found)
     app.exception_handler(Exception)(_unexpected_error)
     return app
+
+
+def _proxy_answer(response: Response) -> dict[str, Any]:
+    """An HTTP API answer built without routing, for requests refused before it (body limits, encodings)."""
+    body = response.body
+    encoded = isinstance(body, bytes)
+    return {
+        "statusCode": response.status_code,
+        "headers": dict(response.headers),
+        "body": base64.b64encode(body).decode() if encoded else body or "",
+        "isBase64Encoded": encoded,
+    }
 
 
 def _object_body(text: str) -> Any:

@@ -6,7 +6,9 @@ one, the valid ones published with one wait for Kafka's acknowledgement, and eac
 Idempotency (docs/ingest.md): a retried request with the same Idempotency-Key (or, for one event, the same
 client `id`) gets the first answer back. Event ids under a key are derived (uuid5) from the organization, the
 key and, in a batch, the item's index, so even a retry that publishes again (the first attempt failed after
-Kafka acknowledged) carries the same ids, and storage keeps one row per (organization, id).
+Kafka acknowledged) carries the same ids, and storage keeps one row per (organization, id). A batch item without a
+client id or a key gets its id from the organization, the digest of the request body and its index: log shippers
+retry whole requests after a timeout or a 5xx, and each retried event is stored once.
 """
 
 import json
@@ -45,6 +47,15 @@ class BatchRejectedError(InvalidEventError):
 def derived_event_id(organization_id: str, key: str, index: int | None = None) -> UUID:
     """The event id an idempotency key stands for: the same (organization, key, index), the same id."""
     return uuid5(EVENT_ID_NAMESPACE, json.dumps([organization_id, key, index]))
+
+
+def client_event_id(organization_id: str, client_id: str) -> UUID:
+    """The event id of a client's own document id (Elasticsearch `_id`): the id itself when it is a UUID, else
+    derived from (organization, id), so the same document sent again is stored once."""
+    try:
+        return UUID(client_id)
+    except ValueError:
+        return uuid5(EVENT_ID_NAMESPACE, json.dumps([organization_id, "client-id", client_id]))
 
 
 def owning_organization(event_in: LogEventIn, organization_id: str | None) -> str:
@@ -110,28 +121,38 @@ def ingest_event(
     return idempotency.once(scope, fingerprint, settings, publish_event, IngestAccepted)
 
 
-@tracer.capture_method
 def ingest_batch(
     batch: DecodedBatch,
     settings: Settings,
     idempotency_key: str | None = None,
     organization_id: str | None = None,
 ) -> BatchAccepted:
-    """Validate every item of a batch, publish the valid ones with one Kafka wait, answer per item.
-
-    Raises BatchRejectedError when no item is valid.
-    """
-    items = batch.items
-    received_at = datetime.now(UTC)
-    outcomes = [
-        _batch_item(item, index, settings, received_at, idempotency_key, organization_id)
-        for index, item in enumerate(items)
-    ]
-    if not any(isinstance(outcome, LogEvent) for outcome in outcomes):
-        answer = _batch_answer(outcomes)
+    """accept_batch, for the native batch route: raises BatchRejectedError when no item is valid."""
+    answer = accept_batch(batch, settings, idempotency_key, organization_id)
+    if not answer.accepted:
         raise BatchRejectedError(
             "no event of the batch was accepted", details={"items": answer.model_dump(mode="json")["items"]}
         )
+    return answer
+
+
+@tracer.capture_method
+def accept_batch(
+    batch: DecodedBatch,
+    settings: Settings,
+    idempotency_key: str | None = None,
+    organization_id: str | None = None,
+) -> BatchAccepted:
+    """Validate every item of a batch, publish the valid ones with one Kafka wait, answer per item (publishing
+    nothing when no item is valid)."""
+    items = batch.items
+    received_at = datetime.now(UTC)
+    id_key = idempotency_key or f"sha256:{batch.digest}"
+    outcomes = [
+        _batch_item(item, index, settings, received_at, id_key, organization_id) for index, item in enumerate(items)
+    ]
+    if not any(isinstance(outcome, LogEvent) for outcome in outcomes):
+        return _batch_answer(outcomes)
 
     def publish_batch() -> BatchAccepted:
         publisher.publish([outcome for outcome in outcomes if isinstance(outcome, LogEvent)], settings)
@@ -149,16 +170,17 @@ def _batch_item(
     index: int,
     settings: Settings,
     received_at: datetime,
-    idempotency_key: str | None,
+    id_key: str,
     organization_id: str | None,
 ) -> LogEvent | ErrorDetail:
-    """The normalized event for one item, or the error that refuses it alone."""
+    """The normalized event for one item, or the error that refuses it alone; without a client id, its id is
+    derived from (organization, `id_key`, index)."""
     if isinstance(item, LogpipeError):  # an item the decoder could not read (an NDJSON line that is not JSON)
         return _error_detail(item)
     try:
         event_in = LogEventIn.model_validate(item)
         organization = owning_organization(event_in, organization_id)
-        event_id = derived_event_id(organization, idempotency_key, index) if idempotency_key else None
+        event_id = None if event_in.id else derived_event_id(organization, id_key, index)
         return normalize_event(event_in, settings, received_at, organization, event_id)
     except ValidationError as exc:
         problems = validation_problems(exc.errors(include_url=False, include_input=False))
@@ -179,9 +201,10 @@ def _batch_answer(outcomes: list[LogEvent | ErrorDetail]) -> BatchAccepted:
         for index, outcome in enumerate(outcomes)
     ]
     rejected = sum(result.status == "rejected" for result in results)
+    accepted = len(results) - rejected
     return BatchAccepted(
-        status="partial" if rejected else "success",
-        accepted=len(results) - rejected,
+        status="rejected" if not accepted else "partial" if rejected else "success",
+        accepted=accepted,
         rejected=rejected,
         items=results,
     )

@@ -1,7 +1,6 @@
 """The native batch (`POST /api/logs/batch`): a JSON array, {"events": [...]} or NDJSON, each item in the ingest
 body's shape (logpipe.models.LogEventIn)."""
 
-import hashlib
 import json
 from typing import Any
 
@@ -17,7 +16,7 @@ def decode(text: str, content_type: str, max_items: int) -> DecodedBatch:
     items = batch_items(text, content_type, max_items)
     if not items:
         raise InvalidEventError("the batch holds no event", details={"field": "events"})
-    return DecodedBatch(items, hashlib.sha256(text.encode()).hexdigest())
+    return DecodedBatch.of(items, text.encode())
 
 
 def batch_items(text: str, content_type: str, max_items: int) -> list[Any | MalformedRequestError]:
