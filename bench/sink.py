@@ -332,7 +332,7 @@ def e2e_run(settings, organization_id: str, rate: int, seconds: int, batch: int,
     template = template_for(topic, f"bench-{topic}", workdir)
     producers = load_template(template).functions["ProducerFunction"].reserved_concurrency or 1
     # The bench measures the pipeline, not a tenant's quota: the bench organization's limit is above the offered rate.
-    unlimited = {"RATE_LIMIT_RATE": str(10 * rate), "RATE_LIMIT_BURST": str(20 * rate)}
+    unlimited = {"INGEST_RATE_BYTES": str(10**12), "INGEST_BURST_BYTES": str(10**12)}
     with RunnerProcess(
         template, args=["--prewarm", str(producers)], env={"KAFKA_TOPIC": topic, **unlimited}, start_timeout=90
     ) as runner:

@@ -16,7 +16,7 @@ from logpipe.config import get_settings
 from logpipe.edge.answers import json_response
 from logpipe.edge.body import BodyLimits, body_bytes
 from logpipe.edge.decoders import esbulk, loki, native, otlp
-from logpipe.edge.middleware import authorized, charge
+from logpipe.edge.middleware import authorized
 from logpipe.edge.openapi import (
     BATCH_PATH,
     BULK_PATH,
@@ -64,11 +64,11 @@ app = create_resolver(
         **dict.fromkeys(["/", *ES_PROBE_PATHS, *ES_SETUP_PATHS], elasticsearch_replies.refused),
     },
 )
-ingesting = authorized(Scope.INGEST, charge_one=False)  # a batch is charged its number of events
+ingesting = authorized(Scope.INGEST)  # charged the bytes of the decoded body
 
 
 # Each route's OpenAPI description (summary, answers, auth) is logpipe.edge.openapi's: the gateway publishes it.
-@app.post(LOGS_PATH, middlewares=[authorized(Scope.INGEST)], **POST_LOG)
+@app.post(LOGS_PATH, middlewares=[ingesting], **POST_LOG)
 def post_log(
     event: Annotated[LogEventIn, Body()],
     idempotency_key: IdempotencyKey = None,
@@ -81,7 +81,6 @@ def post_log(
 def post_batch(idempotency_key: IdempotencyKey = None):  # the body is read here: JSON or NDJSON
     request = app.current_event
     batch = native.decode(request.body or "", request.headers.get("content-type", ""), settings.max_batch_events)
-    charge(app, len(batch.items))
     answer = ingest_batch(batch, settings, idempotency_key, app.context.get("organization_id"))
     return json_response(207 if answer.rejected else 202, answer.model_dump(mode="json"))
 
@@ -110,33 +109,33 @@ def post_index_bulk(index: str):
     return _bulk(default_index=index)
 
 
-@app.route("/", ["GET", "HEAD"], middlewares=[authorized(Scope.INGEST)], **ES_INFO)
+@app.route("/", ["GET", "HEAD"], middlewares=[ingesting], **ES_INFO)
 def get_elasticsearch_info():
     return elasticsearch_replies.info(cluster_name=app.context["organization_id"])
 
 
-@app.get("/_license", middlewares=[authorized(Scope.INGEST)], **ES_PROBE)
+@app.get("/_license", middlewares=[ingesting], **ES_PROBE)
 def get_license():
     return elasticsearch_replies.document({"license": {"status": "active", "type": "basic", "uid": "logpipe"}})
 
 
-@app.get("/_cluster/health", middlewares=[authorized(Scope.INGEST)], **ES_PROBE)
+@app.get("/_cluster/health", middlewares=[ingesting], **ES_PROBE)
 def get_cluster_health():
     return elasticsearch_replies.document({"cluster_name": app.context["organization_id"], "status": "green"})
 
 
-@app.route("/_index_template/<name>", ["GET", "PUT"], middlewares=[authorized(Scope.INGEST)], **ES_PROBE)
+@app.route("/_index_template/<name>", ["GET", "PUT"], middlewares=[ingesting], **ES_PROBE)
 def index_template(name: str):
     template = {"index_patterns": [f"{name}*"], "template": {}}
     return _setup_probe({"index_templates": [{"name": name, "index_template": template}]})
 
 
-@app.route("/_ilm/policy/<name>", ["GET", "PUT"], middlewares=[authorized(Scope.INGEST)], **ES_PROBE)
+@app.route("/_ilm/policy/<name>", ["GET", "PUT"], middlewares=[ingesting], **ES_PROBE)
 def ilm_policy(name: str):
     return _setup_probe({name: {"version": 1, "policy": {"phases": {}}}})
 
 
-@app.route("/_ingest/pipeline/<name>", ["GET", "PUT"], middlewares=[authorized(Scope.INGEST)], **ES_PROBE)
+@app.route("/_ingest/pipeline/<name>", ["GET", "PUT"], middlewares=[ingesting], **ES_PROBE)
 def ingest_pipeline(name: str):
     return _setup_probe({name: {"processors": []}})
 
@@ -147,8 +146,7 @@ def _shipped() -> tuple[bytes, str]:
 
 
 def _accept(items: list[Any], body: bytes) -> BatchAccepted:
-    """The shared batch path: the items' number from the rate limit, then validation, Kafka, receipts."""
-    charge(app, len(items))
+    """The shared batch path: validation, Kafka, receipts."""
     return accept_batch(DecodedBatch.of(items, body), settings, None, app.context["organization_id"])
 
 

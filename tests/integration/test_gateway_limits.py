@@ -154,3 +154,41 @@ def test_a_lease_serves_takes_locally_without_ever_exceeding_the_bucket(
             ratelimit.take_organization_tokens(organization_id, 1, settings)
             admitted += 1
     assert admitted == 302, "leases never admit more than the bucket holds (302 is no multiple of 1 + 3)"
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type", "body"),
+    [
+        ("/api/logs/batch", "application/json", json.dumps([{"level": "INFO", "message": "m" * 300, "source": "s"}])),
+        (
+            "/loki/api/v1/push",
+            "application/json",
+            json.dumps({"streams": [{"stream": {"job": "j" * 300}, "values": []}]}),
+        ),
+        ("/_bulk", "application/x-ndjson", '{"create":{"_index":"i"}}\n{"message":"' + "m" * 300 + '"}\n'),
+    ],
+)
+def test_ingest_is_limited_in_bytes_of_the_body_before_anything_is_decoded(
+    monkeypatch: pytest.MonkeyPatch,
+    organization_id: str,
+    producer_function,
+    http_event,
+    lambda_context,
+    auth_headers,
+    path: str,
+    content_type: str,
+    body: str,
+) -> None:
+    monkeypatch.setenv("INGEST_RATE_OVERRIDES", json.dumps({organization_id: {"rate": 1, "burst": 400}}))
+    get_settings.cache_clear()
+    try:
+        headers = {**auth_headers(organization_id, "ingest"), "content-type": content_type}
+        first = producer_function.handler(http_event(body, path, headers), lambda_context)
+        refused = producer_function.handler(http_event(body, path, headers), lambda_context)
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    assert first["statusCode"] in (200, 202, 204, 400), first["body"]  # admitted: the bucket was full
+    assert refused["statusCode"] == 429
+    assert int(refused["headers"]["Retry-After"]) >= 1
+    assert refused["headers"]["RateLimit-Policy"].startswith('"ingest-bytes";q=400;')

@@ -23,7 +23,7 @@ def auth_headers(monkeypatch: pytest.MonkeyPatch) -> Callable[..., dict[str, str
     """Unit tests have no PostgreSQL or Redis: keys live in a dict here and rate limits admit everything."""
     principals: dict[bytes, Principal] = {}
     monkeypatch.setattr(auth, "_lookup", lambda key_hash, settings: principals.get(key_hash))
-    monkeypatch.setattr(ratelimit, "take_organization_tokens", lambda organization_id, cost, settings: None)
+    monkeypatch.setattr(ratelimit, "take_organization_tokens", lambda organization_id, cost, settings, bucket: None)
 
     def make(organization_id: str, scopes: str = "ingest,read,admin") -> dict[str, str]:
         key = keys.KEY_PREFIX + secrets.token_urlsafe(16)

@@ -18,7 +18,7 @@ EVENT_FIXED_FIELDS_BYTES = 4096
 
 
 class RateLimitPolicy(BaseModel):
-    """A token bucket: `rate` events per second refill up to `burst` (gateway setting)."""
+    """A token bucket: `rate` tokens (requests, or bytes for ingest) per second refill up to `burst`."""
 
     rate: float = Field(gt=0)
     burst: int = Field(ge=1)
@@ -82,11 +82,18 @@ class Settings(BaseSettings):
     api_key_cache_seconds: float = Field(default=5.0, ge=0)
     # ... and in Redis this long (revocation deletes the Redis entry at once).
     api_key_redis_cache_seconds: int = Field(default=300, ge=1)
-    # Token bucket per organization: refill rate (events/s) and capacity; per-organization overrides as JSON,
+    # Token bucket per organization for the read and admin routes: refill rate (requests/s) and capacity;
+    # per-organization overrides as JSON,
     # e.g. RATE_LIMIT_OVERRIDES='{"acme": {"rate": 50, "burst": 100}}'.
     rate_limit_rate: float = Field(default=1000.0, gt=0)
     rate_limit_burst: int = Field(default=2000, ge=1)
     rate_limit_overrides: dict[str, RateLimitPolicy] = Field(default_factory=dict)
+    # Ingest, per organization, in bytes of decoded request bodies per second (as Loki's ingestion_rate_mb): refill
+    # rate and capacity; overrides as JSON, e.g. INGEST_RATE_OVERRIDES='{"acme": {"rate": 1048576, "burst": 4194304}}'.
+    # The default lets one organization use what one machine carries (docs/ingest.md, "Rate limits").
+    ingest_rate_bytes: float = Field(default=64 * 1024 * 1024, gt=0)
+    ingest_burst_bytes: int = Field(default=128 * 1024 * 1024, ge=1)
+    ingest_rate_overrides: dict[str, RateLimitPolicy] = Field(default_factory=dict)
     # Spare tokens a process may claim at once and spend without Redis for up to 1 s (at most burst // 100).
     rate_limit_lease_tokens: int = Field(default=20, ge=0)
     # Failed authentications allowed per client address: refill per minute and capacity.

@@ -90,7 +90,7 @@ def main() -> int:
     consume.storage.store_events = lambda events: len(events)
     consume.deadletter.publish = lambda letters: None
     auth._lookup = lambda key_hash, settings: auth.Principal("traced", "acme", frozenset({"ingest"}))
-    ratelimit.take_organization_tokens = lambda organization_id, cost, settings: None
+    ratelimit.take_organization_tokens = lambda organization_id, cost, settings, bucket=None: None
 
     producer, consumer = load("producer"), load("consumer")
     events = {name: json.loads((REPO / "events" / f"{name}.json").read_text()) for name in sys.argv[1:]}

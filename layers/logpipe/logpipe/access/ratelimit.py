@@ -49,7 +49,22 @@ return {admitted, math.max(0, math.floor(tokens)), math.ceil(refill), math.ceil(
 """
 
 ORGANIZATION_POLICY = "org"
+INGEST_BYTES_POLICY = "ingest-bytes"
 AUTH_FAILURE_POLICY = "auth-failures"
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """One kind of per-organization bucket: its policy name (in the RateLimit fields) and Redis key prefix."""
+
+    policy: str
+    key_prefix: str
+
+
+# Requests to the read and admin routes, one token each.
+REQUESTS = Bucket(ORGANIZATION_POLICY, "ratelimit:org:")
+# Ingest, one token per byte of the decoded request body (as Loki's ingestion_rate_mb), on every ingest route.
+INGEST_BYTES = Bucket(INGEST_BYTES_POLICY, "ratelimit:ingest-bytes:")
 
 
 @dataclass(frozen=True)
@@ -92,32 +107,45 @@ class _Lease:
     quota: "Quota"  # the bucket as Redis reported it when the lease was granted
 
 
-_leases: dict[str, _Lease] = {}
+_leases: dict[tuple[Bucket, str], _Lease] = {}
 
 
-def take_organization_tokens(organization_id: str, cost: int, settings: Settings) -> Quota | None:
+def take_organization_tokens(
+    organization_id: str, cost: int, settings: Settings, bucket: Bucket = REQUESTS
+) -> Quota | None:
     """Take `cost` tokens from the organization's bucket; raises RateLimitedError when refused.
 
     Returns None while failing open (Redis down, within the allowance); DependencyUnavailableError after it.
     """
-    lease = _leases.get(organization_id)
+    lease = _leases.get((bucket, organization_id))
     if lease is not None and lease.tokens >= cost and lease.expires_at > time.monotonic():
         lease.tokens -= cost
         return replace(lease.quota, remaining=lease.quota.remaining + lease.tokens)
-    policy = settings.rate_limit_overrides.get(organization_id) or RateLimitPolicy(
-        rate=settings.rate_limit_rate, burst=settings.rate_limit_burst
-    )
-    spare = min(settings.rate_limit_lease_tokens, policy.burst // 100)
-    taken = _take(f"ratelimit:org:{organization_id}", ORGANIZATION_POLICY, policy, cost, spare, settings)
+    policy, spare = _policy(bucket, organization_id, settings)
+    taken = _take(f"{bucket.key_prefix}{organization_id}", bucket.policy, policy, cost, spare, settings)
     if taken is None:
         return None
     quota, granted = taken
     if not quota.admitted:
         raise RateLimitedError(f"organization {organization_id} is over its rate limit", quota)
     if granted:
-        _leases[organization_id] = _Lease(granted, time.monotonic() + LEASE_SECONDS, quota)
+        _leases[(bucket, organization_id)] = _Lease(granted, time.monotonic() + LEASE_SECONDS, quota)
         return replace(quota, remaining=quota.remaining + granted)
     return quota
+
+
+def _policy(bucket: Bucket, organization_id: str, settings: Settings) -> tuple[RateLimitPolicy, int]:
+    """The bucket's policy for the organization (its override, else the default) and the spare tokens a lease
+    may claim (1 % of the burst; for requests also at most rate_limit_lease_tokens)."""
+    if bucket is INGEST_BYTES:
+        policy = settings.ingest_rate_overrides.get(organization_id) or RateLimitPolicy(
+            rate=settings.ingest_rate_bytes, burst=settings.ingest_burst_bytes
+        )
+        return policy, policy.burst // 100
+    policy = settings.rate_limit_overrides.get(organization_id) or RateLimitPolicy(
+        rate=settings.rate_limit_rate, burst=settings.rate_limit_burst
+    )
+    return policy, min(settings.rate_limit_lease_tokens, policy.burst // 100)
 
 
 def take_auth_failure_token(client_address: str, settings: Settings) -> Quota | None:

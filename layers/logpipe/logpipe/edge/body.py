@@ -34,6 +34,15 @@ def body_bytes(request: dict[str, Any]) -> bytes:
     return request[BODY_BYTES]
 
 
+def body_size(request: dict[str, Any]) -> int:
+    """Bytes of a decoded request's body (its text's UTF-8, or a binary route's bytes)."""
+    raw = request.get(BODY_BYTES)
+    if raw is not None:
+        return len(raw)
+    text = request.get("body") or ""
+    return len(text) if text.isascii() else len(text.encode())
+
+
 def decoded_request(request: dict[str, Any], limits: BodyLimits) -> dict[str, Any]:
     """The API Gateway (HTTP API, payload 2.0) request with its body as checked UTF-8 text, Content-Encoding undone
     within `limits`.

@@ -3,9 +3,9 @@
     @app.get("/api/logs", middlewares=[authorized(Scope.READ)])
 
 puts the caller's organization in `app.context["organization_id"]` and its scopes in `app.context["scopes"]`,
-takes one token from the organization's bucket and adds the RateLimit fields to the answer. A route whose cost
-is known only after parsing (a batch) registers `authorized(Scope.INGEST, charge_one=False)` and calls
-`charge(app, cost)` itself.
+takes from the organization's bucket and adds the RateLimit fields to the answer: one request token on the read
+and admin routes; on the ingest routes (the `ingest` scope), one token per byte of the decoded request body, before
+anything of it is parsed or published.
 """
 
 from collections.abc import Callable
@@ -18,6 +18,7 @@ from logpipe.access import auth, ratelimit
 from logpipe.access.keys import KEY_PREFIX
 from logpipe.access.models import Scope
 from logpipe.config import get_settings
+from logpipe.edge.body import body_size
 from logpipe.edge.resolver import with_rate_limit
 from logpipe.encoding import strict_base64
 from logpipe.errors import OrganizationMismatchError
@@ -25,7 +26,7 @@ from logpipe.errors import OrganizationMismatchError
 Middleware = Callable[[BaseRouter, NextMiddleware], Response]
 
 
-def authorized(scope: Scope, *, charge_one: bool = True) -> Middleware:
+def authorized(scope: Scope) -> Middleware:
     def middleware(app: BaseRouter, next_middleware: NextMiddleware) -> Response:
         settings = get_settings()
         request = app.current_event.raw_event  # the API Gateway request as a dict: cheaper than its wrappers
@@ -33,17 +34,19 @@ def authorized(scope: Scope, *, charge_one: bool = True) -> Middleware:
         auth.require_scope(principal, scope)
         _check_tenant_header(request, principal.organization_id)
         app.append_context(organization_id=principal.organization_id, scopes=principal.scopes)
-        if charge_one:
-            charge(app, 1)
+        if scope is Scope.INGEST:
+            _charge(app, ratelimit.INGEST_BYTES, body_size(request))
+        else:
+            _charge(app, ratelimit.REQUESTS, 1)
         return with_rate_limit(app, next_middleware(app))
 
     middleware.__name__ = f"authorized_{scope}"
     return middleware
 
 
-def charge(app: BaseRouter, cost: int) -> None:
-    """Take `cost` tokens (events) from the caller's organization; raises RateLimitedError when refused."""
-    quota = ratelimit.take_organization_tokens(app.context["organization_id"], cost, get_settings())
+def _charge(app: BaseRouter, bucket: ratelimit.Bucket, cost: int) -> None:
+    """Take `cost` tokens from the caller's organization's bucket; raises RateLimitedError when refused."""
+    quota = ratelimit.take_organization_tokens(app.context["organization_id"], cost, get_settings(), bucket)
     app.append_context(quota=quota)
 
 

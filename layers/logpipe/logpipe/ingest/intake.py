@@ -11,12 +11,13 @@ client id or a key gets its id from the organization, the digest of the request 
 retry whole requests after a timeout or a 5xx, and each retried event is stored once.
 """
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4, uuid5
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from logpipe.config import Settings
 from logpipe.errors import InvalidEventError, LogpipeError, OrganizationMismatchError
@@ -38,6 +39,9 @@ from logpipe.observability import tracer
 EVENT_ID_NAMESPACE = UUID("3f6f7a2e-9c1b-4c4e-8a51-6f0d2b7c9e14")
 
 
+_ITEM_RESULTS = TypeAdapter(list[BatchItemResult])
+
+
 class BatchRejectedError(InvalidEventError):
     """No item of a batch was accepted; details list every item's error."""
 
@@ -47,6 +51,26 @@ class BatchRejectedError(InvalidEventError):
 def derived_event_id(organization_id: str, key: str, index: int | None = None) -> UUID:
     """The event id an idempotency key stands for: the same (organization, key, index), the same id."""
     return uuid5(EVENT_ID_NAMESPACE, json.dumps([organization_id, key, index]))
+
+
+class _DerivedIds:
+    """derived_event_id(organization, key, index) for the items of one batch, at a fraction of its cost: uuid5 is
+    SHA-1 over the namespace and the name, and the names of an organization's items share the prefix
+    `["<organization>", "<key>", `, hashed once per organization here."""
+
+    def __init__(self, key: str) -> None:
+        self._key = key
+        self._prefixes: dict[str, Any] = {}
+
+    def __call__(self, organization_id: str, index: int) -> UUID:
+        prefix = self._prefixes.get(organization_id)
+        if prefix is None:
+            name = json.dumps([organization_id, self._key, 0])[:-2]  # the JSON list up to its last element
+            prefix = hashlib.sha1(EVENT_ID_NAMESPACE.bytes + name.encode(), usedforsecurity=False)
+            self._prefixes[organization_id] = prefix
+        digest = prefix.copy()
+        digest.update(b"%d]" % index)
+        return UUID(bytes=digest.digest()[:16], version=5)
 
 
 def client_event_id(organization_id: str, client_id: str) -> UUID:
@@ -147,9 +171,9 @@ def accept_batch(
     nothing when no item is valid)."""
     items = batch.items
     received_at = datetime.now(UTC)
-    id_key = idempotency_key or f"sha256:{batch.digest}"
+    ids = _DerivedIds(idempotency_key or f"sha256:{batch.digest}")
     outcomes = [
-        _batch_item(item, index, settings, received_at, id_key, organization_id) for index, item in enumerate(items)
+        _batch_item(item, index, settings, received_at, ids, organization_id) for index, item in enumerate(items)
     ]
     if not any(isinstance(outcome, LogEvent) for outcome in outcomes):
         return _batch_answer(outcomes)
@@ -170,17 +194,17 @@ def _batch_item(
     index: int,
     settings: Settings,
     received_at: datetime,
-    id_key: str,
+    ids: _DerivedIds,
     organization_id: str | None,
 ) -> LogEvent | ErrorDetail:
     """The normalized event for one item, or the error that refuses it alone; without a client id, its id is
-    derived from (organization, `id_key`, index)."""
+    derived from (organization, the batch's key, index)."""
     if isinstance(item, LogpipeError):  # an item the decoder could not read (an NDJSON line that is not JSON)
         return _error_detail(item)
     try:
         event_in = LogEventIn.model_validate(item)
         organization = owning_organization(event_in, organization_id)
-        event_id = None if event_in.id else derived_event_id(organization, id_key, index)
+        event_id = None if event_in.id else ids(organization, index)
         return normalize_event(event_in, settings, received_at, organization, event_id)
     except ValidationError as exc:
         problems = validation_problems(exc.errors(include_url=False, include_input=False))
@@ -194,12 +218,15 @@ def _error_detail(error: LogpipeError) -> ErrorDetail:
 
 
 def _batch_answer(outcomes: list[LogEvent | ErrorDetail]) -> BatchAccepted:
-    results = [
-        BatchItemResult(index=index, status="accepted", id=outcome.id)
-        if isinstance(outcome, LogEvent)
-        else BatchItemResult(index=index, status="rejected", error=outcome)
-        for index, outcome in enumerate(outcomes)
-    ]
+    # One validation of plain dicts: a model built per item would cost a Python call each.
+    results = _ITEM_RESULTS.validate_python(
+        [
+            {"index": index, "status": "accepted", "id": outcome.id}
+            if isinstance(outcome, LogEvent)
+            else {"index": index, "status": "rejected", "error": outcome}
+            for index, outcome in enumerate(outcomes)
+        ]
+    )
     rejected = sum(result.status == "rejected" for result in results)
     accepted = len(results) - rejected
     return BatchAccepted(

@@ -6,6 +6,7 @@ numbers) accept, so an accepted event can always be stored. Size limits answer 4
 
 import math
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from logpipe.config import Settings
@@ -37,6 +38,8 @@ def check_event(event_in: LogEventIn, settings: Settings, now: datetime) -> None
 
 def text_bytes(text: str, field: str) -> int:
     """UTF-8 size of a text PostgreSQL can store: no NUL, no lone surrogate."""
+    if text.isascii() and "\x00" not in text:  # most text: its length is its size, and it has no surrogate
+        return len(text)
     if "\x00" in text:
         raise InvalidEventError("NUL characters are not allowed in text fields", details={"field": field})
     try:
@@ -55,7 +58,38 @@ def _check_attributes(attributes: dict[str, Any], settings: Settings) -> None:
             f"{len(attributes)} attributes; the limit is {settings.max_attributes}",
             details={"field": "attributes", "limit": settings.max_attributes},
         )
-    _AttributeWalk(settings).container(attributes, depth=1, path="attributes")
+    if not _flat_and_plain(attributes, settings):
+        _AttributeWalk(settings).container(attributes, depth=1, path="attributes")
+
+
+def _flat_and_plain(attributes: dict[str, Any], settings: Settings) -> bool:
+    """Whether the attributes pass every rule, decided cheaply for what shippers send most: one level of ASCII
+    texts and numbers within the limits (ASCII has no lone surrogate, and its length is its size in bytes). False
+    for anything else; the full walk then judges, and names what is wrong. The running total is counted as the
+    walk counts it, so both agree on the limit."""
+    key_limit, value_limit = settings.max_attribute_key_bytes, settings.max_attribute_value_bytes
+    total = 0
+    for key, value in attributes.items():
+        if len(key) > key_limit or not key.isascii() or "\x00" in key:
+            return False
+        kind = type(value)
+        if kind is str:
+            if len(value) > value_limit or not value.isascii() or "\x00" in value:
+                return False
+            total += len(key) + len(value) + 2 * _SEPARATOR_BYTES
+        elif _plain_scalar(kind, value):
+            total += len(key) + _SEPARATOR_BYTES + _SCALAR_BYTES
+        else:
+            return False
+    return total <= settings.max_attributes_bytes
+
+
+def _plain_scalar(kind: type, value: Any) -> bool:
+    if kind is int:
+        return INT64_MIN <= value <= INT64_MAX
+    if kind is float:
+        return math.isfinite(value)
+    return kind is bool or value is None
 
 
 class _AttributeWalk:
@@ -128,6 +162,12 @@ class _AttributeWalk:
         )
 
 
+@lru_cache(maxsize=4)
+def _accepted_window(now: datetime, past_seconds: int, future_seconds: int) -> tuple[datetime, datetime]:
+    """The timestamps accepted at `now` (a batch's items share their `now`: computed once per batch)."""
+    return now - timedelta(seconds=past_seconds), now + timedelta(seconds=future_seconds)
+
+
 def _join(path: str, name: str | int) -> str:
     if isinstance(name, int):
         return f"{path}[{name}]"
@@ -135,8 +175,7 @@ def _join(path: str, name: str | int) -> str:
 
 
 def _check_skew(timestamp: datetime, settings: Settings, now: datetime) -> None:
-    earliest = now - timedelta(seconds=settings.max_past_skew_seconds)
-    latest = now + timedelta(seconds=settings.max_future_skew_seconds)
+    earliest, latest = _accepted_window(now, settings.max_past_skew_seconds, settings.max_future_skew_seconds)
     if not earliest <= timestamp <= latest:
         raise InvalidEventError(
             "timestamp is outside the accepted window",
