@@ -101,7 +101,7 @@ def error_headers(error: LogpipeError) -> dict[str, str] | None:
     if isinstance(error, RateLimitedError):
         headers.update(rate_limit_headers(error.quota))
     elif isinstance(error, AuthenticationError):
-        headers["WWW-Authenticate"] = 'Bearer realm="logpipe"'
+        headers["WWW-Authenticate"] = 'Bearer realm="logpipe", Basic realm="logpipe"'
     return headers or None
 
 

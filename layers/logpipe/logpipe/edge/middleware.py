@@ -83,8 +83,8 @@ def _after_colon(encoded: str) -> str | None:
 
 def _check_tenant_header(request: dict, organization_id: str) -> None:
     """Loki clients name their tenant in X-Scope-OrgID; a tenant other than the key's organization is refused."""
-    tenant = (request.get("headers") or {}).get("x-scope-orgid")
-    if tenant is not None and tenant.strip() != organization_id:
+    tenant = ((request.get("headers") or {}).get("x-scope-orgid") or "").strip()
+    if tenant and tenant != organization_id:
         raise OrganizationMismatchError(
             "X-Scope-OrgID names another organization than the API key's", details={"field": "X-Scope-OrgID"}
         )

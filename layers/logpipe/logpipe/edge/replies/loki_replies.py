@@ -15,7 +15,7 @@ TEXT = "text/plain; charset=utf-8"
 
 def accepted(answer: BatchAccepted) -> Response:
     if answer.rejected:
-        return Response(400, TEXT, rejection_summary(answer).replace("records", "entries") + "\n")
+        return Response(400, TEXT, rejection_summary(answer, "entry", "entries") + "\n")
     return Response(204, TEXT, "")
 
 
