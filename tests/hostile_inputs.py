@@ -111,6 +111,8 @@ HOSTILE: list[Hostile] = [
     Hostile("attribute key of 300 bytes", event(attributes={"k" * 300: 1}), 413, "payload_too_large"),
     Hostile("attributes over 64 KiB", event(attributes={f"k{i}": "v" * 9000 for i in range(8)}), 413, TOO_LARGE),
     Hostile("message of 40 KB", event(message="m" * 40_000), 413, "payload_too_large"),
+    Hostile("200,000 empty lists in attributes", event(attributes={"a": [[]] * 200_000}), 413, "payload_too_large"),
+    Hostile("200,000 empty objects in attributes", event(attributes={"a": [{}] * 200_000}), 413, "payload_too_large"),
     # Batches
     Hostile("batch that is an object", {"event": [SEED]}, 400, "invalid_batch", BATCH),
     Hostile("batch of a string", '"x"', 400, "invalid_batch", BATCH),

@@ -9,7 +9,7 @@ import pytest
 
 from logpipe.adapters import kafka
 from logpipe.config import get_settings
-from logpipe.errors import DependencyUnavailableError
+from logpipe.errors import DependencyUnavailableError, PayloadTooLargeError
 from logpipe.models import Level, LogEvent
 from logpipe.sink import deadletter
 from logpipe.sink.deadletter import DeadLetter
@@ -107,3 +107,23 @@ def test_an_unacknowledged_write_raises_within_the_delivery_timeout(unreachable_
 
     assert raised.value.details == {"dependency": "kafka"}
     assert time.monotonic() - started < 5
+
+
+def test_a_record_kafka_refuses_for_its_size_is_the_clients_error_and_opens_no_circuit(settings) -> None:
+    from logpipe.ingest import publisher
+
+    now = datetime.now(UTC)
+    huge = LogEvent(
+        id=uuid.uuid4(), organization_id="big", level=Level.INFO, message="x" * 1_500_000, source="s",
+        timestamp=now, received_at=now,
+    )  # fmt: skip
+    with pytest.raises(PayloadTooLargeError):
+        kafka.publish_events([huge])
+
+    circuit = publisher.kafka_circuit_store()
+    circuit._cache.clear()
+    for _ in range(settings.kafka_breaker_failure_threshold + 2):  # more than opens the circuit on failures
+        with pytest.raises(PayloadTooLargeError):
+            publisher.publish([huge], settings)
+    ordinary = huge.model_copy(update={"id": uuid.uuid4(), "message": "fits"})
+    publisher.publish([ordinary], settings)  # another tenant's ordinary event still goes through

@@ -7,10 +7,20 @@ from functools import lru_cache
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 
 from logpipe.adapters import aws
-from logpipe.config import get_settings
-from logpipe.errors import DependencyUnavailableError
+from logpipe.config import KAFKA_MAX_RECORD_BYTES, get_settings
+from logpipe.errors import DependencyUnavailableError, PayloadTooLargeError
 from logpipe.models import LogEvent
 from logpipe.observability import logger
+
+# Errors that refuse a record for what it is (its size, its form), whoever is asked again.
+_REFUSED_CONTENT = frozenset(
+    {
+        KafkaError.MSG_SIZE_TOO_LARGE,
+        KafkaError.INVALID_MSG_SIZE,
+        KafkaError.INVALID_RECORD,
+        KafkaError.RECORD_LIST_TOO_LARGE,
+    }
+)
 
 # (topic, key, value, headers) of one message to publish; a None value is a tombstone.
 Outgoing = tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]] | None]
@@ -88,16 +98,28 @@ def _produce_and_wait(messages: Sequence[Outgoing]) -> None:
             producer.produce(topic, value=value, key=key, headers=headers, on_delivery=on_delivery)
     except (BufferError, KafkaException) as exc:
         producer.flush(settings.kafka_delivery_timeout_ms / 1000)
+        if isinstance(exc, KafkaException) and exc.args[0].code() in _REFUSED_CONTENT:
+            raise _refused(exc.args[0]) from exc
         raise _unavailable(f"could not enqueue to Kafka: {exc}") from exc
 
     # Delivery reports arrive within message.timeout.ms; the extra second covers callback scheduling.
     deadline = time.monotonic() + settings.kafka_delivery_timeout_ms / 1000 + 1
     while unacknowledged and (remaining := deadline - time.monotonic()) > 0:
         producer.poll(remaining)
+    refused = next((failure for failure in failures if failure.code() in _REFUSED_CONTENT), None)
+    if refused is not None:
+        raise _refused(refused)
     if failures or unacknowledged:
         reason = failures[0].str() if failures else f"{unacknowledged} message(s) unacknowledged"
         logger.error("Kafka delivery failed", extra={"failures": len(failures), "queued": unacknowledged})
         raise _unavailable(f"Kafka did not acknowledge the write: {reason}")
+
+
+def _refused(error: KafkaError) -> PayloadTooLargeError:
+    """A record the client or the broker refuses for its content: the request's fault, not the broker's, so it is
+    a 413 that the circuit breaker does not count (no other tenant's ingest is affected)."""
+    logger.warning("Kafka refused a record for its content", extra={"error": error.str()})
+    return PayloadTooLargeError("an event is larger than Kafka accepts", details={"limit": KAFKA_MAX_RECORD_BYTES})
 
 
 def _unavailable(message: str) -> DependencyUnavailableError:

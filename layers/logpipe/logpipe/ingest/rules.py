@@ -93,8 +93,9 @@ def _plain_scalar(kind: type, value: Any) -> bool:
 
 
 class _AttributeWalk:
-    """One pass over the attributes: depth, key and value sizes, characters, numbers, and the running total,
-    stopping as soon as the total is over its limit (so a huge body costs no more than the limit).
+    """One pass over the attributes: depth, key and value sizes, characters, numbers, and the running total (every
+    key, value and container counted, so attributes within the total always fit in a Kafka record), stopping as
+    soon as the total is over its limit (so a huge body costs no more than the limit).
     Field paths are built only for the error message: the walk stays cheap (about 1 µs per attribute)."""
 
     def __init__(self, settings: Settings) -> None:
@@ -108,6 +109,9 @@ class _AttributeWalk:
                 details={"field": path, "limit": self.settings.max_attribute_depth},
             )
         limit = self.settings.max_attributes_bytes
+        self.total += _SEPARATOR_BYTES  # its brackets: an empty list or object is not free (it is in Kafka's record)
+        if self.total > limit:
+            self._over_total()
         if isinstance(value, dict):
             for key, item in value.items():
                 self.total += self._text(key, self.settings.max_attribute_key_bytes, path, key, "key")
