@@ -54,6 +54,16 @@ def test_the_openapi_document_is_valid_and_lists_every_route_of_both_functions(r
         "/health": {"get"},
         "/health/live": {"get"},
         "/health/ready": {"get"},
+        "/v1/logs": {"post"},
+        "/loki/api/v1/push": {"post"},
+        "/_bulk": {"post", "put"},
+        "/{index}/_bulk": {"post", "put"},
+        "/": {"get", "head"},
+        "/_license": {"get"},
+        "/_cluster/health": {"get"},
+        "/_index_template/{name}": {"get", "put"},
+        "/_ilm/policy/{name}": {"get", "put"},
+        "/_ingest/pipeline/{name}": {"get", "put"},
     } == {path: set(item) for path, item in document["paths"].items()}
 
 
