@@ -245,6 +245,9 @@ class CpuMeter:
     def per_event_ms(self, events: int) -> dict[str, float | None]:
         return {name: round(used * 1000 / events, 3) if events else None for name, used in self.used_s.items()}
 
+    def per_event_us(self, events: int) -> dict[str, float | None]:
+        return {name: round(used * 1e6 / events, 1) if events else None for name, used in self.used_s.items()}
+
 
 def runner_process_groups(runner: Runner, service_ports: dict[str, int]) -> dict[str, list[int]]:
     """runner front, its instances grouped by function, and the local services' main processes by port."""
