@@ -312,6 +312,18 @@ def runner(template: Path, env: dict[str, str], args: Iterable[str] = ()) -> Ite
             proc.wait()
 
 
+@contextmanager
+def warm_runner(
+    template: Path, env: dict[str, str], args: Iterable[str] = ()
+) -> Iterator[tuple[Runner, dict[str, list[int]]]]:
+    """``runner``, once its instances' cold starts are over, with the process groups to meter (its own and the
+    local services')."""
+    with runner(template, env, args) as process:
+        progress("waiting for the instances' cold starts")
+        wait_until_idle(children(process.proc.pid))
+        yield process, runner_process_groups(process, service_ports(env))
+
+
 def emit(figures: dict) -> None:
     """The contract with bench/run.py: one JSON object on the last stdout line."""
     print(json.dumps(figures, separators=(",", ":")), flush=True)

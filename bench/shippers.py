@@ -41,20 +41,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import cramjam
-from _common import (
-    CLOCK_TICKS,
-    REPO,
-    CpuMeter,
-    children,
-    emit,
-    percentile,
-    progress,
-    runner,
-    runner_process_groups,
-    service_ports,
-    services_env,
-    wait_until_idle,
-)
+from _common import CLOCK_TICKS, REPO, CpuMeter, emit, percentile, progress, services_env, warm_runner
 from _kafka_producer import ensure_topic
 from confluent_kafka import Consumer, TopicPartition
 from ingest import PRODUCER_INSTANCES, Keys, kafka_baseline
@@ -266,14 +253,11 @@ def intake(env: dict[str, str], plan: Plan, organization_id: str, headers: dict[
         "REDIS_URL": env["REDIS_URL"].rsplit("/", 1)[0] + f"/{BENCH_REDIS_DB}",
     }
     figures: dict[str, Any] = {"topic": topic}
-    with runner(
+    with warm_runner(
         REPO / "template.yaml",
         {**env, **overrides, "KAFKA_TOPIC": topic},
         ["--prewarm", str(PRODUCER_INSTANCES), "--no-kafka"],
-    ) as process:
-        progress("waiting for the instances' cold starts")
-        wait_until_idle(children(process.proc.pid))
-        groups = runner_process_groups(process, service_ports(env))
+    ) as (process, groups):
         for number, shipment in enumerate(shipments()):
             progress(f"intake {shipment.name}: {CONNECTIONS} connections, {plan.seconds:g} s")
             offer(process.url, shipment, plan.warmup_s, headers, number * 10**8)
