@@ -245,6 +245,9 @@ class CpuMeter:
     def per_event_ms(self, events: int) -> dict[str, float | None]:
         return {name: round(used * 1000 / events, 3) if events else None for name, used in self.used_s.items()}
 
+    def per_event_us(self, events: int) -> dict[str, float | None]:
+        return {name: round(used * 1e6 / events, 1) if events else None for name, used in self.used_s.items()}
+
 
 def runner_process_groups(runner: Runner, service_ports: dict[str, int]) -> dict[str, list[int]]:
     """runner front, its instances grouped by function, and the local services' main processes by port."""
@@ -307,6 +310,18 @@ def runner(template: Path, env: dict[str, str], args: Iterable[str] = ()) -> Ite
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@contextmanager
+def warm_runner(
+    template: Path, env: dict[str, str], args: Iterable[str] = ()
+) -> Iterator[tuple[Runner, dict[str, list[int]]]]:
+    """``runner``, once its instances' cold starts are over, with the process groups to meter (its own and the
+    local services')."""
+    with runner(template, env, args) as process:
+        progress("waiting for the instances' cold starts")
+        wait_until_idle(children(process.proc.pid))
+        yield process, runner_process_groups(process, service_ports(env))
 
 
 def emit(figures: dict) -> None:

@@ -1,9 +1,12 @@
-"""Baseline: a plain confluent-kafka producer, one event at a time, each awaited (acks=all), like one instance.
+"""Baseline: a plain confluent-kafka producer (acks=all, idempotent), like one producer instance.
 
-    python bench/_kafka_producer.py --seconds 15
+    python bench/_kafka_producer.py --seconds 15 [--values FILE --batch 1000]
 
-Produces the producer's record (the normalized seed event, keyed by organization) to the bench topic and prints
-{"events", "p99_ms", "cpu_s"} as JSON on its last line. Started several times in parallel by bench/ingest.py.
+Produces the producer's record (the normalized seed event, keyed by organization) to the bench topic one at a time,
+each awaited; with ``--values``, the records of that file (one JSON value a line, keyed by their organizationId),
+``--batch`` of them at a time with one wait for all their acknowledgements. Prints {"events", "p99_ms", "cpu_s"}
+as JSON on its last line (p99 of one wait). Started several times in parallel by bench/ingest.py and
+bench/shippers.py.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import os
 import time
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -40,10 +44,10 @@ def record(organization_id: str) -> bytes:
     ).encode()
 
 
-def ensure_topic(bootstrap: str) -> None:
+def ensure_topic(bootstrap: str, topic: str = TOPIC) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    if TOPIC not in admin.list_topics(timeout=10).topics:
-        for future in admin.create_topics([NewTopic(TOPIC, num_partitions=6, replication_factor=1)]).values():
+    if topic not in admin.list_topics(timeout=10).topics:
+        for future in admin.create_topics([NewTopic(topic, num_partitions=6, replication_factor=1)]).values():
             try:
                 future.result()
             except Exception as exc:  # created by a sibling process meanwhile
@@ -54,7 +58,19 @@ def ensure_topic(bootstrap: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=15)
-    seconds = parser.parse_args().seconds
+    parser.add_argument("--values", type=Path, help="records to produce, one JSON value a line")
+    parser.add_argument("--batch", type=int, default=1, help="records produced per wait (with --values)")
+    args = parser.parse_args()
+    seconds = args.seconds
+    if args.values:
+        values = args.values.read_bytes().splitlines()
+        key = json.loads(values[0])["organizationId"].encode()
+        batches = [
+            [values[(first + i) % len(values)] for i in range(args.batch)]
+            for first in range(0, len(values), args.batch)
+        ]
+    else:
+        batches = []
     bootstrap = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
     ensure_topic(bootstrap)
     producer = Producer(
@@ -72,19 +88,24 @@ def main() -> None:
     cpu_before = time.process_time()
     deadline = time.monotonic() + seconds
     reports: list[object] = []
+    events = 0
     while time.monotonic() < deadline:
         reports.clear()
         started = time.perf_counter()
-        producer.produce(TOPIC, value=record("acme"), key=b"acme", on_delivery=lambda err, _msg: reports.append(err))
-        while not reports:
+        batch = batches[len(latencies) % len(batches)] if batches else [record("acme")]
+        for value in batch:
+            producer.produce(TOPIC, value=value, key=key if batches else b"acme",
+                             on_delivery=lambda err, _msg: reports.append(err))  # fmt: skip
+        while len(reports) < len(batch):
             producer.poll(1)
-        if reports[0] is not None:
-            raise SystemExit(f"delivery failed: {reports[0]}")
+        if any(report is not None for report in reports):
+            raise SystemExit(f"delivery failed: {next(r for r in reports if r is not None)}")
         latencies.append((time.perf_counter() - started) * 1000)
+        events += len(batch)
     cpu = time.process_time() - cpu_before
     latencies.sort()
     p99 = latencies[max(0, math.ceil(0.99 * len(latencies)) - 1)] if latencies else None
-    print(json.dumps({"events": len(latencies), "p99_ms": round(p99, 2) if p99 else None, "cpu_s": round(cpu, 3)}))
+    print(json.dumps({"events": events, "p99_ms": round(p99, 2) if p99 else None, "cpu_s": round(cpu, 3)}))
 
 
 if __name__ == "__main__":

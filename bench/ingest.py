@@ -259,23 +259,25 @@ def noop_baseline(env: dict[str, str], plan: Plan) -> dict[str, Any]:
     }
 
 
-def kafka_baseline(env: dict[str, str], plan: Plan) -> dict[str, Any]:
-    progress(f"plain confluent-kafka baseline: {plan.kafka_processes} processes for {plan.baseline_s:g} s")
+def kafka_baseline(env: dict[str, str], processes: int, seconds: float, args: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``processes`` plain confluent-kafka producers (bench/_kafka_producer.py ``args``) side by side."""
+    progress(f"plain confluent-kafka baseline: {processes} processes for {seconds:g} s")
     meter = CpuMeter(broker_group(env)).start()
-    command = [sys.executable, str(BENCH / "_kafka_producer.py"), "--seconds", str(plan.baseline_s)]
-    procs = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env) for _ in range(plan.kafka_processes)]
+    command = [sys.executable, str(BENCH / "_kafka_producer.py"), "--seconds", str(seconds), *args]
+    procs = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env) for _ in range(processes)]
     outputs = [json.loads(proc.communicate()[0].strip().splitlines()[-1]) for proc in procs]
     meter.stop()
     events = sum(o["events"] for o in outputs)
     client_cpu_s = sum(o["cpu_s"] for o in outputs)
     return {
-        "processes": plan.kafka_processes,
-        "events_per_s": round(events / plan.baseline_s),
+        "processes": processes,
+        "events_per_s": round(events / seconds),
         "p99_ms_worst_process": max(o["p99_ms"] for o in outputs),
         "cpu_ms_per_event": {
             "producer_processes": round(client_cpu_s * 1000 / events, 3) if events else None,
             **meter.per_event_ms(events),
         },
+        "cpu_s": {"producer_processes": client_cpu_s, **meter.used_s},
     }
 
 
@@ -327,7 +329,7 @@ def main() -> int:
         figures["batch"] = batch(process.url + "/api/logs/batch", plan, keys)
         figures["lost"] = lost(orgs, env["DATABASE_URL"])
     figures["noop_runner"] = noop_baseline(env, plan)
-    figures["kafka_producer"] = kafka_baseline(env, plan)
+    figures["kafka_producer"] = kafka_baseline(env, plan.kafka_processes, plan.baseline_s)
     emit(figures)
     return 0
 
