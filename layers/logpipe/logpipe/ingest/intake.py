@@ -62,7 +62,9 @@ class _DerivedIds:
         self._key = key
         self._prefixes: dict[str, Any] = {}
 
-    def __call__(self, organization_id: str, index: int) -> UUID:
+    def __call__(self, organization_id: str, index: int) -> str:
+        """The id as text: the event model parses it in its native validator, where UUID(bytes=...) would cost a
+        Python constructor per event."""
         prefix = self._prefixes.get(organization_id)
         if prefix is None:
             name = json.dumps([organization_id, self._key, 0])[:-2]  # the JSON list up to its last element
@@ -70,7 +72,10 @@ class _DerivedIds:
             self._prefixes[organization_id] = prefix
         digest = prefix.copy()
         digest.update(b"%d]" % index)
-        return UUID(bytes=digest.digest()[:16], version=5)
+        hexed = digest.hexdigest()
+        # uuid5's version (5) and RFC 4122 variant bits, as UUID(bytes=..., version=5) sets them
+        variant = "89ab"[int(hexed[16], 16) & 3]
+        return f"{hexed[:8]}-{hexed[8:12]}-5{hexed[13:16]}-{variant}{hexed[17:20]}-{hexed[20:32]}"
 
 
 def client_event_id(organization_id: str, client_id: str) -> UUID:
@@ -100,9 +105,10 @@ def normalize_event(
     settings: Settings,
     received_at: datetime,
     organization_id: str | None = None,
-    event_id: UUID | None = None,
+    event_id: UUID | str | None = None,
 ) -> LogEvent:
-    """Apply the limits and fill in organization, id and timestamp; raises a 4xx domain error on violation."""
+    """Apply the limits and fill in organization, id (a UUID, or its text) and timestamp; raises a 4xx domain error
+    on violation."""
     check_event(event_in, settings, received_at)
     return LogEvent(
         id=event_in.id or event_id or uuid4(),
