@@ -217,6 +217,12 @@ def test_query_level_filter_and_infinite_scroll(mock, browser):
     assert any("cursor=" in path for path in pages)
     assert all("level=INFO&level=ERROR" in path or "level=ERROR&level=INFO" in path for path in pages)
 
+    # Long lines: truncated to one line by default, wrapped on demand.
+    line = driver.find_element(By.CSS_SELECTOR, ".msg-line")
+    assert line.value_of_css_property("white-space") == "nowrap"
+    by_testid(driver, "wrap-toggle").click()
+    assert line.value_of_css_property("white-space") == "pre-wrap"
+
     by_testid(driver, "source-input").send_keys("billing", Keys.ENTER)
     wait_rows(driver, ids([i for i in expected if SOURCES[i % 3] == "billing"][:100]))
 

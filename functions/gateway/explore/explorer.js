@@ -7,7 +7,7 @@ const PRESETS = { "15m": 15 * 60e3, "1h": 3600e3, "24h": 86400e3, "7d": 7 * 8640
 const PAGE_SIZE = 100;
 const MAX_ROWS = 2000; // rows kept in the page (live tail drops the oldest beyond it; paging stops at it)
 const TAIL_INTERVAL_MS = 2000;
-const TAIL_PAGES = 5; // pages of new events fetched per poll at most before reporting a gap
+const TAIL_PAGES = 2; // pages of 1,000 new events fetched per poll at most (the page keeps 2,000) before reporting a gap
 const BUCKETS = 60;
 const KEY_STORAGE = "logpipe.explorer.key";
 
@@ -82,14 +82,14 @@ async function api(path, params, { signal } = {}) {
   return body;
 }
 
-function filterParams({ withRange = true } = {}) {
+function filterParams({ withRange = true, window = state.window } = {}) {
   const params = new URLSearchParams();
   if (state.q.trim()) params.set("q", state.q.trim());
   for (const level of LEVELS) if (state.levels.has(level)) params.append("level", level);
   if (state.source.trim()) params.set("source", state.source.trim());
-  if (withRange && state.window) {
-    params.set("from", state.window.from.toISOString());
-    params.set("to", state.window.to.toISOString());
+  if (withRange && window) {
+    params.set("from", window.from.toISOString());
+    params.set("to", window.to.toISOString());
   }
   return params;
 }
@@ -281,7 +281,8 @@ async function loadMore() {
 function updateStatus() {
   const n = state.rows.length;
   const range = state.window ? `${formatShort(state.window.from)} → ${formatShort(state.window.to)}` : "";
-  el.status.textContent = `${n.toLocaleString()} event${n === 1 ? "" : "s"}${state.nextCursor && n < MAX_ROWS ? "+" : ""} · ${range}`;
+  const more = state.nextCursor && n < MAX_ROWS ? "+" : "";
+  el.status.textContent = `${n.toLocaleString()}${more} event${n === 1 && !more ? "" : "s"} · ${range}`;
   const capped = n >= MAX_ROWS;
   el.loadMore.hidden = !state.nextCursor || capped;
   if (state.trimmed) el.end.textContent = `Showing the newest ${MAX_ROWS.toLocaleString()} events; older rows were dropped while tailing. Run the query again to page back.`;
@@ -423,8 +424,8 @@ function svg(tag, attributes = {}) {
 
 let histogramData = null;
 
-async function loadHistogram(generation, signal) {
-  const params = filterParams();
+async function loadHistogram(generation, signal, window = state.window) {
+  const params = filterParams({ window });
   params.set("buckets", String(BUCKETS));
   try {
     const answer = await api("/api/logs/histogram", params, { signal });
@@ -792,16 +793,16 @@ async function pollTail() {
     const seen = new Set();
     for (const event of fresh) if (!seen.has(event.id)) { seen.add(event.id); unique.push(event); }
     prependRows(unique);
-    if (state.range.preset && state.window) state.window.to = new Date();
     state.tail.polls++;
     el.liveStatus.textContent = `Live · ${new Date().toLocaleTimeString()}${unique.length ? ` · +${unique.length}` : ""}${gap ? " · more arrived than shown" : ""}`;
     if (unique.length) updateStatus();
-    if (state.range.preset && state.tail.polls % 5 === 0) { state.window = resolveWindow(); loadHistogram(generation); }
+    // A relative range's histogram follows the clock every 10 s (the rows' paging keeps the window it ran with).
+    if (state.range.preset && state.tail.polls % 5 === 0) loadHistogram(generation, undefined, resolveWindow());
   } catch (error) {
     if (generation === state.generation) { showError(error); el.liveStatus.textContent = "Live · retrying"; }
   } finally {
     state.tail.busy = false;
-    if (generation === state.generation) scheduleTail();
+    scheduleTail(); // also after a run replaced this poll's query: its own scheduleTail(0) found the poll busy
   }
 }
 
