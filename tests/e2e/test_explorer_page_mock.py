@@ -7,6 +7,7 @@ Needs Debian's `chromium` and `chromium-driver` and the `selenium` package; skip
 `EXPLORER_SCREENSHOT=docs/explorer.png` also saves the 1366x768 screenshot there.
 """
 
+import json
 import os
 import shutil
 import tempfile
@@ -15,6 +16,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -166,6 +168,7 @@ def test_sign_in_refuses_bad_keys_keeps_the_key_out_of_the_url_and_lists_newest_
     wait(driver, lambda: "403" in by_testid(driver, "signin-error").text)
     assert "read scope" in by_testid(driver, "signin-error").text
 
+    driver.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": "America/New_York"})
     sign_in(driver, f"{mock.url}/explore")
     wait_rows(driver, ids(ALL[:100]))
     assert READ_KEY not in driver.current_url
@@ -173,8 +176,12 @@ def test_sign_in_refuses_bad_keys_keeps_the_key_out_of_the_url_and_lists_newest_
     assert not driver.execute_script("return localStorage.getItem('logpipe.explorer.key')")
     first = driver.find_element(By.CSS_SELECTOR, f'tr[data-event-id="{event_id(0)}"]')
     assert first.find_element(By.CSS_SELECTOR, ".badge").text == "INFO"
-    # The local time shown, UTC on hover.
-    assert first.find_element(By.CSS_SELECTOR, ".c-time").get_attribute("title").endswith(" UTC")
+    # The time in the user's zone, UTC on hover.
+    moment = mock.store.base - 3 * STEP
+    third = driver.find_element(By.CSS_SELECTOR, f'tr[data-event-id="{event_id(3)}"] .c-time')
+    assert third.text == moment.astimezone(ZoneInfo("America/New_York")).strftime("%Y-%m-%d %H:%M:%S.000")
+    assert third.get_attribute("title") == moment.strftime("%Y-%m-%d %H:%M:%S.000 UTC")
+    assert driver.find_element(By.ID, "time-header").text.upper() == "TIME (AMERICA/NEW_YORK)"
     assert "http.method=GET" in first.find_element(By.CSS_SELECTOR, ".msg-line").text
     assert all("Authorization" not in entry for entry in mock.store.requests)
     # Nothing but the page's origin was fetched (works offline).
@@ -254,11 +261,27 @@ def test_keyboard_detail_context_filters_and_permalink_in_a_fresh_browser(mock, 
     # Context: the same source (api: i % 3 == 0), 10 older then 5 newer (there are no more), oldest first.
     expected_context = ids([45, 42, 39, 36, 33, 30, 27, 24, 21, 18, 15, 12, 9, 6, 3, 0])
     wait(driver, lambda: context_ids(driver) == expected_context)
+    # Copy as JSON: the event exactly as the API gave it.
+    driver.execute_cdp_cmd(
+        "Browser.grantPermissions",
+        {"origin": mock.url, "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]},
+    )
+    by_testid(driver, "detail-copy").click()
+    wait(driver, lambda: by_testid(driver, "detail-copy").text == "Copied")
+    copied = driver.execute_async_script(
+        "navigator.clipboard.readText().then(arguments[0], e => arguments[0](String(e)))"
+    )
+    assert json.loads(copied) == next(e for e in mock.store.snapshot() if e["id"] == event_id(15))
     current = by_testid(driver, "context-list").find_element(By.CSS_SELECTOR, ".is-current")
     assert current.get_attribute("data-event-id") == event_id(15)
     permalink = driver.current_url
     assert parse_qs(urlsplit(permalink).query) == {"level": ["ERROR"], "range": ["1h"], "event": [event_id(15)]}
 
+    key(driver, "j")  # an open panel follows the selection
+    wait(driver, lambda: panel.get_attribute("data-event-id") == event_id(25))
+    key(driver, "k")
+    wait(driver, lambda: panel.get_attribute("data-event-id") == event_id(15))
+    wait(driver, lambda: context_ids(driver) == expected_context)
     key(driver, Keys.ESCAPE)
     wait(driver, lambda: not panel.is_displayed())
     assert "event" not in parse_qs(urlsplit(driver.current_url).query)

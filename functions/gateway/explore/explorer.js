@@ -276,6 +276,13 @@ async function loadMore() {
     state.loadingMore = false;
     if (generation === state.generation) updateStatus();
   }
+  // The observer fires on changes only: if the end of the list is still in view (a short page), go on.
+  if (generation === state.generation && state.nextCursor && endInView()) loadMore();
+}
+
+function endInView() {
+  const box = el.end.getBoundingClientRect(), view = el.scroll.getBoundingClientRect();
+  return box.top < view.bottom + 400 && el.scroll.offsetParent !== null;
 }
 
 function updateStatus() {
@@ -938,6 +945,7 @@ document.addEventListener("keydown", (e) => {
     index = index < 0 ? 0 : Math.min(state.rows.length - 1, Math.max(0, index + (e.key === "j" ? 1 : -1)));
     select(state.rows[index].id, { scroll: true });
     el.scroll.focus({ preventScroll: true }); // Enter now acts on the selection, not on a focused button
+    if (!el.detail.hidden) openDetail(state.rows[index]); // an open panel follows the selection
     if (e.key === "j" && index >= state.rows.length - 5) loadMore();
     return;
   }
