@@ -801,7 +801,8 @@ async function pollTail() {
     for (const event of fresh) if (!seen.has(event.id)) { seen.add(event.id); unique.push(event); }
     prependRows(unique);
     state.tail.polls++;
-    el.liveStatus.textContent = `Live · ${new Date().toLocaleTimeString()}${unique.length ? ` · +${unique.length}` : ""}${gap ? " · more arrived than shown" : ""}`;
+    const now = new Date();
+    el.liveStatus.textContent = `Live · ${pad(now.getHours())}:${pad(now.getMinutes())}:${pad(now.getSeconds())}${unique.length ? ` · +${unique.length}` : ""}${gap ? " · more arrived than shown" : ""}`;
     if (unique.length) updateStatus();
     // A relative range's histogram follows the clock every 10 s (the rows' paging keeps the window it ran with).
     if (state.range.preset && state.tail.polls % 5 === 0) loadHistogram(generation, undefined, resolveWindow());
