@@ -3,23 +3,36 @@
 The mock's data is deterministic (see its docstring), so every assertion names the exact rows it expects:
 event i has id event_id(i), is 10 s older than event i-1, level LEVEL_CYCLE[i % 10], source SOURCES[i % 3].
 
-Needs Debian's `chromium` and `chromium-driver` and the `selenium` package; skipped without them.
+Needs Debian's `chromium` and `chromium-driver` (tests/e2e/browser.py); fails without them.
 `EXPLORER_SCREENSHOT=docs/explorer.png` also saves the 1366x768 screenshot there.
 """
 
 import json
 import os
 import shutil
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 
+from tests.e2e.browser import (
+    by_testid,
+    context_ids,
+    first_rows_ms,
+    fits_the_screen,
+    key,
+    pressed_levels,
+    row_ids,
+    wait,
+    wait_rows,
+)
+from tests.e2e.browser import sign_in as sign_in_with
 from tests.e2e.explorer_mock import (
     DEAD_ID,
     DEAD_REASON,
@@ -35,18 +48,6 @@ from tests.e2e.explorer_mock import (
 )
 
 pytestmark = pytest.mark.e2e
-
-webdriver = pytest.importorskip("selenium.webdriver")
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.common.keys import Keys  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-    pytest.skip("Debian's chromium and chromium-driver are not installed", allow_module_level=True)
 
 COUNT = 250
 ALL = list(range(COUNT))
@@ -67,96 +68,8 @@ def mock() -> Iterator[MockServer]:
     server.stop()
 
 
-@pytest.fixture
-def browser() -> Iterator[Callable[[], "webdriver.Chrome"]]:
-    """A factory of fresh browsers: each has its own profile, so nothing (sessionStorage included) is shared."""
-    drivers = []
-    profiles = []
-
-    def start() -> "webdriver.Chrome":
-        options = webdriver.ChromeOptions()
-        options.binary_location = CHROMIUM
-        for flag in (
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--window-size=1366,768",
-        ):
-            options.add_argument(flag)
-        profile = tempfile.mkdtemp(prefix="explorer-chromium-")
-        profiles.append(profile)
-        options.add_argument(f"--user-data-dir={profile}")
-        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-        driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-        driver.execute_cdp_cmd(
-            "Emulation.setDeviceMetricsOverride",
-            {"width": 1366, "height": 768, "deviceScaleFactor": 1, "mobile": False},
-        )
-        drivers.append(driver)
-        return driver
-
-    yield start
-    for driver in drivers:
-        severe = [
-            entry
-            for entry in driver.get_log("browser")
-            if entry["level"] == "SEVERE" and "Failed to load resource" not in entry["message"]
-        ]  # the 401/403/404 answers tested on purpose
-        driver.quit()
-        assert not severe, severe
-    for profile in profiles:
-        shutil.rmtree(profile, ignore_errors=True)
-
-
-def wait(driver, condition, timeout: float = 10, message: str = ""):
-    return WebDriverWait(driver, timeout, poll_frequency=0.05).until(lambda _: condition(), message)
-
-
-def row_ids(driver) -> list[str]:
-    return driver.execute_script(
-        "return [...document.querySelectorAll('#results-body tr[data-event-id]')].map(r => r.dataset.eventId)"
-    )
-
-
-def wait_rows(driver, expected: list[str], timeout: float = 10) -> None:
-    try:
-        wait(driver, lambda: row_ids(driver) == expected, timeout)
-    except Exception:
-        actual = row_ids(driver)
-        raise AssertionError(f"rows: {len(actual)} {actual[:5]}... != {len(expected)} {expected[:5]}...") from None
-
-
-def by_testid(driver, name: str):
-    return driver.find_element(By.CSS_SELECTOR, f'[data-testid="{name}"]')
-
-
 def sign_in(driver, url: str, key: str = READ_KEY) -> None:
-    driver.get(url)
-    field = wait(driver, lambda: by_testid(driver, "signin-key").is_displayed() and by_testid(driver, "signin-key"))
-    field.clear()
-    field.send_keys(key)
-    by_testid(driver, "signin-button").click()
-
-
-def pressed_levels(driver) -> list[str]:
-    return driver.execute_script(
-        "return [...document.querySelectorAll('.level-toggle[aria-pressed=true]')].map(b => b.dataset.level)"
-    )
-
-
-def context_ids(driver) -> list[str]:
-    return driver.execute_script(
-        "return [...document.querySelectorAll('#context-list li[data-event-id]')].map(li => li.dataset.eventId)"
-    )
-
-
-def key(driver, *keys: str) -> None:
-    ActionChains(driver).send_keys(*keys).perform()
+    sign_in_with(driver, url, key)
 
 
 def test_sign_in_refuses_bad_keys_keeps_the_key_out_of_the_url_and_lists_newest_first(mock, browser):
@@ -427,9 +340,7 @@ def test_first_render_and_screenshot(mock, browser, tmp_path):
     wait_rows(driver, ids(ALL[:100]))
     # Reload with the key already in the tab: navigation to the first rows painted.
     driver.get(f"{mock.url}/explore?range=1h&event={event_id(15)}")
-    first_rows = wait(
-        driver, lambda: driver.execute_script("return window.__explorer && window.__explorer.firstRowsMs")
-    )
+    first_rows = first_rows_ms(driver)
     navigation = driver.execute_script(
         "const n = performance.getEntriesByType('navigation')[0];"
         "return {responseEnd: n.responseEnd, domContentLoaded: n.domContentLoadedEventEnd, load: n.loadEventEnd}"
@@ -444,11 +355,9 @@ def test_first_render_and_screenshot(mock, browser, tmp_path):
     wait(driver, lambda: by_testid(driver, "histogram").get_attribute("data-total") == str(COUNT))
     assert driver.execute_script("return [innerWidth, innerHeight]") == [1366, 768]
     # Usable at 1366x768: the query bar, histogram, rows and the detail panel are all on screen at once.
-    for name in ("query-input", "run-button", "histogram", "detail-panel", "live-tail-toggle", "receipt-input"):
-        box = driver.execute_script(
-            "const r = arguments[0].getBoundingClientRect(); return [r.right, r.bottom]", by_testid(driver, name)
-        )
-        assert box[0] <= 1366 and box[1] <= 768, (name, box)
+    assert not fits_the_screen(
+        driver, "query-input", "run-button", "histogram", "detail-panel", "live-tail-toggle", "receipt-input"
+    )
     driver.save_screenshot(str(tmp_path / "explorer.png"))
     if target := os.environ.get("EXPLORER_SCREENSHOT"):
         shutil.copy(tmp_path / "explorer.png", target)
