@@ -94,6 +94,15 @@ def test_buckets_are_a_round_width_aligned_on_round_times(read, minutes: float, 
     assert len(starts) <= buckets + 1
 
 
+def test_a_time_without_an_offset_is_utc(read) -> None:
+    start = HOUR.replace(tzinfo=None)
+    status, _, body = read(
+        "/api/logs/histogram", **{"from": start.isoformat(), "to": iso(HOUR + timedelta(hours=1)), "buckets": "2"}
+    )
+    assert status == 200, body
+    assert (body["from"], body["bucketSeconds"], body["buckets"][0]["start"]) == (iso(HOUR), 1800, iso(HOUR))
+
+
 def test_the_histogram_defaults_to_the_last_24_hours(read, organization_id: str) -> None:
     store(make_event(organization_id, 30, "ERROR"), make_event(organization_id, 25 * 60, "ERROR"))
     status, _, body = read("/api/logs/histogram")
@@ -126,6 +135,8 @@ def test_a_histogram_is_served_from_the_cache_within_its_bound(read, organizatio
         ({"from": "2026-01-02T00:00:00Z", "to": "2026-01-01T00:00:00Z"}, 400),
         ({"from": "2026-01-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"}, 400),
         ({"from": "2999-01-01T00:00:00Z"}, 400),  # after the default `to` (now)
+        ({"to": "0001-01-01T00:00:00Z"}, 400),  # the default `from` would be before year 1
+        ({"from": "0001-01-01T00:00:00Z", "to": "9999-12-31T00:00:00Z", "buckets": "1"}, 400),
     ],
 )
 def test_bad_histogram_parameters_are_answered_in_the_error_format(read, query: dict, status: int) -> None:

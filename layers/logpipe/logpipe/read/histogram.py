@@ -12,6 +12,7 @@ text or source asked for.
 import hashlib
 import json
 import math
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from logpipe.config import Settings
@@ -29,6 +30,11 @@ _cache = AnswerCache("histogram", Histogram)
 
 
 def get_histogram(organization_id: str, event_filter: EventFilter, buckets: int, settings: Settings) -> Histogram:
+    event_filter = replace(
+        event_filter,
+        since=_utc(event_filter.since) if event_filter.since else None,
+        until=_utc(event_filter.until) if event_filter.until else None,
+    )
     if event_filter.since and event_filter.until and event_filter.since >= event_filter.until:
         raise InvalidQueryError("`from` must be earlier than `to`")
     return _cache.get(
@@ -52,8 +58,15 @@ def bucket_start(moment: datetime, seconds: int) -> datetime:
 
 
 def _count(organization_id: str, event_filter: EventFilter, buckets: int) -> Histogram:
-    until = _utc(event_filter.until) if event_filter.until else datetime.now(UTC)
-    since = _utc(event_filter.since) if event_filter.since else until - DEFAULT_WINDOW
+    try:
+        return _count_in_window(organization_id, event_filter, buckets)
+    except OverflowError as exc:  # a window or bucket reaching before year 1 or after 9999
+        raise InvalidQueryError("the time range reaches beyond the dates this API counts in") from exc
+
+
+def _count_in_window(organization_id: str, event_filter: EventFilter, buckets: int) -> Histogram:
+    until = event_filter.until or datetime.now(UTC)
+    since = event_filter.since or until - DEFAULT_WINDOW
     if since >= until:
         raise InvalidQueryError("`from` must be earlier than `to`")
     seconds = bucket_seconds(until - since, buckets)
