@@ -6,6 +6,7 @@ Chromium and its driver are Debian's `chromium` and `chromium-driver`; `python l
 them (as root; `make test` runs it). Without them the tests fail, naming that command: they are never skipped.
 """
 
+import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -125,13 +126,18 @@ def first_rows_ms(driver) -> float:
     return wait(driver, lambda: driver.execute_script("return window.__explorer && window.__explorer.firstRowsMs"))
 
 
-def fits_the_screen(driver, *names: str) -> dict[str, list[float]]:
-    """The elements (by test id) whose right or bottom edge is beyond 1366x768, with those edges."""
+def check_layout_and_screenshot(driver, folder: Path) -> None:
+    """Usable at 1366x768: the query bar, histogram, rows and the detail panel are all on screen at once. The
+    screenshot goes to `folder`, and to $EXPLORER_SCREENSHOT when set (docs/explorer.png)."""
+    assert driver.execute_script("return [innerWidth, innerHeight]") == [1366, 768]
     outside = {}
-    for name in names:
+    for name in ("query-input", "run-button", "histogram", "detail-panel", "live-tail-toggle", "receipt-input"):
         box = driver.execute_script(
             "const r = arguments[0].getBoundingClientRect(); return [r.right, r.bottom]", by_testid(driver, name)
         )
         if box[0] > 1366 or box[1] > 768:
             outside[name] = box
-    return outside
+    assert not outside, outside
+    driver.save_screenshot(str(folder / "explorer.png"))
+    if target := os.environ.get("EXPLORER_SCREENSHOT"):
+        shutil.copy(folder / "explorer.png", target)

@@ -8,8 +8,6 @@ Event i (0 the newest) is 10 s older than event i-1, its level LEVELS[i % 10] an
 `EXPLORER_SCREENSHOT=docs/explorer.png` also saves the 1366x768 screenshot there.
 """
 
-import os
-import shutil
 import statistics
 import time
 import uuid
@@ -26,9 +24,9 @@ from logpipe.access import keys
 from logpipe.access.models import Scope
 from tests.e2e.browser import (
     by_testid,
+    check_layout_and_screenshot,
     context_ids,
     first_rows_ms,
-    fits_the_screen,
     pressed_levels,
     row_ids,
     sign_in,
@@ -211,13 +209,7 @@ def test_first_render_against_the_real_stack_and_screenshot(stored: Stored, brow
     panel = by_testid(driver, "detail-panel")
     wait(driver, lambda: panel.is_displayed() and context_ids(driver) == same_source_context(stored, opened))
     wait(driver, lambda: by_testid(driver, "histogram").get_attribute("data-total") == str(COUNT))
-    assert driver.execute_script("return [innerWidth, innerHeight]") == [1366, 768]
-    assert not fits_the_screen(
-        driver, "query-input", "run-button", "histogram", "detail-panel", "live-tail-toggle", "receipt-input"
-    )
-    driver.save_screenshot(str(tmp_path / "explorer.png"))
-    if target := os.environ.get("EXPLORER_SCREENSHOT"):
-        shutil.copy(tmp_path / "explorer.png", target)
+    check_layout_and_screenshot(driver, tmp_path)
 
 
 def test_live_tail_shows_a_newly_ingested_event_and_its_receipt_is_stored(stored: Stored, browser) -> None:

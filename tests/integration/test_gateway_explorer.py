@@ -23,16 +23,6 @@ def iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-@pytest.fixture
-def read(api_request, gateway_function, lambda_context, auth_headers, organization_id: str):
-    headers = auth_headers(organization_id, "read")
-
-    def get(path: str, **query: str) -> tuple[int, dict, dict]:
-        return answer(gateway_function, api_request("GET", path, headers=headers, query=query or None), lambda_context)
-
-    return get
-
-
 def hour_query(**query: str) -> dict[str, str]:
     return {"from": iso(HOUR), "to": iso(HOUR + timedelta(hours=1)), **query}
 
