@@ -56,7 +56,8 @@ key: services ## create an API key: make key ORG=acme SCOPES=ingest,read (the ke
 observe: setup ## Prometheus (Debian package) + the dashboard page, scraping the runner on PORT; prints the URLs
 	LOGPIPE_RUNNER_ADDRESS=127.0.0.1:$(PORT) $(PY) local/services.py observe
 
-test: services ## start the services and run every test (unit, integration, e2e)
+test: services ## start the services, install the tests' browser if missing (root), run every test
+	$(PY) local/services.py browser
 	eval "$$($(PY) local/services.py env)"; \
 	$(PY) -m pytest $(PYTEST_ARGS)
 

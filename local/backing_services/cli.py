@@ -1,4 +1,5 @@
-"""`python local/services.py up|down|env|status|observe`: the commands over the services."""
+"""`python local/services.py up|down|env|status|observe|browser`: the commands over the services (and the
+browser the log explorer's tests drive)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import sys
 import time
 from collections.abc import Sequence
 
+from .browser import ensure_browser
 from .kafka import Kafka
 from .postgres import Postgres, remove_orphaned_fallbacks
 from .process import ServiceError, StateLock, say
@@ -93,7 +95,19 @@ def cmd_observe(cfg: Config, purge: bool = False) -> int:
     return 0
 
 
-COMMANDS = {"up": cmd_up, "down": cmd_down, "env": cmd_env, "status": cmd_status, "observe": cmd_observe}
+def cmd_browser(cfg: Config, purge: bool = False) -> int:
+    ensure_browser()
+    return 0
+
+
+COMMANDS = {
+    "up": cmd_up,
+    "down": cmd_down,
+    "env": cmd_env,
+    "status": cmd_status,
+    "observe": cmd_observe,
+    "browser": cmd_browser,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

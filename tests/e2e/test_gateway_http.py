@@ -46,7 +46,9 @@ def test_the_openapi_document_is_valid_and_lists_every_route_of_both_functions(r
     assert {
         "/api/logs": {"get", "post"},
         "/api/logs/batch": {"post"},
+        "/api/logs/histogram": {"get"},
         "/api/logs/{event_id}": {"get"},
+        "/api/logs/{event_id}/context": {"get"},
         "/api/logs/{event_id}/status": {"get"},
         "/api/stats": {"get"},
         "/api/keys": {"get", "post"},
@@ -64,6 +66,9 @@ def test_the_openapi_document_is_valid_and_lists_every_route_of_both_functions(r
         "/_index_template/{name}": {"get", "put"},
         "/_ilm/policy/{name}": {"get", "put"},
         "/_ingest/pipeline/{name}": {"get", "put"},
+        "/explore": {"get"},
+        "/explore/": {"get"},
+        "/explore/{file_name}": {"get"},
     } == {path: set(item) for path, item in document["paths"].items()}
 
 

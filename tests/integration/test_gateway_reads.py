@@ -12,16 +12,6 @@ from logpipe.receipts import accepted, outcomes
 from tests.integration.gateway_helpers import answer, make_event, store
 
 
-@pytest.fixture
-def read(api_request, gateway_function, lambda_context, auth_headers, organization_id: str):
-    headers = auth_headers(organization_id, "read")
-
-    def get(path: str, **query: str) -> tuple[int, dict, dict]:
-        return answer(gateway_function, api_request("GET", path, headers=headers, query=query or None), lambda_context)
-
-    return get
-
-
 def test_search_filters_by_levels_source_time_and_text_newest_first(read, organization_id: str) -> None:
     events = store(
         make_event(organization_id, 50, "INFO", message="user logged in", source="auth"),

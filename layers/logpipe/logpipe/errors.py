@@ -122,6 +122,10 @@ class ApiKeyNotFoundError(NotFoundError):
     """No API key with this id in the caller's organization."""
 
 
+class AssetNotFoundError(NotFoundError):
+    """No static file of that name (the log explorer's assets)."""
+
+
 class InvalidQueryError(LogpipeError):
     """A read-API parameter (cursor, time range) cannot be used."""
 

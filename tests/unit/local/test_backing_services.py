@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from local.backing_services import postgres, settings
+from local.backing_services import browser, postgres, settings
 from local.backing_services.settings import Config, Topic, template_topics
 
 pytestmark = pytest.mark.unit
@@ -81,3 +81,16 @@ def test_env_turns_the_templates_aws_wiring_off(monkeypatch: pytest.MonkeyPatch)
     assert "export DATABASE_SECRET_ARN=''" in lines
     assert "export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:19092" in lines
     assert "export KAFKA_TOPIC=log-events" in lines
+
+
+def test_the_browser_step_installs_only_the_missing_debian_packages(monkeypatch: pytest.MonkeyPatch) -> None:
+    installed: list[list[str]] = []
+    monkeypatch.setattr(browser, "apt_install", lambda packages, reason: installed.append(packages))
+    on_path = {"chromium": "/usr/bin/chromium"}
+    monkeypatch.setattr(browser.shutil, "which", on_path.get)
+    browser.ensure_browser()
+    assert installed == [["chromium-driver"]]
+
+    on_path["chromedriver"] = "/usr/bin/chromedriver"
+    browser.ensure_browser()
+    assert installed == [["chromium-driver"]], "nothing missing: nothing installed"

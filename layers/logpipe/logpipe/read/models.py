@@ -1,4 +1,4 @@
-"""Pydantic models of the read API's answers: event pages, statuses, stats and health."""
+"""Pydantic models of the read API's answers: event pages, statuses, stats, histograms, context and health."""
 
 from datetime import datetime
 from typing import Literal
@@ -40,3 +40,21 @@ class DependencyHealth(BaseModel):
 class HealthReport(BaseModel):
     status: DependencyStatus
     dependencies: dict[str, DependencyHealth]
+
+
+class HistogramBucket(CamelModel):
+    start: datetime = Field(description="The bucket's first instant (buckets are [start, start + bucketSeconds))")
+    counts: dict[str, int] = Field(description="Events per level; a level without events is absent")
+
+
+class Histogram(CamelModel):
+    from_: datetime = Field(alias="from")
+    to: datetime
+    bucket_seconds: int = Field(description="Every bucket's width: a round step (1 s, 5 s, ... 1 d, whole days)")
+    buckets: list[HistogramBucket] = Field(description="Every bucket overlapping [from, to), oldest first")
+
+
+class EventContext(CamelModel):
+    before: list[LogEvent] = Field(description="The events of the same source just before it, oldest first")
+    event: LogEvent
+    after: list[LogEvent] = Field(description="The events of the same source just after it, oldest first")

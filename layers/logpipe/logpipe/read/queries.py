@@ -1,7 +1,7 @@
 """Read-side SQL, always bound to one organization."""
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -39,24 +39,11 @@ def find_events(
     for every match and sort those. The planner cannot tell the two cases apart from word statistics (two common
     words that never meet look like a common phrase), so the choice is made here.
     """
-    conditions = ["organization_id = %(org)s"]
-    params: dict[str, Any] = {"org": organization_id, "limit": limit}
-    if event_filter.levels:
-        conditions.append("level = ANY(%(levels)s)")
-        params["levels"] = [level.value for level in event_filter.levels]
-    if event_filter.source:
-        conditions.append("source = %(source)s")
-        params["source"] = event_filter.source
-    if event_filter.since:
-        conditions.append("occurred_at >= %(since)s")
-        params["since"] = event_filter.since
-    if event_filter.until:
-        conditions.append("occurred_at < %(until)s")
-        params["until"] = event_filter.until
+    where, params = _where(organization_id, event_filter)
+    params["limit"] = limit
     if before:
-        conditions.append("(occurred_at, id) < (%(before_at)s, %(before_id)s)")
+        where += " AND (occurred_at, id) < (%(before_at)s, %(before_id)s)"
         params["before_at"], params["before_id"] = before
-    where = " AND ".join(conditions)
     if not event_filter.text:
         return _select(f"SELECT {_EVENT_COLUMNS} FROM log_events WHERE {where} {_NEWEST_FIRST}", params)
     params.update(text=event_filter.text, recent=RECENT_ROWS_SEARCHED)
@@ -73,6 +60,54 @@ def find_events(
         params,
         prepare=False,  # how to find the matches depends on the text: never a generic plan
     )
+
+
+def _where(organization_id: str, event_filter: EventFilter) -> tuple[str, dict[str, Any]]:
+    """The WHERE clause (but the text) of a filter over the organization's rows, and its parameters."""
+    conditions = ["organization_id = %(org)s"]
+    params: dict[str, Any] = {"org": organization_id}
+    if event_filter.levels:
+        conditions.append("level = ANY(%(levels)s)")
+        params["levels"] = [level.value for level in event_filter.levels]
+    if event_filter.source:
+        conditions.append("source = %(source)s")
+        params["source"] = event_filter.source
+    if event_filter.since:
+        conditions.append("occurred_at >= %(since)s")
+        params["since"] = event_filter.since
+    if event_filter.until:
+        conditions.append("occurred_at < %(until)s")
+        params["until"] = event_filter.until
+    return " AND ".join(conditions), params
+
+
+def find_events_after(organization_id: str, source: str, after: tuple[datetime, UUID], limit: int) -> list[LogEvent]:
+    """The organization's events of `source` strictly newer than `after` in (time, id), oldest first."""
+    return _select(
+        f"SELECT {_EVENT_COLUMNS} FROM log_events WHERE organization_id = %(org)s AND source = %(source)s"
+        " AND (occurred_at, id) > (%(after_at)s, %(after_id)s) ORDER BY occurred_at, id LIMIT %(limit)s",
+        {"org": organization_id, "source": source, "after_at": after[0], "after_id": after[1], "limit": limit},
+    )
+
+
+def count_buckets(
+    organization_id: str, event_filter: EventFilter, width: timedelta, origin: datetime
+) -> list[tuple[datetime, str, int]]:
+    """(bucket start, level, count) of the organization's events matching the filter, in buckets of `width`
+    aligned on `origin` (date_bin); only buckets and levels with events."""
+    where, params = _where(organization_id, event_filter)
+    if event_filter.text:
+        where += f" AND {_MATCHES_TEXT}"
+        params["text"] = event_filter.text
+    params.update(width=width, origin=origin)
+    with postgres.connection() as conn:
+        rows = conn.execute(
+            f"SELECT date_bin(%(width)s, occurred_at, %(origin)s) AS start, level, count(*) FROM log_events"
+            f" WHERE {where} GROUP BY 1, 2",
+            params,
+            prepare=False,  # how to find text matches depends on the text: never a generic plan
+        ).fetchall()
+    return [(start, level, count) for start, level, count in rows]
 
 
 def _select(sql: str, params: dict[str, Any], prepare: bool | None = None) -> list[LogEvent]:

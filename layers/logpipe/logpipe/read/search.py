@@ -1,4 +1,4 @@
-"""Read API logic: search with a keyset cursor, and one event.
+"""Read API logic: search with a keyset cursor, one event, and an event in its context.
 
 The cursor is the (occurred_at, id) of the last row of a page, opaque to clients. Pages are ordered by that
 pair, newest first, and the next page holds rows strictly older than it, so rows arriving meanwhile (newer
@@ -14,7 +14,7 @@ from uuid import UUID
 from logpipe.errors import EventNotFoundError, InvalidQueryError
 from logpipe.models import LogEvent
 from logpipe.read import queries
-from logpipe.read.models import LogPage
+from logpipe.read.models import EventContext, LogPage
 from logpipe.read.queries import EventFilter
 
 
@@ -32,6 +32,16 @@ def get_event(organization_id: str, event_id: UUID) -> LogEvent:
     if event is None:
         raise EventNotFoundError(f"no event {event_id}")
     return event
+
+
+def event_context(organization_id: str, event_id: UUID, before: int, after: int) -> EventContext:
+    """The event and the `before` / `after` events of its source just before and after it in (time, id) order."""
+    event = get_event(organization_id, event_id)
+    position = (event.timestamp, event.id)
+    same_source = EventFilter(source=event.source)
+    earlier = queries.find_events(organization_id, same_source, before, position) if before else []
+    later = queries.find_events_after(organization_id, event.source, position, after) if after else []
+    return EventContext(before=earlier[::-1], event=event, after=later)
 
 
 def _encode_cursor(event: LogEvent) -> str:

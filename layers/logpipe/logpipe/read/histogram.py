@@ -1,0 +1,106 @@
+"""Counts per time bucket and level over a window, with the search's filters, cache-aside in Redis
+(logpipe.read.answer_cache): an answer is at most `stats_cache_seconds` stale, like /api/stats.
+
+The bucket width is the smallest round step (1 s, 5 s, 10 s, 30 s, 1 min, 5 min, 10 min, 15 min, 30 min, 1 h, 2 h,
+3 h, 6 h, 12 h, 1 d, then whole days) that covers the window in at most the buckets asked for, and buckets start on
+multiples of it since the Unix epoch (PostgreSQL's date_bin): the same question always gets the same buckets.
+Without `to` the window ends now and without `from` it starts 24 hours earlier; such a window is cached under its
+parameters, as /api/stats does. The cache field is a digest of the question, so its size is bounded whatever the
+text or source asked for.
+"""
+
+import hashlib
+import json
+import math
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from logpipe.config import Settings
+from logpipe.errors import InvalidQueryError
+from logpipe.read import queries
+from logpipe.read.answer_cache import AnswerCache
+from logpipe.read.models import Histogram, HistogramBucket
+from logpipe.read.queries import EventFilter
+
+DEFAULT_WINDOW = timedelta(hours=24)
+STEPS_SECONDS = (1, 5, 10, 30, 60, 300, 600, 900, 1800, 3600, 2 * 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_DAY = 86400
+_cache = AnswerCache("histogram", Histogram)
+
+
+def get_histogram(organization_id: str, event_filter: EventFilter, buckets: int, settings: Settings) -> Histogram:
+    event_filter = replace(
+        event_filter,
+        since=_utc(event_filter.since) if event_filter.since else None,
+        until=_utc(event_filter.until) if event_filter.until else None,
+    )
+    if event_filter.since and event_filter.until and event_filter.since >= event_filter.until:
+        raise InvalidQueryError("`from` must be earlier than `to`")
+    return _cache.get(
+        organization_id,
+        _field(event_filter, buckets),
+        lambda: _count(organization_id, event_filter, buckets),
+        settings.stats_cache_seconds,
+    )
+
+
+def bucket_seconds(window: timedelta, buckets: int) -> int:
+    """The smallest round step that covers `window` in at most `buckets` buckets."""
+    wanted = window.total_seconds() / buckets
+    return next((step for step in STEPS_SECONDS if step >= wanted), _DAY * math.ceil(wanted / _DAY))
+
+
+def bucket_start(moment: datetime, seconds: int) -> datetime:
+    """The start of the bucket holding `moment`, as date_bin(seconds, moment, EPOCH) computes it."""
+    width = timedelta(seconds=seconds)
+    return EPOCH + width * ((moment - EPOCH) // width)
+
+
+def _count(organization_id: str, event_filter: EventFilter, buckets: int) -> Histogram:
+    try:
+        return _count_in_window(organization_id, event_filter, buckets)
+    except OverflowError as exc:  # a window or bucket reaching before year 1 or after 9999
+        raise InvalidQueryError("the time range reaches beyond the dates this API counts in") from exc
+
+
+def _count_in_window(organization_id: str, event_filter: EventFilter, buckets: int) -> Histogram:
+    until = event_filter.until or datetime.now(UTC)
+    since = event_filter.since or until - DEFAULT_WINDOW
+    if since >= until:
+        raise InvalidQueryError("`from` must be earlier than `to`")
+    seconds = bucket_seconds(until - since, buckets)
+    window = EventFilter(event_filter.levels, event_filter.source, since, until, event_filter.text)
+    counts: dict[datetime, dict[str, int]] = {}
+    for start, level, count in queries.count_buckets(organization_id, window, timedelta(seconds=seconds), EPOCH):
+        counts.setdefault(start, {})[level] = count
+    return Histogram(
+        from_=since,
+        to=until,
+        bucket_seconds=seconds,
+        buckets=[
+            HistogramBucket(start=start, counts=counts.get(start, {})) for start in _starts(since, until, seconds)
+        ],
+    )
+
+
+def _starts(since: datetime, until: datetime, seconds: int) -> list[datetime]:
+    first, width = bucket_start(since, seconds), timedelta(seconds=seconds)
+    return [first + width * i for i in range(math.ceil((until - first) / width))]
+
+
+def _utc(moment: datetime) -> datetime:
+    """A time without an offset is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _field(event_filter: EventFilter, buckets: int) -> str:
+    question = [
+        sorted(level.value for level in event_filter.levels),
+        event_filter.source,
+        event_filter.text,
+        event_filter.since.isoformat() if event_filter.since else None,
+        event_filter.until.isoformat() if event_filter.until else None,
+        buckets,
+    ]
+    return hashlib.sha256(json.dumps(question).encode()).hexdigest()
