@@ -124,6 +124,7 @@ def ensure_collector(force: bool = False) -> Path:
         log = state / "build.log"
         log.write_text("")
         env = dict(os.environ)
+        env.setdefault("GOFLAGS", "-buildvcs=false")  # the dist folder sits inside the git work tree
         builder = ensure_builder(go, state, env, log)
         manifest = state / "manifest.yaml"
         manifest.write_text(manifest_text)
