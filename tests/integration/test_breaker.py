@@ -18,6 +18,8 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from local.backing_services.kafka import Kafka
+from local.backing_services.settings import Config
 from logpipe.adapters import cache, circuit_breaker, kafka
 from logpipe.config import get_settings
 from logpipe.errors import DependencyUnavailableError
@@ -27,7 +29,6 @@ from tests.conftest import REPO_ROOT
 from tests.hostile_inputs import SEED
 
 KAFKA_DIR = REPO_ROOT / "local" / "kafka"
-KAFKA_LIBS = REPO_ROOT / "local" / ".state" / "kafka" / "libs"
 RECOVERY_SECONDS = 2
 
 
@@ -65,8 +66,10 @@ def takes_a_record(bootstrap: str, topic: str) -> bool:
 def private_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
     """A single-node KRaft broker of this test's own (never the shared one): (bootstrap, pid)."""
     java = shutil.which("java")
-    if java is None or not any(KAFKA_LIBS.glob("kafka_2.13-*.jar")):
-        pytest.fail("the breaker test needs java and the broker jars (`make services` resolves them)")
+    if java is None:
+        pytest.fail("the breaker test needs java (the broker's runtime)")
+    broker = Kafka(Config.from_env())
+    broker.resolve_libs()  # this checkout's jars, also when the shared broker was started by another checkout
     home: Path = tmp_path_factory.mktemp("private-kafka")
     port, controller_port = free_port(), free_port()
     properties = home / "server.properties"
@@ -80,7 +83,7 @@ def private_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[s
         )
     )
     logging = [f"-Dlog4j2.configurationFile={KAFKA_DIR / 'log4j2.properties'}", f"-Dkafka.logs.dir={home}"]
-    classpath = ["-cp", f"{KAFKA_LIBS}/*"]
+    classpath = ["-cp", f"{broker.libs}/*"]
     cluster_id = "bHBpcGUtYnJlYWtlci10ZQ"  # any 22-char base64url id
     subprocess.run(
         [
