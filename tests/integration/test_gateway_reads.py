@@ -1,5 +1,6 @@
 """The read API against the real PostgreSQL and Redis: search, pagination, one event, status, stats."""
 
+import base64
 import json
 import threading
 import uuid
@@ -81,6 +82,26 @@ def test_bad_parameters_are_4xx(read) -> None:
     assert read("/api/logs", **{"from": "2026-01-02T00:00:00Z", "to": "2026-01-01T00:00:00Z"})[0] == 400
     assert read(f"/api/logs/{uuid.uuid4()}")[0] == 404
     assert read("/api/logs/not-a-uuid")[0] == 422
+
+
+def forged_cursor(document: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(document).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    ("parameters", "status"),
+    [
+        ({"cursor": forged_cursor(["2026-01-01T00:00:00+00:00", 42])}, 400),  # an id that is not text
+        ({"cursor": forged_cursor([7, "0b3f2a9e-6d3c-4f7e-9a51-6f0d2b7c9e14"])}, 400),  # a time that is not text
+        ({"cursor": forged_cursor({"a": 1})}, 400),
+        ({"from": "2026-01-01T00:00:00", "to": "2026-01-02T00:00:00Z"}, 200),  # without an offset: UTC
+        ({"from": "2026-01-02T00:00:00", "to": "2026-01-01T00:00:00Z"}, 400),
+        ({"to": "0001-01-01T00:00:00Z"}, 200),  # nothing that old: an empty page
+        ({"from": "9999-12-31T23:59:59Z"}, 200),
+    ],
+)
+def test_odd_search_parameters_are_answered_never_500(read, parameters: dict, status: int) -> None:
+    assert read("/api/logs", **parameters)[0] == status
 
 
 def test_pages_neither_repeat_nor_skip_rows_while_new_rows_arrive(read, organization_id: str) -> None:

@@ -12,7 +12,6 @@ text or source asked for.
 import hashlib
 import json
 import math
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from logpipe.config import Settings
@@ -30,13 +29,8 @@ _cache = AnswerCache("histogram", Histogram)
 
 
 def get_histogram(organization_id: str, event_filter: EventFilter, buckets: int, settings: Settings) -> Histogram:
-    event_filter = replace(
-        event_filter,
-        since=_utc(event_filter.since) if event_filter.since else None,
-        until=_utc(event_filter.until) if event_filter.until else None,
-    )
-    if event_filter.since and event_filter.until and event_filter.since >= event_filter.until:
-        raise InvalidQueryError("`from` must be earlier than `to`")
+    event_filter = event_filter.in_utc()
+    event_filter.check_window()
     return _cache.get(
         organization_id,
         _field(event_filter, buckets),
@@ -87,11 +81,6 @@ def _count_in_window(organization_id: str, event_filter: EventFilter, buckets: i
 def _starts(since: datetime, until: datetime, seconds: int) -> list[datetime]:
     first, width = bucket_start(since, seconds), timedelta(seconds=seconds)
     return [first + width * i for i in range(math.ceil((until - first) / width))]
-
-
-def _utc(moment: datetime) -> datetime:
-    """A time without an offset is UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _field(event_filter: EventFilter, buckets: int) -> str:

@@ -1,13 +1,14 @@
 """Read-side SQL, always bound to one organization."""
 
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from psycopg.rows import dict_row
 
 from logpipe.adapters import postgres
+from logpipe.errors import InvalidQueryError
 from logpipe.models import Level, LogEvent
 
 _EVENT_COLUMNS = (
@@ -27,6 +28,19 @@ class EventFilter:
     since: datetime | None = None
     until: datetime | None = None
     text: str | None = None
+
+    def in_utc(self) -> "EventFilter":
+        """The same filter with a time given without an offset read as UTC (so `from` and `to` always compare)."""
+        return replace(self, since=_utc(self.since), until=_utc(self.until))
+
+    def check_window(self) -> None:
+        """Raise InvalidQueryError unless `from` is earlier than `to` (when both are given)."""
+        if self.since and self.until and self.since >= self.until:
+            raise InvalidQueryError("`from` must be earlier than `to`")
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
 
 def find_events(

@@ -19,8 +19,8 @@ from logpipe.read.queries import EventFilter
 
 
 def list_events(organization_id: str, event_filter: EventFilter, limit: int, cursor: str | None) -> LogPage:
-    if event_filter.since and event_filter.until and event_filter.since >= event_filter.until:
-        raise InvalidQueryError("`from` must be earlier than `to`")
+    event_filter = event_filter.in_utc()
+    event_filter.check_window()
     before = _decode_cursor(cursor) if cursor else None
     rows = queries.find_events(organization_id, event_filter, limit + 1, before)
     page, more = rows[:limit], len(rows) > limit
@@ -53,6 +53,8 @@ def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         occurred_at, event_id = json.loads(raw)
+        if not (isinstance(occurred_at, str) and isinstance(event_id, str)):
+            raise ValueError("a cursor holds a time and an id, both as text")
         return datetime.fromisoformat(occurred_at), UUID(event_id)
     except (binascii.Error, ValueError, TypeError) as exc:
         raise InvalidQueryError("the cursor is not one this API returned") from exc
