@@ -3,10 +3,12 @@
 import base64
 import json
 import threading
+import time
 import uuid
 
 import pytest
 
+from logpipe.adapters import cache
 from logpipe.config import get_settings
 from logpipe.read import queries, stats
 from logpipe.receipts import accepted, outcomes
@@ -299,3 +301,22 @@ def test_an_event_accepted_by_the_ingest_route_is_queued_until_stored(
     assert answer_["statusCode"] == 202
     accepted = json.loads(answer_["body"])["id"]
     assert read(f"/api/logs/{accepted}/status")[2] == {"id": accepted, "status": "queued"}
+
+
+def test_accept_records_are_one_set_per_organization_and_bucket_and_expire_after_their_time_to_live(
+    organization_id: str,
+) -> None:
+    settings = get_settings().model_copy(update={"accepted_ttl_seconds": 2})
+    events = [make_event(organization_id, seconds) for seconds in range(3)]
+    accepted.record_accepted(events, settings)
+    time.sleep(0.2)  # sent without waiting for Redis: give it the moment the reply-less write takes
+
+    assert all(accepted.was_accepted(organization_id, event.id, settings) for event in events)
+    assert not accepted.was_accepted(f"other-{organization_id}", events[0].id, settings)
+    bucket = int(time.time()) // 2  # the bucket is as wide as the time to live when that is under an hour
+    candidates = [f"accepted:{{{organization_id}}}:{number}" for number in (bucket - 1, bucket)]
+    keys = [key for key in candidates if cache.client().exists(key)]
+    assert len(keys) == 1 and cache.client().scard(keys[0]) == 3, "one set for the organization's bucket"
+    assert 2 <= cache.client().ttl(keys[0]) <= 2 + 2 * 2, "kept its time to live, at most two buckets more"
+    time.sleep(cache.client().ttl(keys[0]) + 1)
+    assert not accepted.was_accepted(organization_id, events[0].id, settings)
