@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from local.lambda_runner.cfn_yaml import load_yaml
 from local.lambda_runner.sam_model import FunctionSpec
 from local.lambda_runner.template import load_template
 
@@ -54,3 +55,18 @@ def test_the_consumer_has_lambdas_kafka_error_controls_in_provisioned_mode() -> 
     assert msk.effective_max_retries == 100
     assert msk.minimum_pollers == 3  # ProvisionedPollerConfig: required by AWS for these controls
     assert msk.batch_size <= 10_000
+
+
+def test_kafka_batching_windows_are_whole_seconds_as_aws_takes_them() -> None:
+    """AWS takes MaximumBatchingWindowInSeconds as an integer 0-300; the 500 ms default is had by leaving it out."""
+
+    resources = load_yaml(REPO_ROOT / "template.yaml")["Resources"]
+    windows = [
+        event["Properties"]["MaximumBatchingWindowInSeconds"]
+        for resource in resources.values()
+        for event in (resource.get("Properties", {}).get("Events") or {}).values()
+        if "MaximumBatchingWindowInSeconds" in event.get("Properties", {})
+    ]
+    assert all(isinstance(window, int) and 0 <= window <= 300 for window in windows), windows
+    [msk] = functions()["ConsumerFunction"].kafka_sources
+    assert msk.batching_window_s == 0.5  # the default the runner applies, as AWS does
