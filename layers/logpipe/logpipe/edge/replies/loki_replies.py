@@ -6,7 +6,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 
 from logpipe.edge.answers import error_headers, status_for
-from logpipe.edge.replies.otlp_replies import rejection_summary
+from logpipe.edge.replies.rejections import rejection_summary
 from logpipe.errors import LogpipeError
 from logpipe.models import BatchAccepted
 

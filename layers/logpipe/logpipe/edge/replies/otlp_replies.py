@@ -16,6 +16,7 @@ from google.protobuf import json_format
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 
 from logpipe.edge.answers import error_headers, status_for
+from logpipe.edge.replies.rejections import rejection_summary
 from logpipe.errors import LogpipeError
 from logpipe.models import BatchAccepted
 
@@ -23,7 +24,7 @@ PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 # google.rpc.Code of each HTTP status logpipe answers (the OTLP specification maps them the other way).
 _GRPC_CODES = {400: 3, 401: 16, 403: 7, 404: 5, 409: 10, 413: 3, 415: 3, 422: 3, 429: 8, 503: 14}
-_REASONS_SHOWN = 5
+_INTERNAL = 13
 
 
 def wants_json(content_type: str) -> bool:
@@ -32,7 +33,7 @@ def wants_json(content_type: str) -> bool:
 
 def accepted(answer: BatchAccepted, content_type: str) -> Response:
     if not answer.accepted:  # nothing of the request can be stored, now or on a retry
-        return _status(400, 3, rejection_summary(answer), content_type)
+        return _status(400, _GRPC_CODES[400], rejection_summary(answer), content_type)
     reply = ExportLogsServiceResponse()
     if answer.rejected:
         reply.partial_success.rejected_log_records = answer.rejected
@@ -45,24 +46,14 @@ def accepted(answer: BatchAccepted, content_type: str) -> Response:
 def refused(error: LogpipeError, request: dict[str, Any]) -> Response:
     status = status_for(error)
     content_type = (request.get("headers") or {}).get("content-type", "")
-    return _status(status, _GRPC_CODES.get(status, 13), error.message, content_type, error_headers(error))
+    return _status(status, _GRPC_CODES.get(status, _INTERNAL), error.message, content_type, error_headers(error))
 
 
 def _status(status: int, code: int, message: str, content_type: str, headers: dict[str, str] | None = None) -> Response:
-    """A google.rpc.Status answer (13 is INTERNAL)."""
+    """A google.rpc.Status answer."""
     if wants_json(content_type):
         return Response(status, JSON, json.dumps({"code": code, "message": message}), headers)
     return Response(status, PROTOBUF, _status_protobuf(code, message), headers)
-
-
-def rejection_summary(answer: BatchAccepted, unit: str = "record", units: str = "records") -> str:
-    """How many records (or entries) were refused and the first reasons, with their indexes in the request."""
-    refused_items = [item for item in answer.items if item.error is not None]
-    reasons = "; ".join(f"{unit} {item.index}: {item.error.message}" for item in refused_items[:_REASONS_SHOWN])
-    more = len(refused_items) - _REASONS_SHOWN
-    return f"{len(refused_items)} of {len(answer.items)} {units} refused: {reasons}" + (
-        f"; and {more} more" if more > 0 else ""
-    )
 
 
 def _status_protobuf(code: int, message: str) -> bytes:
