@@ -13,7 +13,7 @@ document) makes every request distinct, so the ids derived from the body's diges
    acknowledged per second (2xx answers x records), answers by status, latencies, CPU per event of each process
    group (/proc), and the topic's watermarks (every acknowledged event reached it).
 2. ``kafka_producer``: plain confluent-kafka processes producing the JSON values logpipe publishes for the same
-   records (``LogEvent.model_dump_json(by_alias=True)``), acks=all, idempotent, one wait per 1,000.
+   records (``logpipe.ingest.records.event_record``), acks=all, idempotent, one wait per 1,000.
 3. ``victoria_logs``: VictoriaLogs (.venv/bin/victoria-logs, temp storage) taking the same OTLP protobuf requests
    at /insert/opentelemetry/v1/logs from the same load process, when it is installed.
 """
@@ -134,13 +134,12 @@ def shipments() -> list[Shipment]:
 def published_values(shipment: Shipment, organization_id: str) -> bytes:
     """The Kafka values logpipe publishes for a request's records, one a line (the layer's own normalization)."""
     from logpipe.config import get_settings
-    from logpipe.ingest.intake import normalize_event
-    from logpipe.models import LogEventIn
+    from logpipe.ingest.records import event_record
 
     settings, now = get_settings(), datetime.now(UTC)
     items = otlp.decode(shipment.body(0), shipment.content_type, EVENTS, 1 << 30)
-    events = (normalize_event(LogEventIn.model_validate(item), settings, now, organization_id) for item in items)
-    return b"\n".join(event.model_dump_json(by_alias=True).encode() for event in events) + b"\n"
+    records = (event_record(item, organization_id, uuid.uuid4(), now, settings) for item in items)
+    return b"\n".join(record.value for record in records) + b"\n"
 
 
 # ---------------------------------------------------------------------------------------------------- load

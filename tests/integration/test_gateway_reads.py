@@ -13,6 +13,7 @@ from logpipe.config import get_settings
 from logpipe.read import queries, stats
 from logpipe.receipts import accepted, outcomes
 from tests.integration.gateway_helpers import answer, make_event, store
+from tests.integration.stored_events import record_of
 
 
 def test_search_filters_by_levels_source_time_and_text_newest_first(read, organization_id: str) -> None:
@@ -142,7 +143,7 @@ def test_one_event_and_its_status(read, organization_id: str) -> None:
     stored = store(make_event(organization_id, 5, "FATAL", attributes={"pod": "a"}, trace_id="t1"))[0]
     queued, also_queued, dead = make_event(organization_id, 6).id, uuid.uuid4(), uuid.uuid4()
     batch = [make_event(organization_id, 6, id=queued), make_event(organization_id, 7, id=also_queued)]
-    accepted.record_accepted(batch, get_settings())
+    accepted.record_accepted([record_of(event) for event in batch], get_settings())
     outcomes.record_dead_letters([(organization_id, dead, "undecodable")])
 
     status, _, event = read(f"/api/logs/{stored.id}")
@@ -308,7 +309,7 @@ def test_accept_records_are_one_set_per_organization_and_bucket_and_expire_after
 ) -> None:
     settings = get_settings().model_copy(update={"accepted_ttl_seconds": 2})
     events = [make_event(organization_id, seconds) for seconds in range(3)]
-    accepted.record_accepted(events, settings)
+    accepted.record_accepted([record_of(event) for event in events], settings)
     time.sleep(0.2)  # sent without waiting for Redis: give it the moment the reply-less write takes
 
     assert all(accepted.was_accepted(organization_id, event.id, settings) for event in events)

@@ -2,38 +2,90 @@
 
 Every limit stays below what Kafka (record size) and PostgreSQL (text and jsonb: no NUL, valid Unicode, finite
 numbers) accept, so an accepted event can always be stored. Size limits answer 413, the other rules 422.
+
+Two ways to decide, with one outcome: `plainly_within_limits` passes most events on a few native checks of their
+serialized record (logpipe.ingest.records serializes every event once); `check_event` walks any other event field
+by field and raises the error that names what is wrong.
 """
 
 import math
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
 from logpipe.config import Settings
 from logpipe.errors import InvalidEventError, PayloadTooLargeError
-from logpipe.models import LogEventIn
 
 # jsonb keeps any numeric, but clients and the query API read attributes as JSON numbers: int64 at most.
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 # Rough JSON cost of the punctuation around a value and of the scalars that are not strings.
 _SEPARATOR_BYTES = 2
 _SCALAR_BYTES = 24
+_PLAIN_KINDS = frozenset({str, int, float, bool, type(None)})
+_UTF8_BYTES_PER_CHARACTER = 4  # at most
 
 
-def check_event(event_in: LogEventIn, settings: Settings, now: datetime) -> None:
-    """Raise PayloadTooLargeError or InvalidEventError when the event breaks a limit."""
-    message_bytes = text_bytes(event_in.message, "message")
+def plainly_within_limits(record: Mapping[str, Any], value: bytes, settings: Settings) -> bool:
+    """Whether an event passes every rule but the timestamp's, decided on `value`, its record's JSON, without
+    walking it: true for what shippers send most (a few KB, one level of attributes of plain values). False for
+    anything else, and for an empty `value` (the record could not be serialized); check_event then judges.
+
+    - Sizes: each text of the event is a part of its JSON, so a JSON within the smallest size limit has every text
+      within its own; the attributes' running total (as the walk counts it) is at most their JSON plus
+      _SCALAR_BYTES per attribute.
+    - Characters: a NUL shows in JSON as \\u0000 (a text holding those six characters only costs the walk); a
+      lone surrogate cannot be serialized, so `value` is empty.
+    - Keys: a key of n characters is at most 4n bytes of UTF-8.
+    - Numbers: integers within int64 and finite floats, checked on the attributes that are numbers.
+    """
+    attributes = record["attributes"]
+    size = len(value)
+    if (
+        not size
+        or size > settings.max_message_bytes
+        or size > settings.max_attribute_value_bytes
+        or size + _SCALAR_BYTES * len(attributes) > settings.max_attributes_bytes
+        or b"\\u0000" in value
+    ):
+        return False
+    if not attributes:
+        return True
+    if len(attributes) > settings.max_attributes:
+        return False
+    if _UTF8_BYTES_PER_CHARACTER * max(map(len, attributes)) > settings.max_attribute_key_bytes:
+        return False
+    kinds = set(map(type, attributes.values()))
+    if not kinds <= _PLAIN_KINDS:
+        return False
+    values = attributes.values()
+    if int in kinds and not all(INT64_MIN <= value <= INT64_MAX for value in values if type(value) is int):
+        return False
+    return float not in kinds or all(math.isfinite(value) for value in values if type(value) is float)
+
+
+def check_event(record: Mapping[str, Any], settings: Settings) -> None:
+    """Raise PayloadTooLargeError or InvalidEventError when the event (its record's fields) breaks a limit."""
+    message_bytes = text_bytes(record["message"], "message")
     if message_bytes > settings.max_message_bytes:
         raise PayloadTooLargeError(
             f"message is {message_bytes} bytes; the limit is {settings.max_message_bytes}",
             details={"field": "message", "limit": settings.max_message_bytes},
         )
-    for field, value in (("source", event_in.source), ("traceId", event_in.trace_id), ("spanId", event_in.span_id)):
-        if value is not None:
-            text_bytes(value, field)
-    _check_attributes(event_in.attributes, settings)
-    if event_in.timestamp is not None:
-        _check_skew(event_in.timestamp, settings, now)
+    for field in ("source", "traceId", "spanId"):
+        if record.get(field) is not None:
+            text_bytes(record[field], field)
+    _check_attributes(record.get("attributes") or {}, settings)
+
+
+def check_timestamp(timestamp: datetime, settings: Settings, now: datetime) -> None:
+    """Raise InvalidEventError when the timestamp is outside the accepted window around `now`."""
+    earliest, latest = _accepted_window(now, settings.max_past_skew_seconds, settings.max_future_skew_seconds)
+    if not earliest <= timestamp <= latest:
+        raise InvalidEventError(
+            "timestamp is outside the accepted window",
+            details={"field": "timestamp", "earliest": earliest.isoformat(), "latest": latest.isoformat()},
+        )
 
 
 def text_bytes(text: str, field: str) -> int:
@@ -58,38 +110,7 @@ def _check_attributes(attributes: dict[str, Any], settings: Settings) -> None:
             f"{len(attributes)} attributes; the limit is {settings.max_attributes}",
             details={"field": "attributes", "limit": settings.max_attributes},
         )
-    if not _flat_and_plain(attributes, settings):
-        _AttributeWalk(settings).container(attributes, depth=1, path="attributes")
-
-
-def _flat_and_plain(attributes: dict[str, Any], settings: Settings) -> bool:
-    """Whether the attributes pass every rule, decided cheaply for what shippers send most: one level of ASCII
-    texts and numbers within the limits (ASCII has no lone surrogate, and its length is its size in bytes). False
-    for anything else; the full walk then judges, and names what is wrong. The running total is counted as the
-    walk counts it, so both agree on the limit."""
-    key_limit, value_limit = settings.max_attribute_key_bytes, settings.max_attribute_value_bytes
-    total = 0
-    for key, value in attributes.items():
-        if len(key) > key_limit or not key.isascii() or "\x00" in key:
-            return False
-        kind = type(value)
-        if kind is str:
-            if len(value) > value_limit or not value.isascii() or "\x00" in value:
-                return False
-            total += len(key) + len(value) + 2 * _SEPARATOR_BYTES
-        elif _plain_scalar(kind, value):
-            total += len(key) + _SEPARATOR_BYTES + _SCALAR_BYTES
-        else:
-            return False
-    return total <= settings.max_attributes_bytes
-
-
-def _plain_scalar(kind: type, value: Any) -> bool:
-    if kind is int:
-        return INT64_MIN <= value <= INT64_MAX
-    if kind is float:
-        return math.isfinite(value)
-    return kind is bool or value is None
+    _AttributeWalk(settings).container(attributes, depth=1, path="attributes")
 
 
 class _AttributeWalk:
@@ -176,12 +197,3 @@ def _join(path: str, name: str | int) -> str:
     if isinstance(name, int):
         return f"{path}[{name}]"
     return f"{path}.{name[:64]}"
-
-
-def _check_skew(timestamp: datetime, settings: Settings, now: datetime) -> None:
-    earliest, latest = _accepted_window(now, settings.max_past_skew_seconds, settings.max_future_skew_seconds)
-    if not earliest <= timestamp <= latest:
-        raise InvalidEventError(
-            "timestamp is outside the accepted window",
-            details={"field": "timestamp", "earliest": earliest.isoformat(), "latest": latest.isoformat()},
-        )

@@ -18,13 +18,13 @@ import redis
 from logpipe.adapters import cache
 from logpipe.config import Settings
 from logpipe.errors import DependencyUnavailableError
-from logpipe.models import LogEvent
+from logpipe.models import EventRecord
 from logpipe.observability import logger
 
 BUCKET_SECONDS = 3600
 
 
-def record_accepted(events: Sequence[LogEvent], settings: Settings) -> None:
+def record_accepted(events: Sequence[EventRecord], settings: Settings) -> None:
     """Remember the accepted ids, once Kafka acknowledged them.
 
     Sent without waiting for Redis (cache.ReplylessWriter): the write costs the request one send, not a round
@@ -36,7 +36,7 @@ def record_accepted(events: Sequence[LogEvent], settings: Settings) -> None:
     bucket = int(time.time()) // width
     ids: dict[str, list[str]] = defaultdict(list)
     for event in events:
-        ids[event.organization_id].append(str(event.id))
+        ids[event.organization_id].append(event.id)
     commands: list[tuple] = []
     for organization_id, members in ids.items():
         key = _bucket_key(organization_id, bucket)
