@@ -133,12 +133,16 @@ def shipments() -> list[Shipment]:
 
 def published_values(shipment: Shipment, organization_id: str) -> bytes:
     """The Kafka values logpipe publishes for a request's records, one a line (the layer's own normalization)."""
+    from pydantic import TypeAdapter
+
     from logpipe.config import get_settings
     from logpipe.ingest.records import event_record
+    from logpipe.models import LogEventFields
 
     settings, now = get_settings(), datetime.now(UTC)
     items = otlp.decode(shipment.body(0), shipment.content_type, EVENTS, 1 << 30)
-    records = (event_record(item, organization_id, uuid.uuid4(), now, settings) for item in items)
+    fields = TypeAdapter(list[LogEventFields]).validate_python(items)
+    records = (event_record(item, organization_id, uuid.uuid4(), now, settings) for item in fields)
     return b"\n".join(record.value for record in records) + b"\n"
 
 

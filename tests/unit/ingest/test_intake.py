@@ -1,12 +1,12 @@
 from datetime import UTC, datetime, timedelta
-from uuid import UUID
+from uuid import RFC_4122, UUID
 
 import pytest
 
 from logpipe.config import Settings
 from logpipe.edge.answers import status_for
 from logpipe.errors import InvalidEventError, OrganizationMismatchError, PayloadTooLargeError
-from logpipe.ingest.intake import derived_event_id, owning_organization
+from logpipe.ingest.intake import _DerivedIds, derived_event_id, owning_organization
 from logpipe.ingest.records import event_record
 from logpipe.models import LogEvent, LogEventIn
 
@@ -89,4 +89,12 @@ def test_derived_ids_are_stable_and_never_collide_across_organization_key_bounda
     assert derived_event_id("acme", "k1") == derived_event_id("acme", "k1")
     # The same concatenation "a:b:c" split differently must give different ids.
     assert derived_event_id("a:b", "c") != derived_event_id("a", "b:c")
-    assert derived_event_id("acme", "k1", 0) != derived_event_id("acme", "k1", 1) != derived_event_id("acme", "k1")
+
+
+def test_batch_ids_are_stable_distinct_per_item_and_uuid5_shaped() -> None:
+    ids, again, other_key = _DerivedIds("sha256:ab"), _DerivedIds("sha256:ab"), _DerivedIds("sha256:ac")
+    batch = [ids("acme", index) for index in range(3)]
+    assert batch == [again("acme", index) for index in range(3)]
+    assert len({*batch, other_key("acme", 0), ids("globex", 0), str(derived_event_id("acme", "sha256:ab"))}) == 6
+    assert all(UUID(event_id).version == 5 and UUID(event_id).variant == RFC_4122 for event_id in batch)
+    assert batch[2].endswith("00000002")

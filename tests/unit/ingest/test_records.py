@@ -7,7 +7,7 @@ from pydantic import TypeAdapter
 
 from logpipe.config import Settings
 from logpipe.edge.answers import status_for
-from logpipe.errors import InvalidEventError, LogpipeError, PayloadTooLargeError
+from logpipe.errors import InvalidEventError, PayloadTooLargeError
 from logpipe.ingest.records import event_record
 from logpipe.ingest.rules import check_event, plainly_within_limits
 from logpipe.models import Level, LogEvent, LogEventFields
@@ -157,11 +157,6 @@ def test_the_check_on_the_json_never_passes_an_event_the_walk_refuses() -> None:
         if plainly_within_limits(record, value, settings):
             passed += 1
             check_event(record, settings)  # must not raise
-        else:
-            try:
-                check_event(record, settings)
-            except LogpipeError:
-                pass
     assert passed > 150, "the quick check should pass the plain events among them"
 
 

@@ -42,7 +42,7 @@ def event_record(
     record = {
         "id": event_id,
         "organizationId": organization_id,
-        "level": fields["level"],
+        "level": fields["level"].value,  # the Level's text: to_json takes an Enum the slow way
         "message": fields["message"],
         "source": fields["source"],
         "timestamp": timestamp,
