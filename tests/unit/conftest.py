@@ -11,10 +11,11 @@ from logpipe.receipts import accepted, outcomes
 @pytest.fixture(autouse=True)
 def no_redis(monkeypatch: pytest.MonkeyPatch) -> None:
     """Unit tests have no Redis or PostgreSQL: Powertools skips idempotency records and circuit-breaker state when these
-    are set, and the status API's records of accepted and dead-lettered ids are not written."""
+    are set, and the status API's records of accepted, settled and dead-lettered ids are not written."""
     monkeypatch.setenv("POWERTOOLS_IDEMPOTENCY_DISABLED", "true")
     monkeypatch.setenv("POWERTOOLS_CIRCUIT_BREAKER_DISABLED", "true")
     monkeypatch.setattr(accepted, "record_accepted", lambda events, settings: None)
+    monkeypatch.setattr(accepted, "forget_settled", lambda events, settings: None)
     monkeypatch.setattr(outcomes, "record_dead_letters", lambda letters: None)
 
 

@@ -86,6 +86,7 @@ def main() -> int:
     xray_recorder.configure(emitter=kept, streaming_threshold=0)
     kafka.publish_events = lambda events: None
     accepted.record_accepted = lambda events, settings: None
+    accepted.forget_settled = lambda events, settings: None
     outcomes.record_dead_letters = lambda letters: None
     consume.storage.store_events = lambda events: len(events)
     consume.deadletter.publish = lambda letters: None
