@@ -3,8 +3,9 @@ from collections.abc import Callable
 
 import pytest
 
-from logpipe.access import auth, keys, ratelimit
+from logpipe.access import auth, ratelimit
 from logpipe.access.auth import Principal
+from logpipe.access.models import KEY_PREFIX, SECRET_BYTES
 from logpipe.receipts import accepted, outcomes
 
 
@@ -27,7 +28,7 @@ def auth_headers(monkeypatch: pytest.MonkeyPatch) -> Callable[..., dict[str, str
     monkeypatch.setattr(ratelimit, "take_organization_tokens", lambda organization_id, cost, settings, bucket: None)
 
     def make(organization_id: str, scopes: str = "ingest,read,admin") -> dict[str, str]:
-        key = keys.KEY_PREFIX + secrets.token_urlsafe(16)
+        key = KEY_PREFIX + secrets.token_urlsafe(SECRET_BYTES)
         principals[auth.hash_key(key)] = Principal("unit", organization_id, frozenset(scopes.split(",")))
         return {"Authorization": f"Bearer {key}"}
 

@@ -5,19 +5,24 @@ Lookups are cached in process for `api_key_cache_seconds` and in Redis for `api_
 Revocation overwrites the Redis entry with a revocation mark (`forget`), and a lookup caches what PostgreSQL told
 it only where no entry is (SET NX), and only when it read PostgreSQL less than CACHE_WRITE_DEADLINE_SECONDS ago:
 a lookup that read the key as active just before the revoke cannot put it back after it. So a revoked key stops
-working everywhere within `api_key_cache_seconds` (docs/gateway.md). Failed authentications are counted per
-client address.
+working everywhere within `api_key_cache_seconds` (docs/gateway.md).
+
+A presented key that cannot be one of ours (not `lp_` and 43 URL-safe base64 characters) is refused without a
+lookup. Failed authentications are counted per client address; an address over the limit gets 429 for its
+failures, while a valid key is accepted from any address (many clients may share one behind a NAT).
 """
 
 import hashlib
 import json
+import math
+import re
 import time
 from dataclasses import dataclass
 
 import redis
 
 from logpipe.access import key_store, ratelimit
-from logpipe.access.models import Scope
+from logpipe.access.models import KEY_PREFIX, SECRET_BYTES, Scope
 from logpipe.adapters import cache
 from logpipe.config import Settings
 from logpipe.errors import AuthenticationError, DependencyUnavailableError, PermissionDeniedError, RateLimitedError
@@ -45,6 +50,8 @@ _LOCAL_CACHE_ENTRIES = 10_000
 CACHE_WRITE_DEADLINE_SECONDS = 2.0
 REVOKED_MARK_SECONDS = 60
 _REVOKED = b"revoked"
+# What logpipe.access.keys.create_key makes: the prefix and a token_urlsafe of SECRET_BYTES.
+_KEY_SHAPE = re.compile(rf"{re.escape(KEY_PREFIX)}[A-Za-z0-9_-]{{{math.ceil(SECRET_BYTES * 4 / 3)}}}")
 _local_cache: dict[bytes, _Cached] = {}
 # Client addresses over the failed-authentication limit, refused here until the given monotonic time.
 _blocked_addresses: dict[str, tuple[float, ratelimit.Quota]] = {}
@@ -71,13 +78,14 @@ def forget(key_hash: bytes, settings: Settings) -> None:
 
 
 def authenticate_request(key: str | None, client_address: str, settings: Settings) -> Principal:
-    """The caller behind a key, counting failures per client address (over the limit: RateLimitedError)."""
-    blocked = _blocked_addresses.get(client_address)
-    if blocked and blocked[0] > time.monotonic():
-        raise RateLimitedError("too many failed authentications from this address", blocked[1])
+    """The caller behind a key, counting failures per client address: a failure from an address over the limit
+    is RateLimitedError (without asking Redis again while this process blocks the address)."""
     try:
         return authenticate(key, settings)
     except AuthenticationError:
+        blocked = _blocked_addresses.get(client_address)
+        if blocked and blocked[0] > time.monotonic():
+            raise RateLimitedError("too many failed authentications from this address", blocked[1]) from None
         quota = ratelimit.take_auth_failure_token(client_address, settings)
         if quota is not None and not quota.admitted:
             if len(_blocked_addresses) >= _LOCAL_CACHE_ENTRIES:
@@ -90,6 +98,8 @@ def authenticate_request(key: str | None, client_address: str, settings: Setting
 def authenticate(key: str | None, settings: Settings) -> Principal:
     if not key:
         raise AuthenticationError("an API key is required (Authorization: Bearer <key> or X-Api-Key)")
+    if not _KEY_SHAPE.fullmatch(key):
+        raise AuthenticationError("the API key is not valid")
     key_hash = hash_key(key)
     cached = _local_cache.get(key_hash)
     if cached is None or cached.expires_at <= time.monotonic():

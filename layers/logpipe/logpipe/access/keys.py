@@ -10,16 +10,14 @@ from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
 from logpipe.access import auth, key_store
-from logpipe.access.models import ApiKey, CreatedApiKey, Scope
+from logpipe.access.models import KEY_PREFIX, SECRET_BYTES, ApiKey, CreatedApiKey, Scope
 from logpipe.config import Settings
 from logpipe.errors import ApiKeyNotFoundError
 from logpipe.observability import logger
 
-KEY_PREFIX = "lp_"
-
 
 def create_key(organization_id: str, scopes: list[Scope], name: str = "") -> CreatedApiKey:
-    secret = KEY_PREFIX + secrets.token_urlsafe(32)
+    secret = KEY_PREFIX + secrets.token_urlsafe(SECRET_BYTES)
     info = ApiKey(
         id=uuid4(),
         organization_id=organization_id,
