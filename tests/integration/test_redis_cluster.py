@@ -24,9 +24,10 @@ from logpipe.adapters import cache, circuit_breaker
 from logpipe.config import RateLimitPolicy, Settings, get_settings
 from logpipe.errors import AuthenticationError, RateLimitedError
 from logpipe.ingest import idempotency
-from logpipe.models import IngestAccepted, Level, LogEvent
+from logpipe.models import IngestAccepted
 from logpipe.read.answer_cache import AnswerCache
 from logpipe.receipts import accepted
+from tests.integration.stored_events import make_event
 
 MASTERS = 3
 ORGANIZATIONS = 12  # enough for their hash tags to fall on every node
@@ -140,18 +141,7 @@ def test_accept_records_are_recorded_found_and_removed_on_every_node(
     on_cluster: Settings, organizations: list[str]
 ) -> None:
     now = datetime.now(UTC)
-    events = [
-        LogEvent(
-            id=uuid.uuid4(),
-            organization_id=organization,
-            level=Level.INFO,
-            message="m",
-            source="s",
-            timestamp=now,
-            received_at=now,
-        )
-        for organization in organizations
-    ]
+    events = [make_event(organization, timestamp=now, received_at=now) for organization in organizations]
     accepted.record_accepted(events, on_cluster)  # one reply-less write per node
     for event in events:
         assert eventually(lambda event=event: accepted.was_accepted(event.organization_id, event.id, on_cluster))
