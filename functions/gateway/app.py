@@ -205,7 +205,7 @@ def list_keys():
     responses={204: {"description": "Revoked"}, **_errors(404)},
 )
 def revoke_key(key_id: Annotated[UUID, Path()]):
-    keys.revoke_key(app.context["organization_id"], key_id)
+    keys.revoke_key(app.context["organization_id"], key_id, settings)
     return json_response(204, None)
 
 

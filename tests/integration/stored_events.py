@@ -26,4 +26,6 @@ def make_event(organization_id: str, **overrides) -> LogEvent:
 
 def record_of(event: LogEvent) -> EventRecord:
     """The Kafka record of an event, as the producer publishes it (its value is the event's JSON)."""
-    return EventRecord(event.organization_id, str(event.id), event.model_dump_json(by_alias=True).encode())
+    return EventRecord(
+        event.organization_id, str(event.id), event.received_at, event.model_dump_json(by_alias=True).encode()
+    )

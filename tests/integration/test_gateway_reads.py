@@ -5,6 +5,7 @@ import json
 import threading
 import time
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 
@@ -13,7 +14,6 @@ from logpipe.config import get_settings
 from logpipe.read import queries, stats
 from logpipe.receipts import accepted, outcomes
 from tests.integration.gateway_helpers import answer, make_event, store
-from tests.integration.stored_events import record_of
 
 
 def test_search_filters_by_levels_source_time_and_text_newest_first(read, organization_id: str) -> None:
@@ -143,7 +143,7 @@ def test_one_event_and_its_status(read, organization_id: str) -> None:
     stored = store(make_event(organization_id, 5, "FATAL", attributes={"pod": "a"}, trace_id="t1"))[0]
     queued, also_queued, dead = make_event(organization_id, 6).id, uuid.uuid4(), uuid.uuid4()
     batch = [make_event(organization_id, 6, id=queued), make_event(organization_id, 7, id=also_queued)]
-    accepted.record_accepted([record_of(event) for event in batch], get_settings())
+    accepted.record_accepted(batch, get_settings())
     outcomes.record_dead_letters([(organization_id, dead, "undecodable")])
 
     status, _, event = read(f"/api/logs/{stored.id}")
@@ -308,13 +308,14 @@ def test_accept_records_are_one_set_per_organization_and_bucket_and_expire_after
     organization_id: str,
 ) -> None:
     settings = get_settings().model_copy(update={"accepted_ttl_seconds": 2})
-    events = [make_event(organization_id, seconds) for seconds in range(3)]
-    accepted.record_accepted([record_of(event) for event in events], settings)
+    received = datetime.now(UTC)  # a request's events share the moment they were received: their bucket's
+    events = [make_event(organization_id, seconds, received_at=received) for seconds in range(3)]
+    accepted.record_accepted(events, settings)
     time.sleep(0.2)  # sent without waiting for Redis: give it the moment the reply-less write takes
 
     assert all(accepted.was_accepted(organization_id, event.id, settings) for event in events)
     assert not accepted.was_accepted(f"other-{organization_id}", events[0].id, settings)
-    bucket = int(time.time()) // 2  # the bucket is as wide as the time to live when that is under an hour
+    bucket = int(received.timestamp())  # a quarter of the time to live, at least a second
     candidates = [f"accepted:{{{organization_id}}}:{number}" for number in (bucket - 1, bucket)]
     keys = [key for key in candidates if cache.client().exists(key)]
     assert len(keys) == 1 and cache.client().scard(keys[0]) == 3, "one set for the organization's bucket"

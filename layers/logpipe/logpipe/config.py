@@ -101,9 +101,10 @@ class Settings(BaseSettings):
     auth_failures_burst: int = Field(default=30, ge=1)
     # Redis down: rate limits fail open this long (from the first failure), then answer 503.
     rate_limit_fail_open_seconds: float = Field(default=30.0, ge=0)
-    # Read API: stats answers are cached this long (their staleness bound); accepted ids are "queued" this long.
+    # Read API: stats answers are cached this long (their staleness bound); an accepted id the sink has not settled
+    # is "queued" this long (its record leaves Redis when the sink settles it, or after 1.5 x this at most).
     stats_cache_seconds: int = Field(default=10, ge=1)
-    accepted_ttl_seconds: int = Field(default=24 * 3600, ge=1)
+    accepted_ttl_seconds: int = Field(default=3600, ge=1)
     # Health probes are reused this long per instance.
     health_cache_seconds: float = Field(default=1.0, ge=0)
 

@@ -99,11 +99,12 @@ class LogEvent(CamelModel):
 
 
 class EventRecord(NamedTuple):
-    """An accepted event as its Kafka record: the organization (the record's key), the event's id and the value,
-    LogEvent's JSON (logpipe.ingest.records builds it)."""
+    """An accepted event as its Kafka record: the organization (the record's key), the event's id, when it was
+    received, and the value, LogEvent's JSON (logpipe.ingest.records builds it)."""
 
     organization_id: str
     id: str
+    received_at: datetime
     value: bytes
 
 

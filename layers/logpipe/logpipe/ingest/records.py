@@ -59,4 +59,4 @@ def event_record(
         check_event(record, settings)  # raises the error naming the field
         if not value:
             raise InvalidEventError("the event has a value that JSON cannot hold", details={"field": "attributes"})
-    return EventRecord(organization_id, str(event_id), value)
+    return EventRecord(organization_id, str(event_id), received_at, value)
