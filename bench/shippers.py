@@ -354,10 +354,13 @@ def sustained(env: dict[str, str], plan: Plan) -> dict[str, Any]:
     bootstrap, shipment = env["KAFKA_BOOTSTRAP_SERVERS"], shipments()[0]
     topic = f"bench-sustained-{uuid.uuid4().hex[:8]}"
     ensure_topic(bootstrap, topic)
+    warmup_organization = f"bench-sustained-warmup-{uuid.uuid4().hex[:6]}"
     organizations = [f"bench-sustained-{rate}-{uuid.uuid4().hex[:6]}" for rate in plan.sustained_rates]
     overrides = {
         "KAFKA_TOPIC": topic,
-        "INGEST_RATE_OVERRIDES": json.dumps({org: {"rate": 1e12, "burst": 10**12} for org in organizations}),
+        "INGEST_RATE_OVERRIDES": json.dumps(
+            {org: {"rate": 1e12, "burst": 10**12} for org in [warmup_organization, *organizations]}
+        ),
     }
     probe = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{topic}"})
     steps: list[dict[str, Any]] = []
@@ -369,7 +372,7 @@ def sustained(env: dict[str, str], plan: Plan) -> dict[str, Any]:
     ):  # fmt: skip
         progress(f"end to end: warm-up, {plan.sustained_rates[0]} events/s for {plan.warmup_s:g} s")
         warmup = Plan(**{**plan.__dict__, "sustained_s": plan.warmup_s})
-        headers = Keys(env).headers(organizations[0])
+        headers = Keys(env).headers(warmup_organization)
         _sustained_step(process.url, shipment, plan.sustained_rates[0], warmup, headers, (probe, topic), 4 * 10**8)
         for number, (rate, organization) in enumerate(zip(plan.sustained_rates, organizations, strict=True)):
             progress(f"end to end: {rate} events/s of OTLP for {plan.sustained_s:g} s, the consumer on")
