@@ -101,6 +101,10 @@ class Settings(BaseSettings):
     auth_failures_burst: int = Field(default=30, ge=1)
     # Redis down: rate limits fail open this long (from the first failure), then answer 503.
     rate_limit_fail_open_seconds: float = Field(default=30.0, ge=0)
+    # Read API: PostgreSQL time one request may take (a statement_timeout, below the gateway's Lambda timeout,
+    # docs/gateway.md "Time bounds"): searches, events and their context; counts (stats and histograms).
+    read_query_timeout_seconds: float = Field(default=5.0, gt=0)
+    read_count_timeout_seconds: float = Field(default=10.0, gt=0)
     # Read API: stats answers are cached this long (their staleness bound); accepted ids are "queued" this long.
     stats_cache_seconds: int = Field(default=10, ge=1)
     accepted_ttl_seconds: int = Field(default=24 * 3600, ge=1)

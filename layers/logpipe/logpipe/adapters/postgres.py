@@ -2,6 +2,12 @@
 
 `connection()` is the one way to get a connection. The SQL lives with its users: the sink's write path
 (logpipe.sink.storage), the read side (logpipe.read.queries), API keys (logpipe.access.key_store) and receipts.
+
+A caller that answers a client within a time bound passes it as `statement_timeout` (seconds): PostgreSQL stops
+each statement of that connection after it (QueryTimeoutError, the query's own cost: retrying it as is would only
+time out again) and a wait for a lock after `dependency_timeout_seconds` (DependencyUnavailableError, as when
+PostgreSQL cannot be reached: another session holds the table, which passes). Both are set for the transaction
+only (SET LOCAL), so a connection goes back to the pool without them.
 """
 
 from collections.abc import Iterator
@@ -14,7 +20,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from logpipe.adapters import aws
 from logpipe.config import get_settings
-from logpipe.errors import DependencyUnavailableError
+from logpipe.errors import DependencyUnavailableError, QueryTimeoutError
 
 _TRANSIENT_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
 
@@ -37,20 +43,42 @@ def _pool() -> ConnectionPool:
 
 
 @contextmanager
-def connection() -> Iterator[psycopg.Connection]:
-    """A pooled connection, returned to the pool afterwards.
+def connection(statement_timeout: float | None = None) -> Iterator[psycopg.Connection]:
+    """A pooled connection, returned to the pool afterwards; its statements bounded by `statement_timeout` seconds
+    when given.
 
-    Raises DependencyUnavailableError when PostgreSQL cannot be reached or fails mid-way.
+    Raises DependencyUnavailableError when PostgreSQL cannot be reached or fails mid-way (or a lock is not had in
+    time), QueryTimeoutError when a bounded statement runs past its bound.
     """
+    settings = get_settings()
     try:
         with _pool().connection() as conn:
+            if statement_timeout is not None:
+                _bound(conn, statement_timeout, settings.dependency_timeout_seconds)
             yield conn
     except pg_errors.ProgramLimitExceeded:
         raise
+    except pg_errors.QueryCanceled as exc:
+        if statement_timeout is None:  # canceled by an operator: as if the server had failed it
+            raise _unavailable(exc, settings.retry_after_seconds) from exc
+        raise QueryTimeoutError(statement_timeout) from exc
     except _TRANSIENT_ERRORS as exc:
-        raise DependencyUnavailableError(
-            "postgresql", f"PostgreSQL unavailable: {exc}", get_settings().retry_after_seconds
-        ) from exc
+        raise _unavailable(exc, settings.retry_after_seconds) from exc
+
+
+def _bound(conn: psycopg.Connection, statement_timeout: float, lock_timeout: float) -> None:
+    conn.execute(
+        "SELECT set_config('statement_timeout', %s, true), set_config('lock_timeout', %s, true)",
+        (_milliseconds(statement_timeout), _milliseconds(lock_timeout)),
+    )
+
+
+def _milliseconds(seconds: float) -> str:
+    return f"{max(1, round(seconds * 1000))}ms"  # 0 would mean no bound
+
+
+def _unavailable(exc: Exception, retry_after_seconds: int) -> DependencyUnavailableError:
+    return DependencyUnavailableError("postgresql", f"PostgreSQL unavailable: {exc}", retry_after_seconds)
 
 
 def ping() -> None:

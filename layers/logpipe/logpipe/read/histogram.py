@@ -30,11 +30,11 @@ _cache = AnswerCache("histogram", Histogram)
 
 def get_histogram(organization_id: str, event_filter: EventFilter, buckets: int, settings: Settings) -> Histogram:
     event_filter = event_filter.in_utc()
-    event_filter.check_window()
+    event_filter.check_countable()
     return _cache.get(
         organization_id,
         _field(event_filter, buckets),
-        lambda: _count(organization_id, event_filter, buckets),
+        lambda: _count(organization_id, event_filter, buckets, settings.read_count_timeout_seconds),
         settings.stats_cache_seconds,
     )
 
@@ -51,22 +51,21 @@ def bucket_start(moment: datetime, seconds: int) -> datetime:
     return EPOCH + width * ((moment - EPOCH) // width)
 
 
-def _count(organization_id: str, event_filter: EventFilter, buckets: int) -> Histogram:
+def _count(organization_id: str, event_filter: EventFilter, buckets: int, timeout: float) -> Histogram:
     try:
-        return _count_in_window(organization_id, event_filter, buckets)
+        return _count_in_window(organization_id, event_filter, buckets, timeout)
     except OverflowError as exc:  # a window or bucket reaching before year 1 or after 9999
         raise InvalidQueryError("the time range reaches beyond the dates this API counts in") from exc
 
 
-def _count_in_window(organization_id: str, event_filter: EventFilter, buckets: int) -> Histogram:
-    until = event_filter.until or datetime.now(UTC)
-    since = event_filter.since or until - DEFAULT_WINDOW
-    if since >= until:
-        raise InvalidQueryError("`from` must be earlier than `to`")
+def _count_in_window(organization_id: str, event_filter: EventFilter, buckets: int, timeout: float) -> Histogram:
+    since, until = event_filter.window(DEFAULT_WINDOW)
     seconds = bucket_seconds(until - since, buckets)
     window = EventFilter(event_filter.levels, event_filter.source, since, until, event_filter.text)
     counts: dict[datetime, dict[str, int]] = {}
-    for start, level, count in queries.count_buckets(organization_id, window, timedelta(seconds=seconds), EPOCH):
+    for start, level, count in queries.count_buckets(
+        organization_id, window, timedelta(seconds=seconds), EPOCH, timeout
+    ):
         counts.setdefault(start, {})[level] = count
     return Histogram(
         from_=since,
