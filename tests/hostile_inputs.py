@@ -18,6 +18,7 @@ NDJSON = {"content-type": "application/x-ndjson"}
 CSV = {"content-type": "text/csv"}
 BAD_ENCODING = "unsupported_content_encoding"
 TOO_LARGE = "payload_too_large"
+HUGE = "9" * 5000  # more digits than Python converts to an integer (4300)
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,9 @@ HOSTILE: list[Hostile] = [
     # Rules PostgreSQL and Kafka would break on
     Hostile("integer attribute of 400 digits", raw_event(attributes='{"n": ' + "9" * 400 + "}"), 422, "invalid_event"),
     Hostile("integer attribute of 2**63", event(attributes={"n": 2**63}), 422, "invalid_event"),
+    Hostile("integer attribute of 5,000 digits", raw_event(attributes=f'{{"n": {HUGE}}}'), 422, "invalid_event"),
+    Hostile("batch, an integer of 5,000 digits", f"[{raw_event(attributes=f'[{HUGE}]')}]", 422, "invalid_event", BATCH),
+    Hostile("NDJSON, an integer of 5,000 digits", raw_event(traceId=HUGE), 422, "batch_rejected", BATCH, NDJSON),
     Hostile("float overflowing to infinity", raw_event(attributes='{"x": 1e400}'), 422, "invalid_event"),
     Hostile("lone surrogate in an attribute", raw_event(attributes='{"k": "\\ud800"}'), 422, "invalid_event"),
     Hostile("lone surrogate in an attribute key", raw_event(attributes='{"\\udfff": 1}'), 422, "invalid_event"),
