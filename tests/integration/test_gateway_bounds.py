@@ -10,6 +10,7 @@ import pytest
 
 from logpipe.adapters import cache, postgres
 from logpipe.config import Settings, get_settings
+from logpipe.errors import DependencyUnavailableError
 from logpipe.read import answer_cache, health, queries, stats
 from tests.integration.gateway_helpers import make_event, store
 
@@ -209,3 +210,18 @@ def test_a_stats_count_past_its_bound_is_422(gateway_settings, read, monkeypatch
     monkeypatch.setattr(queries, "count_events", slow)
     status, _, body = read("/api/stats")
     assert (status, body["error"]["code"]) == (422, "query_timeout"), body
+
+
+def test_the_functions_session_bound_stops_any_statement(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DATABASE_STATEMENT_TIMEOUT_SECONDS (the gateway's, in template.yaml) bounds statements that set none."""
+    monkeypatch.setenv("DATABASE_STATEMENT_TIMEOUT_SECONDS", "0.2")
+    get_settings.cache_clear()
+    postgres._pool.cache_clear()
+    try:
+        with pytest.raises(DependencyUnavailableError), postgres.connection() as conn:
+            conn.execute("SELECT pg_sleep(2)")
+    finally:
+        postgres._pool().close()
+        monkeypatch.undo()
+        get_settings.cache_clear()
+        postgres._pool.cache_clear()

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
 
     database_url: str = Field(min_length=1)
     database_pool_max_size: int = Field(default=4, ge=1)
+    # A bound on every statement of this function's connections (PostgreSQL's statement_timeout), for the functions
+    # that answer clients (template.yaml sets it for the gateway); read queries set tighter ones (docs/gateway.md).
+    database_statement_timeout_seconds: float | None = Field(default=None, gt=0)
     # Storage is bounded: day partitions older than this are dropped by maintenance (docs/sink.md).
     retention_days: int = Field(default=30, ge=1)
     # How many days of partitions maintenance creates ahead of today.

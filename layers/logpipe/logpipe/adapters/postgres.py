@@ -3,11 +3,13 @@
 `connection()` is the one way to get a connection. The SQL lives with its users: the sink's write path
 (logpipe.sink.storage), the read side (logpipe.read.queries), API keys (logpipe.access.key_store) and receipts.
 
-A caller that answers a client within a time bound passes it as `statement_timeout` (seconds): PostgreSQL stops
-each statement of that connection after it (QueryTimeoutError, the query's own cost: retrying it as is would only
-time out again) and a wait for a lock after `dependency_timeout_seconds` (DependencyUnavailableError, as when
-PostgreSQL cannot be reached: another session holds the table, which passes). Both are set for the transaction
-only (SET LOCAL), so a connection goes back to the pool without them.
+`database_statement_timeout_seconds`, when set, bounds every statement of the process's connections (a session
+setting given when connecting). A caller that answers a client within a bound of its own passes it as
+`statement_timeout` (seconds): PostgreSQL stops each statement of that connection after it (QueryTimeoutError,
+the query's own cost: retrying it as is would only time out again) and a wait for a lock after
+`dependency_timeout_seconds` (DependencyUnavailableError, as when PostgreSQL cannot be reached: another session
+holds the table, which passes). Both are set for the transaction only (SET LOCAL), so a connection goes back to
+the pool without them.
 """
 
 from collections.abc import Iterator
@@ -19,7 +21,7 @@ from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from logpipe.adapters import aws
-from logpipe.config import get_settings
+from logpipe.config import Settings, get_settings
 from logpipe.errors import DependencyUnavailableError, QueryTimeoutError
 
 _TRANSIENT_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
@@ -34,12 +36,18 @@ def _pool() -> ConnectionPool:
         min_size=1,
         max_size=settings.database_pool_max_size,
         timeout=settings.dependency_timeout_seconds,
-        kwargs={"connect_timeout": max(1, int(settings.dependency_timeout_seconds))},
+        kwargs={"connect_timeout": max(1, int(settings.dependency_timeout_seconds)), **_session_bound(settings)},
         # A warm container may hold a connection the server has since closed; check before use.
         check=ConnectionPool.check_connection,
         name="logpipe",
         open=True,
     )
+
+
+def _session_bound(settings: Settings) -> dict[str, str]:
+    """The connection option that bounds every statement by `database_statement_timeout_seconds`, when set."""
+    bound = settings.database_statement_timeout_seconds
+    return {} if bound is None else {"options": f"-c statement_timeout={_milliseconds(bound)}"}
 
 
 @contextmanager
