@@ -11,7 +11,7 @@ import pytest
 from logpipe.adapters import cache, postgres
 from logpipe.config import Settings, get_settings
 from logpipe.errors import DependencyUnavailableError
-from logpipe.read import answer_cache, health, queries, stats
+from logpipe.read import answer_cache, health, histogram, queries, stats
 from tests.integration.gateway_helpers import make_event, store
 
 LAMBDA_RESPONSE_LIMIT = 6_291_456  # bytes: Lambda's synchronous response payload, 6 MB
@@ -225,3 +225,32 @@ def test_the_functions_session_bound_stops_any_statement(monkeypatch: pytest.Mon
         monkeypatch.undo()
         get_settings.cache_clear()
         postgres._pool.cache_clear()
+
+
+def test_histogram_windows_within_one_bucket_share_one_count(
+    organization_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The log explorer asks for "the last hour" to the millisecond: each refresh within a bucket is one question."""
+    counted: list[queries.EventFilter] = []
+    real = queries.count_buckets
+
+    def recorded(organization_id, event_filter, *rest):
+        counted.append(event_filter)
+        return real(organization_id, event_filter, *rest)
+
+    monkeypatch.setattr(queries, "count_buckets", recorded)
+    now = datetime(2026, 11, 27, 10, 0, 0, 100_000, tzinfo=UTC)
+    store(make_event(organization_id, 0, timestamp=now - timedelta(minutes=30)))
+
+    answers = [
+        histogram.get_histogram(
+            organization_id, queries.EventFilter(since=moment - timedelta(hours=1), until=moment), 60, get_settings()
+        )
+        for moment in (now + timedelta(milliseconds=shift) for shift in range(0, 50_000, 5_000))
+    ]
+
+    assert len(counted) == 1, "one count for ten refreshes within the minute"
+    assert {(answer.from_, answer.to, answer.bucket_seconds) for answer in answers} == {
+        (datetime(2026, 11, 27, 9, 0, tzinfo=UTC), datetime(2026, 11, 27, 10, 1, tzinfo=UTC), 60)
+    }
+    assert sum(sum(bucket.counts.values()) for bucket in answers[0].buckets) == 1

@@ -3,19 +3,17 @@
 
 Without `to` the window ends now and without `from` it starts 24 hours earlier; such a window is cached under its
 parameters, so "the last 24 hours" is recomputed at most every half `stats_cache_seconds` while it is asked for.
-A `from` or `to` that is given is rounded outward (`from` down, `to` up) to a round step of about a thousandth of
-the window (histogram.bucket_seconds: 1 s, 5 s, ... 1 d), so windows that differ by less share one cached answer
-instead of each costing a count; the answer's `from` and `to` are the window counted.
+A `from` or `to` that is given is rounded outward to a round step of about a thousandth of the window
+(histogram.aligned_window), so windows that differ by less share one cached answer instead of each costing a
+count; the answer's `from` and `to` are the window counted.
 """
 
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from logpipe.config import Settings
-from logpipe.errors import InvalidQueryError
 from logpipe.read import queries
 from logpipe.read.answer_cache import AnswerCache
-from logpipe.read.histogram import DEFAULT_WINDOW, bucket_seconds, bucket_start
+from logpipe.read.histogram import DEFAULT_WINDOW, aligned_window
 from logpipe.read.models import Stats
 from logpipe.read.queries import EventFilter
 
@@ -26,7 +24,7 @@ _cache = AnswerCache("stats", Stats)
 def get_stats(organization_id: str, since: datetime | None, until: datetime | None, settings: Settings) -> Stats:
     window = EventFilter(since=since, until=until).in_utc()
     window.check_countable()
-    since, until = _aligned(window.since, window.until)
+    since, until, _step = aligned_window(window.since, window.until, STEPS_PER_WINDOW)
     field = f"{since.isoformat() if since else ''}|{until.isoformat() if until else ''}"
     return _cache.get(
         organization_id,
@@ -38,27 +36,6 @@ def get_stats(organization_id: str, since: datetime | None, until: datetime | No
 
 def invalidate(organization_id: str) -> None:
     _cache.invalidate(organization_id)
-
-
-def _aligned(since: datetime | None, until: datetime | None) -> tuple[datetime | None, datetime | None]:
-    """The given ends of the window rounded outward to a step of about a thousandth of its length."""
-    end = until or datetime.now(UTC)
-    step = bucket_seconds(end - (since or end - DEFAULT_WINDOW), STEPS_PER_WINDOW)
-    since = _rounded("from", since, lambda moment: bucket_start(moment, step))
-    until = _rounded("to", until, lambda moment: _round_up(moment, step))
-    return since, until
-
-
-def _rounded(name: str, moment: datetime | None, rounding: Callable[[datetime], datetime]) -> datetime | None:
-    try:
-        return rounding(moment) if moment else None
-    except OverflowError as exc:  # rounded before year 1 or after 9999 (a window of centuries)
-        raise InvalidQueryError(f"`{name}` is too near the dates this API counts in", details={"field": name}) from exc
-
-
-def _round_up(moment: datetime, seconds: int) -> datetime:
-    start = bucket_start(moment, seconds)
-    return start if start == moment else start + timedelta(seconds=seconds)
 
 
 def _count(organization_id: str, since: datetime | None, until: datetime | None, timeout: float) -> Stats:
