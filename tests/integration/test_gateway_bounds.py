@@ -98,7 +98,7 @@ def test_every_read_statement_is_bounded(organization_id: str, monkeypatch: pyte
     queries.find_events(organization_id, window, 10, None, bound)
     queries.find_events_after(organization_id, "api", (event.timestamp, event.id), 10, bound)
     queries.find_event(organization_id, event.id, 1.5)
-    queries.count_events(organization_id, event.timestamp, datetime.now(UTC), 1.5)
+    queries.count_events(organization_id, event.timestamp, datetime.now(UTC), 1.5, 10)
     queries.count_buckets(organization_id, window, timedelta(minutes=1), datetime(1970, 1, 1, tzinfo=UTC), 1.5)
 
     assert len(bounds) >= 5 and all(0 < bound <= 1.5 for bound in bounds), bounds
@@ -197,19 +197,15 @@ def test_the_cached_answers_of_an_organization_are_bounded_in_number(organizatio
     assert cache.client().ttl(f"stats:{organization_id}") <= settings.stats_cache_seconds
 
 
-def test_a_stats_count_past_its_bound_is_422(gateway_settings, read, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The counts have their own bound: a count that PostgreSQL stops answers like a search that it stops."""
-    gateway_settings(read_count_timeout_seconds=0.2)
-    real = queries.count_events
+@pytest.mark.parametrize("path", ["/api/stats", "/api/logs/histogram"])
+def test_a_count_past_its_own_bound_is_422(read, gateway_settings, locked_partition: dict[str, str], path: str) -> None:
+    """Stats and histograms have the count bound (longer than the search's): past it, they answer like a search."""
+    gateway_settings(read_query_timeout_seconds=10, read_count_timeout_seconds=0.3, dependency_timeout_seconds=10)
 
-    def slow(organization_id, since, until, timeout):
-        with postgres.connection(timeout) as conn:
-            conn.execute("SELECT pg_sleep(1)")
-        return real(organization_id, since, until, timeout)
+    status, _, body = read(path, **locked_partition)
 
-    monkeypatch.setattr(queries, "count_events", slow)
-    status, _, body = read("/api/stats")
     assert (status, body["error"]["code"]) == (422, "query_timeout"), body
+    assert body["error"]["details"] == {"boundSeconds": 0.3}
 
 
 def test_the_functions_session_bound_stops_any_statement(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -254,3 +250,14 @@ def test_histogram_windows_within_one_bucket_share_one_count(
         (datetime(2026, 11, 27, 9, 0, tzinfo=UTC), datetime(2026, 11, 27, 10, 1, tzinfo=UTC), 60)
     }
     assert sum(sum(bucket.counts.values()) for bucket in answers[0].buckets) == 1
+
+
+def test_stats_list_the_sources_with_the_most_events_only(
+    organization_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stats, "MAX_SOURCES", 2)
+    store(*(make_event(organization_id, 10, source=source) for source in ["a", "b", "b", "c", "c", "c", "d"]))
+
+    answer = stats.get_stats(organization_id, None, None, get_settings())
+
+    assert (answer.total, answer.by_source) == (7, {"c": 3, "b": 2})

@@ -229,15 +229,18 @@ def find_event(organization_id: str, event_id: UUID, timeout: float) -> LogEvent
 
 
 def count_events(
-    organization_id: str, since: datetime, until: datetime, timeout: float
+    organization_id: str, since: datetime, until: datetime, timeout: float, max_sources: int
 ) -> tuple[dict[str, int], dict[str, int]]:
-    """Counts per level and per source of the organization's events in [since, until)."""
+    """Counts per level and per source of the organization's events in [since, until): every level, the
+    `max_sources` sources with the most events (the answer must fit in a response whatever the sources)."""
     with postgres.connection(timeout) as conn:
         rows = conn.execute(
-            "SELECT level, source, count(*) FROM log_events"
-            " WHERE organization_id = %s AND occurred_at >= %s AND occurred_at < %s"
-            " GROUP BY GROUPING SETS ((level), (source))",
-            (organization_id, since, until),
+            "WITH counts AS (SELECT level, source, count(*) AS events FROM log_events"
+            " WHERE organization_id = %(org)s AND occurred_at >= %(since)s AND occurred_at < %(until)s"
+            " GROUP BY GROUPING SETS ((level), (source)))"
+            " SELECT * FROM counts WHERE source IS NULL"
+            " UNION ALL (SELECT * FROM counts WHERE level IS NULL ORDER BY events DESC, source LIMIT %(sources)s)",
+            {"org": organization_id, "since": since, "until": until, "sources": max_sources},
         ).fetchall()
     by_level = {level: count for level, source, count in rows if source is None}
     by_source = {source: count for level, source, count in rows if level is None}
