@@ -41,7 +41,7 @@ def _errors(*statuses: int) -> dict[int, dict]:
         401: "No API key, or an unknown or revoked one",
         403: "The API key lacks the route's scope",
         404: "Not found in the key's organization",
-        422: "A parameter or the body does not match the schema",
+        422: "A parameter or the body does not match the schema, or the query ran past its time bound (query_timeout)",
         429: "Over the rate limit; retry after Retry-After seconds (RateLimit fields say more)",
         503: "A dependency is unavailable; retry after Retry-After seconds",
     }
