@@ -21,7 +21,6 @@ from logpipe.models import Level, LogEvent
 _EVENT_COLUMNS = (
     "id, organization_id, level, message, source, occurred_at AS timestamp, received_at, attributes, trace_id, span_id"
 )
-_MATCHED_COLUMNS = "id, organization_id, level, message, source, timestamp, received_at, attributes, trace_id, span_id"
 _NEWEST_FIRST = "ORDER BY occurred_at DESC, id DESC LIMIT %(limit)s"
 _NEWEST = "timestamp DESC, id DESC"  # the same order, by the output's column names
 # message_tsv is to_tsvector('simple', message), stored and GIN-indexed with the organization (migration 0003).
@@ -110,8 +109,9 @@ def find_events(
     A text search first tests the newest `RECENT_ROWS_SEARCHED` rows that pass the other filters (enough when the
     text is common); only when they hold fewer than `limit` matches does it ask the (organization, text) GIN index
     for every match and sort those. The planner cannot tell the two cases apart from word statistics (two common
-    words that never meet look like a common phrase), so the choice is made here. That fallback gets what is left
-    of the time bound after the first query: the search as a whole runs at most `bounds.timeout` seconds.
+    words that never meet look like a common phrase), so the choice is made here. That fallback holds only the
+    (time, id) of each match (not the row, up to ~100 KB) and reads the rows of the page alone, and it gets what is
+    left of the time bound after the first query: the search as a whole runs at most `bounds.timeout` seconds.
     """
     started = time.monotonic()
     where, params = _where(organization_id, event_filter)
@@ -134,8 +134,10 @@ def find_events(
     if recent.more:  # the newest matches are all among the recent rows
         return recent
     return _select_rows(
-        f"WITH matches AS MATERIALIZED (SELECT {_EVENT_COLUMNS}, occurred_at FROM log_events"
-        f" WHERE {where} AND {_MATCHES_TEXT}) SELECT {_MATCHED_COLUMNS} FROM matches {_NEWEST_FIRST}",
+        f"WITH matches AS MATERIALIZED (SELECT occurred_at, id FROM log_events WHERE {where} AND {_MATCHES_TEXT}),"
+        f" page AS (SELECT occurred_at, id FROM matches {_NEWEST_FIRST})"
+        f" SELECT {_EVENT_COLUMNS} FROM log_events JOIN page USING (occurred_at, id)"
+        f" WHERE organization_id = %(org)s {_NEWEST_FIRST}",
         params,
         limit,
         bounds.spent(time.monotonic() - started),
