@@ -35,6 +35,9 @@ class Settings(BaseSettings):
 
     database_url: str = Field(min_length=1)
     database_pool_max_size: int = Field(default=4, ge=1)
+    # A bound on every statement of this function's connections (PostgreSQL's statement_timeout), for the functions
+    # that answer clients (template.yaml sets it for the gateway); read queries set tighter ones (docs/gateway.md).
+    database_statement_timeout_seconds: float | None = Field(default=None, gt=0)
     # Storage is bounded: day partitions older than this are dropped by maintenance (docs/sink.md).
     retention_days: int = Field(default=30, ge=1)
     # How many days of partitions maintenance creates ahead of today.
@@ -101,6 +104,10 @@ class Settings(BaseSettings):
     auth_failures_burst: int = Field(default=30, ge=1)
     # Redis down: rate limits fail open this long (from the first failure), then answer 503.
     rate_limit_fail_open_seconds: float = Field(default=30.0, ge=0)
+    # Read API: PostgreSQL time one request may take (a statement_timeout, below the gateway's Lambda timeout,
+    # docs/gateway.md "Time bounds"): searches, events and their context; counts (stats and histograms).
+    read_query_timeout_seconds: float = Field(default=5.0, gt=0)
+    read_count_timeout_seconds: float = Field(default=10.0, gt=0)
     # Read API: stats answers are cached this long (their staleness bound); an accepted id the sink has not settled
     # is "queued" this long (its record leaves Redis when the sink settles it, or after 1.5 x this at most).
     stats_cache_seconds: int = Field(default=10, ge=1)
