@@ -131,7 +131,7 @@ def test_stored_events_leave_redis_within_the_budget(private_pipeline: Settings,
 def test_a_settled_event_is_no_longer_queued_in_redis(private_pipeline: Settings, organization_id: str) -> None:
     items = [{"level": "INFO", "message": "settle me", "source": "budget"}]
     answer = accept_batch(DecodedBatch.of(items, b"settle"), private_pipeline, None, organization_id)
-    event_id = answer.items[0].id
+    event_id = answer.items[0]["id"]
     assert accepted.was_accepted(organization_id, event_id, private_pipeline)
 
     assert consume(private_pipeline, 1) == 1

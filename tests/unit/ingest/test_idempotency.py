@@ -12,7 +12,9 @@ def keyed_batch_answer(items: int) -> BatchAccepted:
             "status": "success",
             "accepted": items,
             "rejected": 0,
-            "items": [{"index": i, "status": "accepted", "id": f"{prefix}{i:08x}"} for i in range(items)],
+            "items": [
+                {"index": i, "status": "accepted", "id": f"{prefix}{i:08x}", "error": None} for i in range(items)
+            ],
         }
     )
 

@@ -22,11 +22,10 @@ from pydantic import TypeAdapter, ValidationError
 
 from logpipe.config import Settings
 from logpipe.errors import InvalidEventError, LogpipeError, OrganizationMismatchError
-from logpipe.ingest import idempotency, publisher
+from logpipe.ingest import idempotency, publisher, rules
 from logpipe.ingest.records import event_record
 from logpipe.models import (
     BatchAccepted,
-    BatchItemResult,
     DecodedBatch,
     ErrorDetail,
     EventRecord,
@@ -41,7 +40,6 @@ from logpipe.observability import tracer
 EVENT_ID_NAMESPACE = UUID("3f6f7a2e-9c1b-4c4e-8a51-6f0d2b7c9e14")
 
 
-_ITEM_RESULTS = TypeAdapter(list[BatchItemResult])
 _ITEM_FIELDS = TypeAdapter(list[LogEventFields])
 
 
@@ -152,11 +150,12 @@ def accept_batch(
     items = batch.items
     received_at = datetime.now(UTC)
     ids = _DerivedIds(idempotency_key or f"sha256:{batch.digest}")
+    validated, not_plain = _validated(items, settings)
     outcomes = [
         fields
         if isinstance(fields, ErrorDetail)
-        else _batch_record(fields, index, settings, received_at, ids, organization_id)
-        for index, fields in enumerate(_validated(items))
+        else _batch_record(fields, index, settings, received_at, ids, organization_id, index not in not_plain)
+        for index, fields in enumerate(validated)
     ]
     if not any(isinstance(outcome, EventRecord) for outcome in outcomes):
         return _batch_answer(outcomes)
@@ -172,31 +171,38 @@ def accept_batch(
     return idempotency.once(scope, batch.digest, settings, publish_batch, BatchAccepted)
 
 
-def _validated(items: list[Any]) -> list[dict[str, Any] | ErrorDetail]:
-    """Each item's validated fields, or the error that refuses it alone. The items are validated as one list, in
-    one call of pydantic-core; when some fail, its errors name them by index, and the others are validated again."""
+def _validated(items: list[Any], settings: Settings) -> tuple[list[dict[str, Any] | ErrorDetail], set[int]]:
+    """Each item's validated fields, or the error that refuses it alone, and the indexes of the valid items whose
+    attributes are not plain (rules.plain_items). The batch is validated in one call of pydantic-core against the
+    plain schema; the items it refuses, against the full one."""
     outcomes: list[Any] = [_error_detail(item) if isinstance(item, LogpipeError) else item for item in items]
-    pending = [index for index, item in enumerate(items) if not isinstance(item, LogpipeError)]
-    while pending:
-        try:
-            valid = _ITEM_FIELDS.validate_python([items[index] for index in pending])
-        except ValidationError as exc:
-            errors: dict[int, list[Any]] = defaultdict(list)
-            for error in exc.errors(include_url=False, include_input=False):
-                position, *location = error["loc"]
-                errors[pending[position]].append({**error, "loc": location})
-            for index, problems in errors.items():
-                outcomes[index] = ErrorDetail(
-                    code="validation_failed",
-                    message="The event does not match the schema",
-                    details=validation_problems(problems),
-                )
-            pending = [index for index in pending if index not in errors]
-        else:
-            for index, fields in zip(pending, valid, strict=True):
-                outcomes[index] = fields
-            break
-    return outcomes
+    readable = [index for index, item in enumerate(items) if not isinstance(item, LogpipeError)]
+    not_plain = _validate_into(outcomes, readable, rules.plain_items(settings))
+    invalid = _validate_into(outcomes, sorted(not_plain), _ITEM_FIELDS)
+    for index, problems in invalid.items():
+        outcomes[index] = ErrorDetail(
+            code="validation_failed",
+            message="The event does not match the schema",
+            details=validation_problems(problems),
+        )
+    return outcomes, not_plain.keys() - invalid.keys()
+
+
+def _validate_into(outcomes: list[Any], indexes: list[int], schema: TypeAdapter) -> dict[int, list[Any]]:
+    """Validate the items at `indexes` of `outcomes` as one list and put the valid ones' fields in their place;
+    returns the errors of those the schema refuses, by index (the others are validated again without them)."""
+    refused: dict[int, list[Any]] = defaultdict(list)
+    try:
+        valid = schema.validate_python([outcomes[index] for index in indexes])
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False, include_input=False):
+            position, *location = error["loc"]
+            refused[indexes[position]].append({**error, "loc": location})
+        indexes = [index for index in indexes if index not in refused]
+        valid = schema.validate_python([outcomes[index] for index in indexes])
+    for index, fields in zip(indexes, valid, strict=True):
+        outcomes[index] = fields
+    return refused
 
 
 def _batch_record(
@@ -206,13 +212,14 @@ def _batch_record(
     received_at: datetime,
     ids: _DerivedIds,
     organization_id: str | None,
+    plain: bool,
 ) -> EventRecord | ErrorDetail:
     """The record of one valid item, or the error that refuses it alone; without a client id, its id is derived
     from (organization, the batch's key, index)."""
     try:
         organization = owning_organization(fields.get("organizationId"), organization_id)
         event_id = fields.get("id") or ids(organization, index)
-        return event_record(fields, organization, event_id, received_at, settings)
+        return event_record(fields, organization, event_id, received_at, settings, plain)
     except LogpipeError as error:
         return _error_detail(error)
 
@@ -222,20 +229,15 @@ def _error_detail(error: LogpipeError) -> ErrorDetail:
 
 
 def _batch_answer(outcomes: list[EventRecord | ErrorDetail]) -> BatchAccepted:
-    # One validation of plain dicts: a model built per item would cost a Python call each.
-    results = _ITEM_RESULTS.validate_python(
-        [
-            {"index": index, "status": "accepted", "id": outcome.id}
-            if isinstance(outcome, EventRecord)
-            else {"index": index, "status": "rejected", "error": outcome}
-            for index, outcome in enumerate(outcomes)
-        ]
-    )
-    rejected = sum(result.status == "rejected" for result in results)
-    accepted = len(results) - rejected
-    return BatchAccepted(
-        status="rejected" if not accepted else "partial" if rejected else "success",
-        accepted=accepted,
-        rejected=rejected,
-        items=results,
-    )
+    # One validation of plain dicts into plain dicts (BatchItemResult is a TypedDict): a model per item would cost
+    # a Python call each.
+    items = [
+        {"index": index, "status": "accepted", "id": outcome.id, "error": None}
+        if isinstance(outcome, EventRecord)
+        else {"index": index, "status": "rejected", "id": None, "error": outcome}
+        for index, outcome in enumerate(outcomes)
+    ]
+    rejected = sum(isinstance(outcome, ErrorDetail) for outcome in outcomes)
+    accepted = len(outcomes) - rejected
+    status = "rejected" if not accepted else "partial" if rejected else "success"
+    return BatchAccepted.model_validate({"status": status, "accepted": accepted, "rejected": rejected, "items": items})

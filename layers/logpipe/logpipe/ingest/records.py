@@ -25,9 +25,11 @@ def event_record(
     event_id: UUID | str,
     received_at: datetime,
     settings: Settings,
+    plain: bool = False,
 ) -> EventRecord:
     """The record of an event (`fields` in LogEventFields' shape, validated), owned by `organization_id`, under
     `event_id`, stamped `received_at` when it has no timestamp; raises a 4xx domain error when it breaks a limit.
+    `plain`: the fields passed rules.plain_items, so the rules are decided on the record's JSON.
 
     The value is exactly LogEvent(...).model_dump_json(by_alias=True) of the same event (a test keeps them equal):
     the consumer reads it as a LogEvent.
@@ -55,7 +57,7 @@ def event_record(
         value = to_json(record)
     except PydanticSerializationError:  # a lone surrogate, or a value from code that JSON has no form for
         value = b""
-    if not plainly_within_limits(record, value, settings):
+    if not (plain and plainly_within_limits(value, len(record["attributes"]), settings)):
         check_event(record, settings)  # raises the error naming the field
         if not value:
             raise InvalidEventError("the event has a value that JSON cannot hold", details={"field": "attributes"})

@@ -3,65 +3,71 @@
 Every limit stays below what Kafka (record size) and PostgreSQL (text and jsonb: no NUL, valid Unicode, finite
 numbers) accept, so an accepted event can always be stored. Size limits answer 413, the other rules 422.
 
-Two ways to decide, with one outcome: `plainly_within_limits` passes most events on a few native checks of their
-serialized record (logpipe.ingest.records serializes every event once); `check_event` walks any other event field
-by field and raises the error that names what is wrong.
+Two ways to decide, with one outcome. A batch's items are validated against `plain_items` (LogEventFields whose
+attributes are one level of plain values within the count, key and number rules: pydantic-core checks that for the
+whole batch in one call); the record of such an event passes on `plainly_within_limits`, a few native checks of its
+serialized JSON (logpipe.ingest.records serializes every event once). Any other event is walked field by field by
+`check_event`, which raises the error that names what is wrong.
 """
 
 import math
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Annotated, Any, NotRequired
+
+from pydantic import ConfigDict, Field, InstanceOf, StrictBool, StrictInt, StrictStr, TypeAdapter, with_config
+from typing_extensions import TypedDict
 
 from logpipe.config import Settings
 from logpipe.errors import InvalidEventError, PayloadTooLargeError
+from logpipe.models import LogEventFields
 
 # jsonb keeps any numeric, but clients and the query API read attributes as JSON numbers: int64 at most.
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 # Rough JSON cost of the punctuation around a value and of the scalars that are not strings.
 _SEPARATOR_BYTES = 2
 _SCALAR_BYTES = 24
-_PLAIN_KINDS = frozenset({str, int, float, bool, type(None)})
 _UTF8_BYTES_PER_CHARACTER = 4  # at most
+# An attribute value the quick path takes, as it is (no coercion: a strict float would take an int past int64 and
+# turn it into a float): a text, an int64, a finite float, a boolean or null.
+_PlainValue = (
+    StrictStr
+    | Annotated[StrictInt, Field(ge=INT64_MIN, le=INT64_MAX)]
+    | Annotated[InstanceOf[float], Field(allow_inf_nan=False)]
+    | StrictBool
+    | None
+)
 
 
-def plainly_within_limits(record: Mapping[str, Any], value: bytes, settings: Settings) -> bool:
-    """Whether an event passes every rule but the timestamp's, decided on `value`, its record's JSON, without
-    walking it: true for what shippers send most (a few KB, one level of attributes of plain values). False for
-    anything else, and for an empty `value` (the record could not be serialized); check_event then judges.
+def plain_items(settings: Settings) -> TypeAdapter[list[dict[str, Any]]]:
+    """The validator of a batch whose items all have plain attributes (see the module's docstring)."""
+    return _plain_items(settings.max_attributes, settings.max_attribute_key_bytes // _UTF8_BYTES_PER_CHARACTER)
 
-    - Sizes: each text of the event is a part of its JSON, so a JSON within the smallest size limit has every text
-      within its own; the attributes' running total (as the walk counts it) is at most their JSON plus
-      _SCALAR_BYTES per attribute.
-    - Characters: a NUL shows in JSON as \\u0000 (a text holding those six characters only costs the walk); a
-      lone surrogate cannot be serialized, so `value` is empty.
-    - Keys: a key of n characters is at most 4n bytes of UTF-8.
-    - Numbers: integers within int64 and finite floats, checked on the attributes that are numbers.
-    """
-    attributes = record["attributes"]
+
+@lru_cache(maxsize=4)
+def _plain_items(max_attributes: int, max_key_characters: int) -> TypeAdapter[list[dict[str, Any]]]:
+    key = Annotated[str, Field(max_length=max_key_characters)]  # n characters are at most 4n bytes of UTF-8
+    attributes = Annotated[dict[key, _PlainValue], Field(max_length=max_attributes)]
+    fields = {**LogEventFields.__annotations__, "attributes": NotRequired[attributes]}
+    item = with_config(ConfigDict(extra="forbid"))(TypedDict("PlainLogEventFields", fields))  # type: ignore[operator]
+    return TypeAdapter(list[item])
+
+
+def plainly_within_limits(value: bytes, attribute_count: int, settings: Settings) -> bool:
+    """Whether an event whose attributes are plain (`plain_items` passed it) passes every rule but the
+    timestamp's, decided on `value`, its record's JSON: each text of the event is a part of that JSON, so a JSON
+    within the smallest size limit has every text within its own, and the attributes' running total (as the walk
+    counts it) is at most their JSON plus _SCALAR_BYTES per attribute; a NUL shows in JSON as \\u0000 (a text
+    holding those six characters only costs the walk). False for an empty `value` (a lone surrogate cannot be
+    serialized): check_event then judges."""
     size = len(value)
-    if (
-        not size
-        or size > settings.max_message_bytes
-        or size > settings.max_attribute_value_bytes
-        or size + _SCALAR_BYTES * len(attributes) > settings.max_attributes_bytes
-        or b"\\u0000" in value
-    ):
-        return False
-    if not attributes:
-        return True
-    if len(attributes) > settings.max_attributes:
-        return False
-    if _UTF8_BYTES_PER_CHARACTER * max(map(len, attributes)) > settings.max_attribute_key_bytes:
-        return False
-    kinds = set(map(type, attributes.values()))
-    if not kinds <= _PLAIN_KINDS:
-        return False
-    values = attributes.values()
-    if int in kinds and not all(INT64_MIN <= value <= INT64_MAX for value in values if type(value) is int):
-        return False
-    return float not in kinds or all(math.isfinite(value) for value in values if type(value) is float)
+    return (
+        0 < size <= settings.max_message_bytes
+        and size <= settings.max_attribute_value_bytes
+        and size + _SCALAR_BYTES * attribute_count <= settings.max_attributes_bytes
+        and b"\\u0000" not in value
+    )
 
 
 def check_event(record: Mapping[str, Any], settings: Settings) -> None:
