@@ -128,3 +128,43 @@ def test_the_runner_applies_the_500_ms_batching_window_aws_gives_when_it_is_left
     """AWS takes the window in whole seconds (the schema test above); 500 ms is had by leaving it out."""
     [msk] = functions()["ConsumerFunction"].kafka_sources
     assert msk.batching_window_s == 0.5
+
+
+def test_the_database_is_protected_from_deletion_and_multi_az_is_a_parameter() -> None:
+    database = sam_template()["Resources"]["Database"]
+    assert database["Properties"]["DeletionProtection"] is True
+    assert database["DeletionPolicy"] == "Snapshot"
+    assert database["Properties"]["MultiAZ"] == {"Ref": "DatabaseMultiAZ"}
+    assert sam_template()["Parameters"]["DatabaseMultiAZ"]["AllowedValues"] == ["true", "false"]
+
+
+def egress_ports(group: dict[str, Any]) -> set[int]:
+    """The ports a security group lets out, over both branches of each condition."""
+    rules = []
+    for rule in group["Properties"]["SecurityGroupEgress"]:
+        rules.extend(rule["Fn::If"][1:] if "Fn::If" in rule else [rule])
+    assert all(rule["IpProtocol"] == "tcp" for rule in rules), rules
+    return {port for rule in rules for port in range(rule["FromPort"], rule["ToPort"] + 1)}
+
+
+KAFKA, REDIS, POSTGRES, AWS_APIS = {9098}, {6379, 6380}, {5432}, {443}
+
+
+@pytest.mark.parametrize(
+    ("function", "ports"),
+    [
+        ("ProducerFunction", KAFKA | REDIS | POSTGRES | AWS_APIS),
+        ("ConsumerFunction", KAFKA | POSTGRES | AWS_APIS),
+        ("GatewayFunction", KAFKA | REDIS | POSTGRES | AWS_APIS),
+        ("MaintenanceFunction", POSTGRES | AWS_APIS),
+        ("SetupFunction", KAFKA | POSTGRES | AWS_APIS),
+    ],
+)
+def test_each_function_may_reach_only_the_ports_it_uses(function: str, ports: set[int]) -> None:
+    resources = sam_template()["Resources"]
+    groups = resources[function]["Properties"]["VpcConfig"]["SecurityGroupIds"]
+    assert groups[0] == {"Ref": "FunctionSecurityGroup"}
+    [own] = groups[1:]
+    assert egress_ports(resources[own["Ref"]]) == ports
+    [nothing] = resources["FunctionSecurityGroup"]["Properties"]["SecurityGroupEgress"]
+    assert nothing["CidrIp"] == "127.0.0.1/32" and nothing["IpProtocol"] == "icmp"
