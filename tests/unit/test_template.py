@@ -20,6 +20,7 @@ from samtranslator.translator.translator import Translator
 from local.lambda_runner.cfn_yaml import load_yaml
 from local.lambda_runner.sam_model import FunctionSpec
 from local.lambda_runner.template import load_template
+from logpipe.ops.roles import ROLES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -168,3 +169,41 @@ def test_each_function_may_reach_only_the_ports_it_uses(function: str, ports: se
     assert egress_ports(resources[own["Ref"]]) == ports
     [nothing] = resources["FunctionSecurityGroup"]["Properties"]["SecurityGroupEgress"]
     assert nothing["CidrIp"] == "127.0.0.1/32" and nothing["IpProtocol"] == "icmp"
+
+
+MASTER_SECRET = {"Fn::GetAtt": ["Database", "MasterUserSecret.SecretArn"]}
+OWNER_SECRET = {"Fn::If": ["CreateDatabase", MASTER_SECRET, {"Ref": "DatabaseSecretArn"}]}
+
+
+@pytest.mark.parametrize(
+    ("function", "secret", "policy"),
+    [
+        ("GatewayFunction", {"Ref": "DatabaseReaderSecret"}, "DatabaseReaderSecretPolicy"),
+        ("ProducerFunction", {"Ref": "DatabaseReaderSecret"}, "DatabaseReaderSecretPolicy"),
+        ("ConsumerFunction", {"Ref": "DatabaseWriterSecret"}, "DatabaseWriterSecretPolicy"),
+        ("MaintenanceFunction", OWNER_SECRET, "DatabaseSecretPolicy"),
+        ("SetupFunction", OWNER_SECRET, "DatabaseSecretPolicy"),
+    ],
+)
+def test_each_function_logs_in_to_postgresql_as_its_role(function: str, secret: dict, policy: str) -> None:
+    template = sam_template()
+    variables = {
+        **template["Globals"]["Function"]["Environment"]["Variables"],
+        **template["Resources"][function]["Properties"]["Environment"]["Variables"],
+    }
+    assert variables["DATABASE_SECRET_ARN"] == secret
+    policies = template["Resources"][function]["Properties"]["Policies"]
+    assert {"Ref": policy} in policies
+    other_secrets = {"DatabaseSecretPolicy", "DatabaseReaderSecretPolicy", "DatabaseWriterSecretPolicy"} - {policy}
+    if function != "SetupFunction":  # setup reads the roles' secrets to set their passwords
+        assert not [p for p in policies if p.get("Ref") in other_secrets], policies
+
+
+def test_setup_gives_a_login_to_each_role_of_the_migrations_with_a_secret_of_that_name() -> None:
+    resources = sam_template()["Resources"]
+    roles = resources["KafkaSetup"]["Properties"]["DatabaseRoles"]
+    assert {role["Role"] for role in roles} == ROLES
+    for role in roles:
+        secret = resources[role["SecretArn"]["Ref"]]["Properties"]["GenerateSecretString"]
+        assert json.loads(secret["SecretStringTemplate"]) == {"username": role["Role"]}
+        assert secret["GenerateStringKey"] == "password"

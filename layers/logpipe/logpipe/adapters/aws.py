@@ -18,17 +18,21 @@ def database_url(settings: Settings) -> str:
     """DATABASE_URL with the credentials of DATABASE_SECRET_ARN when set (fetched once per max age), else as is."""
     if not settings.database_secret_arn:
         return settings.database_url
-    from aws_lambda_powertools.utilities import parameters  # boto3: imported only where a secret is configured
-
-    secret = parameters.get_secret(
-        settings.database_secret_arn, transform="json", max_age=settings.secrets_max_age_seconds
-    )
-    if not isinstance(secret, dict) or not secret.get("username") or not secret.get("password"):
-        raise SecretFormatError("the database secret must be a JSON object with username and password")
+    username, password = database_credentials(settings.database_secret_arn, settings)
     parts = urllib.parse.urlsplit(settings.database_url)
-    credentials = f"{urllib.parse.quote(secret['username'], safe='')}:{urllib.parse.quote(secret['password'], safe='')}"
+    credentials = f"{urllib.parse.quote(username, safe='')}:{urllib.parse.quote(password, safe='')}"
     netloc = f"{credentials}@{parts.netloc.rpartition('@')[2]}"
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def database_credentials(secret_arn: str, settings: Settings) -> tuple[str, str]:
+    """(username, password) of a database secret, cached for SECRETS_MAX_AGE_SECONDS."""
+    from aws_lambda_powertools.utilities import parameters  # boto3: imported only where a secret is configured
+
+    secret = parameters.get_secret(secret_arn, transform="json", max_age=settings.secrets_max_age_seconds)
+    if not isinstance(secret, dict) or not secret.get("username") or not secret.get("password"):
+        raise SecretFormatError("the database secret must be a JSON object with username and password")
+    return secret["username"], secret["password"]
 
 
 def kafka_client_config(settings: Settings) -> dict[str, Any]:
