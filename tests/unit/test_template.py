@@ -6,6 +6,8 @@ import os
 import shutil
 import subprocess
 import sys
+import urllib.parse
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ from typing import Any
 import boto3
 import pytest
 from cfnlint.api import ManualArgs, lint
+from cryptography import x509
 from samtranslator.model.exceptions import InvalidDocumentException
 from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
@@ -207,3 +210,17 @@ def test_setup_gives_a_login_to_each_role_of_the_migrations_with_a_secret_of_tha
         secret = resources[role["SecretArn"]["Ref"]]["Properties"]["GenerateSecretString"]
         assert json.loads(secret["SecretStringTemplate"]) == {"username": role["Role"]}
         assert secret["GenerateStringKey"] == "password"
+
+
+def test_the_database_connection_verifies_the_server_against_the_rds_roots_in_the_layer() -> None:
+    url = sam_template()["Globals"]["Function"]["Environment"]["Variables"]["DATABASE_URL"]["Fn::If"][1]["Fn::Sub"]
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+    assert query["sslmode"] == ["verify-full"]  # require would take any certificate, from any host
+    [bundle] = query["sslrootcert"]
+    layer = Path(bundle).relative_to("/opt/python")  # where Lambda mounts a Python layer's files
+    roots = x509.load_pem_x509_certificates((REPO_ROOT / "layers/logpipe" / layer).read_bytes())
+    assert len(roots) >= 3 * 25  # RSA2048, RSA4096 and ECC384 roots of each region
+    for root in roots:
+        subject = root.subject.rfc4514_string()
+        assert root.issuer == root.subject and "OU=Amazon RDS" in subject, subject
+        assert root.not_valid_after_utc > datetime.now(UTC) + timedelta(days=3650), subject
