@@ -224,3 +224,26 @@ def test_the_database_connection_verifies_the_server_against_the_rds_roots_in_th
         subject = root.subject.rfc4514_string()
         assert root.issuer == root.subject and "OU=Amazon RDS" in subject, subject
         assert root.not_valid_after_utc > datetime.now(UTC) + timedelta(days=3650), subject
+
+
+def test_the_cache_admits_only_its_user_whose_password_the_functions_read_from_the_secret() -> None:
+    template = sam_template()
+    resources = template["Resources"]
+    group = resources[resources["Cache"]["Properties"]["UserGroupId"]["Ref"]]["Properties"]
+    users = {
+        resources[user["Ref"]]["Properties"]["UserName"]: resources[user["Ref"]]["Properties"]
+        for user in group["UserIds"]
+    }
+    assert users["default"]["AccessString"].startswith("off ")
+    assert users["logpipe"]["AccessString"].startswith("on ") and "-@dangerous" in users["logpipe"]["AccessString"]
+    secret = json.loads(resources["CacheSecret"]["Properties"]["GenerateSecretString"]["SecretStringTemplate"])
+    assert secret == {"username": "logpipe"}
+    for user in users.values():
+        [password] = user["AuthenticationMode"]["Passwords"]
+        assert password == {"Fn::Sub": "{{resolve:secretsmanager:${CacheSecret}:SecretString:password}}"}
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["REDIS_SECRET_ARN"]["Fn::If"][:2] == ["CreateCache", {"Ref": "CacheSecret"}]
+    assert variables["REDIS_URL"]["Fn::If"][1]["Fn::Sub"].startswith("rediss://")
+    for function in ("ProducerFunction", "GatewayFunction"):  # the functions that use Redis
+        [policy] = [p for p in resources[function]["Properties"]["Policies"] if "Fn::If" in p]
+        assert policy["Fn::If"][:2] == ["CreateCache", {"Ref": "CacheSecretPolicy"}]

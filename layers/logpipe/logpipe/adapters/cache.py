@@ -1,4 +1,8 @@
-"""Redis access: one client per process, created on first use and reused while warm."""
+"""Redis access: one client per process, created on first use and reused while warm.
+
+With REDIS_SECRET_ARN set (ElastiCache's user group, template.yaml), every new connection authenticates with the
+secret's username and password; without it (a local Redis) connections send no AUTH.
+"""
 
 from collections.abc import Sequence
 from functools import lru_cache
@@ -10,17 +14,34 @@ from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import D
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from logpipe.config import get_settings
+from logpipe.adapters import aws
+from logpipe.config import Settings, get_settings
 
 
 @lru_cache(maxsize=1)
 def client() -> redis.Redis:
     """The process's Redis client; every module that needs Redis uses this one."""
     settings = get_settings()
-    return connect(settings.redis_url, settings.dependency_timeout_seconds)
+    credentials = SecretCredentials(settings.redis_secret_arn, settings) if settings.redis_secret_arn else None
+    return connect(settings.redis_url, settings.dependency_timeout_seconds, credentials)
 
 
-def connect(url: str, timeout_seconds: float) -> redis.Redis:
+class SecretCredentials(redis.CredentialProvider):
+    """A secret's username and password, asked for each new connection: the secret is cached for
+    SECRETS_MAX_AGE_SECONDS, so a changed password is used without waiting for a cold start."""
+
+    def __init__(self, secret_arn: str, settings: Settings) -> None:
+        self._secret_arn = secret_arn
+        self._settings = settings
+
+    def get_credentials(self) -> tuple[str, str]:
+        try:
+            return aws.secret_credentials(self._secret_arn, self._settings)
+        except Exception as exc:  # no credentials, no connection: answered like Redis being down (503), fast
+            raise redis.ConnectionError("the cache's credentials could not be read") from exc
+
+
+def connect(url: str, timeout_seconds: float, credentials: redis.CredentialProvider | None = None) -> redis.Redis:
     """A client that fails fast: one immediate retry (a pooled connection gone stale after a Redis restart),
     no backoff. redis-py's default (3 retries, exponential backoff) would hold a request for seconds while
     Redis is down instead of answering 503 (or, for the breaker, falling back to local state) at once."""
@@ -30,6 +51,7 @@ def connect(url: str, timeout_seconds: float) -> redis.Redis:
         socket_connect_timeout=timeout_seconds,
         health_check_interval=30,
         retry=Retry(NoBackoff(), retries=1),
+        credential_provider=credentials,
     )
 
 

@@ -64,7 +64,7 @@ def run(request: Request) -> dict[str, str]:
 
 def role_password(role: DatabaseRole) -> str:
     """The password of the role's secret, whose username must be the role (the functions log in with it)."""
-    username, password = aws.database_credentials(role.secret_arn, get_settings())
+    username, password = aws.secret_credentials(role.secret_arn, get_settings())
     if username != role.role:
         raise ValueError(f"the secret for database role {role.role} names the user {username}")
     return password
