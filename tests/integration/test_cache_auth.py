@@ -12,11 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import boto3
 import pytest
 import redis
-from aws_lambda_powertools.utilities import parameters
-from moto import mock_aws
 
 from local.lambda_runner.cfn_yaml import load_yaml
 from logpipe.adapters import cache
@@ -67,31 +64,22 @@ def users_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UsersRedis
 
 
 @pytest.fixture
-def on_users_redis(users_redis: UsersRedis, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def on_users_redis(users_redis: UsersRedis, secrets_manager, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """logpipe's Redis client pointed at that Redis, REDIS_SECRET_ARN naming a secret of `logpipe`; yields the ARN."""
-    url, password = users_redis.url, users_redis.password
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(name, "t")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     live_store = cache.idempotency_store()  # bound to the live client; re-pointed below, restored by undo()
-    with mock_aws():
-        secret = json.dumps({"username": USERNAME, "password": password})
-        arn = boto3.client("secretsmanager").create_secret(Name="logpipe-cache", SecretString=secret)["ARN"]
-        monkeypatch.setenv("REDIS_URL", url)
-        monkeypatch.setenv("REDIS_SECRET_ARN", arn)
-        parameters.clear_caches()
+    arn = secrets_manager({"username": USERNAME, "password": users_redis.password})
+    monkeypatch.setenv("REDIS_URL", users_redis.url)
+    monkeypatch.setenv("REDIS_SECRET_ARN", arn)
+    get_settings.cache_clear()
+    cache.client.cache_clear()
+    monkeypatch.setattr(live_store, "client", cache.client())
+    try:
+        yield arn
+    finally:
+        cache.client().close()
+        monkeypatch.undo()
         get_settings.cache_clear()
         cache.client.cache_clear()
-        monkeypatch.setattr(live_store, "client", cache.client())
-        try:
-            yield arn
-        finally:
-            cache.client().close()
-            monkeypatch.undo()
-            parameters.clear_caches()
-            get_settings.cache_clear()
-            cache.client.cache_clear()
 
 
 def test_logpipe_authenticates_as_the_user_of_its_secret(on_users_redis: str) -> None:

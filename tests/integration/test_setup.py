@@ -1,18 +1,13 @@
 """The deploy-time setup against the real broker and database: topics created, grown, migrations applied, the
-database roles given the passwords of their secrets (moto for Secrets Manager)."""
+database roles given the passwords of their secrets (moto for Secrets Manager, tests/conftest.py)."""
 
-import json
 import os
 import urllib.parse
 import uuid
-from collections.abc import Callable, Iterator
 
-import boto3
 import psycopg
 import pytest
-from aws_lambda_powertools.utilities import parameters
 from confluent_kafka.admin import AdminClient
-from moto import mock_aws
 
 from logpipe.ops import setup
 from logpipe.ops.roles import grant_logins
@@ -40,30 +35,11 @@ def test_setup_creates_then_grows_the_topics_and_migrates() -> None:
     setup.run(setup.Request.model_validate(request))  # again: nothing to do, no error
 
 
-@pytest.fixture
-def secrets_manager(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str, str], str]]:
-    """moto's Secrets Manager: creates a database secret, returns its ARN."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "t",
-        "AWS_SECRET_ACCESS_KEY": "t",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        client = boto3.client("secretsmanager")
-        parameters.clear_caches()
-
-        def create(username: str, password: str) -> str:
-            secret = json.dumps({"username": username, "password": password})
-            return client.create_secret(Name=f"db-{uuid.uuid4().hex[:8]}", SecretString=secret)["ARN"]
-
-        yield create
-        parameters.clear_caches()
-
-
 def test_setup_gives_each_database_role_the_password_of_its_secret(settings, secrets_manager) -> None:
-    roles = [{"Role": role, "SecretArn": secrets_manager(role, password)} for role, password in LOCAL_PASSWORDS.items()]
+    roles = [
+        {"Role": role, "SecretArn": secrets_manager({"username": role, "password": password})}
+        for role, password in LOCAL_PASSWORDS.items()
+    ]
     request = {"BootstrapServers": BOOTSTRAP, "Topics": EVENTS_TOPIC, "DatabaseRoles": roles}
     setup.run(setup.Request.model_validate(request))
     parts = urllib.parse.urlsplit(settings.database_url)
@@ -74,7 +50,7 @@ def test_setup_gives_each_database_role_the_password_of_its_secret(settings, sec
 
 
 def test_setup_refuses_a_role_secret_naming_another_user(secrets_manager) -> None:
-    roles = [{"Role": "logpipe_reader", "SecretArn": secrets_manager("logpipe", "owner-password")}]
+    roles = [{"Role": "logpipe_reader", "SecretArn": secrets_manager({"username": "logpipe", "password": "pw"})}]
     request = {"BootstrapServers": BOOTSTRAP, "Topics": EVENTS_TOPIC, "DatabaseRoles": roles}
     with pytest.raises(ValueError, match="names the user logpipe"):
         setup.run(setup.Request.model_validate(request))
