@@ -118,6 +118,8 @@ class Settings(BaseSettings):
     # Deployment on AWS (logpipe.adapters.aws; template.yaml sets them). Unset locally: plain URLs, plaintext Kafka.
     # Secrets Manager secret {"username","password"} (RDS-managed) whose credentials replace DATABASE_URL's.
     database_secret_arn: str | None = None
+    # Secret {"username","password"} of the cache's user (ElastiCache RBAC), sent as AUTH on each new connection.
+    redis_secret_arn: str | None = None
     # How long a fetched secret is reused before Powertools Parameters fetches it again.
     secrets_max_age_seconds: int = Field(default=300, ge=0)
     # "iam": SASL_SSL + OAUTHBEARER with MSK IAM tokens signed by the function's role; "none": plaintext.

@@ -4,6 +4,9 @@ A server in cluster mode (ElastiCache Serverless always is) gets a cluster clien
 (`INFO cluster`) when the client is made. Every command logpipe sends names one key, or several keys sharing a
 hash tag (`{organization}`), so each goes to the node owning its slot; tests/integration/test_redis_cluster.py
 runs them against a local three-node cluster.
+
+With REDIS_SECRET_ARN set (ElastiCache's user group, template.yaml), every new connection authenticates with the
+secret's username and password; without it (a local Redis) connections send no AUTH.
 """
 
 from collections import defaultdict
@@ -18,7 +21,8 @@ from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
 from redis.retry import Retry
 
-from logpipe.config import get_settings
+from logpipe.adapters import aws
+from logpipe.config import Settings, get_settings
 
 
 @lru_cache(maxsize=1)
@@ -26,19 +30,39 @@ def client() -> redis.Redis:
     """The process's Redis client; every module that needs Redis uses this one. Raises redis.RedisError when
     Redis cannot be reached (nothing is kept then: the next call tries again)."""
     settings = get_settings()
-    standalone = connect(settings.redis_url, settings.dependency_timeout_seconds)
+    credentials = SecretCredentials(settings.redis_secret_arn, settings) if settings.redis_secret_arn else None
+    standalone = connect(settings.redis_url, settings.dependency_timeout_seconds, credentials)
     if not standalone.info("cluster").get("cluster_enabled"):
         return standalone
     standalone.close()
-    return RedisCluster.from_url(settings.redis_url, **_fail_fast(settings.dependency_timeout_seconds))
+    return RedisCluster.from_url(
+        settings.redis_url, credential_provider=credentials, **_fail_fast(settings.dependency_timeout_seconds)
+    )
 
 
-def connect(url: str, timeout_seconds: float) -> redis.Redis:
+class SecretCredentials(redis.CredentialProvider):
+    """A secret's username and password, asked for each new connection: the secret is cached for
+    SECRETS_MAX_AGE_SECONDS, so a changed password is used without waiting for a cold start."""
+
+    def __init__(self, secret_arn: str, settings: Settings) -> None:
+        self._secret_arn = secret_arn
+        self._settings = settings
+
+    def get_credentials(self) -> tuple[str, str]:
+        try:
+            return aws.secret_credentials(self._secret_arn, self._settings)
+        except Exception as exc:  # no credentials, no connection: answered like Redis being down (503), fast
+            raise redis.ConnectionError("the cache's credentials could not be read") from exc
+
+
+def connect(url: str, timeout_seconds: float, credentials: redis.CredentialProvider | None = None) -> redis.Redis:
     """A client of a standalone Redis that fails fast: one immediate retry (a pooled connection gone stale after
     a Redis restart), no backoff. redis-py's default (3 retries, exponential backoff) would hold a request for
     seconds while Redis is down instead of answering 503 (or, for the breaker, falling back to local state) at
     once."""
-    return redis.Redis.from_url(url, health_check_interval=30, **_fail_fast(timeout_seconds))
+    return redis.Redis.from_url(
+        url, health_check_interval=30, credential_provider=credentials, **_fail_fast(timeout_seconds)
+    )
 
 
 def _fail_fast(timeout_seconds: float) -> dict[str, Any]:
