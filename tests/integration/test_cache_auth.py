@@ -72,11 +72,12 @@ def on_users_redis(users_redis: UsersRedis, secrets_manager, monkeypatch: pytest
     monkeypatch.setenv("REDIS_SECRET_ARN", arn)
     get_settings.cache_clear()
     cache.client.cache_clear()
-    monkeypatch.setattr(live_store, "client", cache.client())
+    authenticated = cache.client()
+    monkeypatch.setattr(live_store, "client", authenticated)
     try:
         yield arn
     finally:
-        cache.client().close()
+        authenticated.close()  # not cache.client(): a test may have left it to make without the secret
         monkeypatch.undo()
         get_settings.cache_clear()
         cache.client.cache_clear()
