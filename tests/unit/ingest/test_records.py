@@ -4,6 +4,7 @@ from uuid import UUID
 
 import pytest
 from pydantic import TypeAdapter, ValidationError
+from pydantic_core import to_json
 
 from logpipe.config import Settings
 from logpipe.edge.answers import status_for
@@ -130,39 +131,62 @@ def test_what_shippers_send_passes_on_its_json_without_the_walk() -> None:
     assert plainly_within_limits(record.value, len(SHIPPED["attributes"]), SETTINGS)
 
 
-def test_the_check_on_the_json_never_passes_an_event_the_walk_refuses() -> None:
+@pytest.mark.parametrize("attributes", [{f"k{n}": True for n in range(40)}, {"a": [1] * 100}], ids=["flat", "nested"])
+def test_the_running_total_counts_each_scalar_above_its_json(attributes: dict) -> None:
+    """40 booleans or 100 digits: the event's JSON is within 900 bytes, its attributes over 900 as the walk counts."""
+    settings = SETTINGS.model_copy(update={"max_attributes_bytes": 900})
+    assert len(record_of({**SHIPPED, "attributes": {}}).value) + len(to_json(attributes)) < 900
+    with pytest.raises(PayloadTooLargeError, match="attributes are over 900 bytes"):
+        record_of({**SHIPPED, "attributes": attributes}, settings)
+
+
+TIGHT = {  # every limit within reach of the generated events
+    "max_message_bytes": 300,
+    "max_attributes": 6,
+    "max_attribute_depth": 2,
+    "max_attribute_key_bytes": 24,
+    "max_attribute_value_bytes": 200,
+    "max_attributes_bytes": 400,
+}
+NESTED = {  # room for nested attributes on the quick path: depth and the running total are what is tested
+    **TIGHT,
+    "max_message_bytes": 2000,
+    "max_attribute_depth": 3,
+    "max_attribute_value_bytes": 2000,
+    "max_attributes_bytes": 6000,
+}
+
+
+@pytest.mark.parametrize("limits", [TIGHT, NESTED], ids=["tight", "nested"])
+def test_the_check_on_the_json_never_passes_an_event_the_walk_refuses(limits: dict) -> None:
     """Random events near every limit: whenever the quick check passes one, the walk passes it too."""
     rng = random.Random(15)
-    settings = SETTINGS.model_copy(
-        update={
-            "max_message_bytes": 300,
-            "max_attributes": 6,
-            "max_attribute_depth": 2,
-            "max_attribute_key_bytes": 24,
-            "max_attribute_value_bytes": 200,
-            "max_attributes_bytes": 400,
-        }
-    )
-    texts = ["", "a", "é", "✓" * 3, "\x00", "\\u0000", "x" * 40, "y" * 120, "z" * 250, "\ud800"]
+    settings = SETTINGS.model_copy(update=limits)
+    texts = ["", "a", "é", "✓" * 3, "\x00", "\\u0000", "x" * 40, "y" * 120, "z" * 250, "\ud800", "{[", "]}"]
     scalars = [0, -1, 2**63 - 1, 2**63, -(2**63), -(2**63) - 1, 1.5, float("inf"), float("nan"), True, None]
-    passed = 0
+    passed = nested = 0
     for _ in range(4000):
         attributes = {}
         for _ in range(rng.randint(0, 8)):
             key = rng.choice(texts[1:9]) + str(rng.randint(0, 99))
             kind = rng.random()
-            if kind < 0.5:
+            if kind < 0.45:
                 attributes[key] = rng.choice(texts)
-            elif kind < 0.85:
+            elif kind < 0.8:
                 attributes[key] = rng.choice(scalars)
-            else:
-                attributes[key] = {"n": rng.choice(texts + scalars)} if kind < 0.95 else [rng.choice(scalars)]
+            elif kind < 0.9:
+                leaf = rng.choice(texts + scalars)
+                attributes[key] = {"n": leaf} if kind < 0.85 else {"n": {"m": [leaf]}}
+            else:  # many small scalars: the running total counts each far above its JSON
+                attributes[key] = [rng.randint(0, 9) for _ in range(rng.randint(1, 80))]
         record = {"message": rng.choice(texts[1:]) * rng.randint(1, 3), "source": "s", "attributes": attributes}
         value = _json(record)
         if _plain(record, settings) and plainly_within_limits(value, len(attributes), settings):
             passed += 1
+            nested += any(isinstance(value, (dict, list)) for value in attributes.values())
             check_event(record, settings)  # must not raise
     assert passed > 150, "the quick check should pass the plain events among them"
+    assert nested > 20 or limits is TIGHT, "and nested ones"
 
 
 def _plain(record: dict, settings: Settings) -> bool:

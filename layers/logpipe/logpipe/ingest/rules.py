@@ -4,10 +4,10 @@ Every limit stays below what Kafka (record size) and PostgreSQL (text and jsonb:
 numbers) accept, so an accepted event can always be stored. Size limits answer 413, the other rules 422.
 
 Two ways to decide, with one outcome. A batch's items are validated against `plain_items` (LogEventFields whose
-attributes are one level of plain values within the count, key and number rules: pydantic-core checks that for the
-whole batch in one call); the record of such an event passes on `plainly_within_limits`, a few native checks of its
-serialized JSON (logpipe.ingest.records serializes every event once). Any other event is walked field by field by
-`check_event`, which raises the error that names what is wrong.
+attributes hold only texts, int64s, finite floats, booleans and nulls, in objects and lists, within the count and
+key rules: pydantic-core checks that for the whole batch in one call); the record of such an event passes on
+`plainly_within_limits`, a few native checks of its serialized JSON (logpipe.ingest.records serializes every event
+once). Any other event is walked field by field by `check_event`, which raises the error that names what is wrong.
 """
 
 import math
@@ -17,7 +17,7 @@ from functools import lru_cache
 from typing import Annotated, Any, NotRequired
 
 from pydantic import ConfigDict, Field, InstanceOf, StrictBool, StrictInt, StrictStr, TypeAdapter, with_config
-from typing_extensions import TypedDict
+from typing_extensions import TypeAliasType, TypedDict
 
 from logpipe.config import Settings
 from logpipe.errors import InvalidEventError, PayloadTooLargeError
@@ -29,9 +29,9 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _SEPARATOR_BYTES = 2
 _SCALAR_BYTES = 24
 _UTF8_BYTES_PER_CHARACTER = 4  # at most
-# An attribute value the quick path takes, as it is (no coercion: a strict float would take an int past int64 and
-# turn it into a float): a text, an int64, a finite float, a boolean or null.
-_PlainValue = (
+# A scalar attribute value the quick path takes, as it is (no coercion: a strict float would take an int past int64
+# and turn it into a float): a text, an int64, a finite float, a boolean or null.
+_PlainScalar = (
     StrictStr
     | Annotated[StrictInt, Field(ge=INT64_MIN, le=INT64_MAX)]
     | Annotated[InstanceOf[float], Field(allow_inf_nan=False)]
@@ -48,7 +48,9 @@ def plain_items(settings: Settings) -> TypeAdapter[list[dict[str, Any]]]:
 @lru_cache(maxsize=4)
 def _plain_items(max_attributes: int, max_key_characters: int) -> TypeAdapter[list[dict[str, Any]]]:
     key = Annotated[str, Field(max_length=max_key_characters)]  # n characters are at most 4n bytes of UTF-8
-    attributes = Annotated[dict[key, _PlainValue], Field(max_length=max_attributes)]
+    # Recursive: the strings name the alias itself (pydantic resolves them from this frame).
+    PlainValue = TypeAliasType("PlainValue", _PlainScalar | list["PlainValue"] | dict[key, "PlainValue"])
+    attributes = Annotated[dict[key, PlainValue], Field(max_length=max_attributes)]
     fields = {**LogEventFields.__annotations__, "attributes": NotRequired[attributes]}
     item = with_config(ConfigDict(extra="forbid"))(TypedDict("PlainLogEventFields", fields))  # type: ignore[operator]
     return TypeAdapter(list[item])
@@ -56,17 +58,27 @@ def _plain_items(max_attributes: int, max_key_characters: int) -> TypeAdapter[li
 
 def plainly_within_limits(value: bytes, attribute_count: int, settings: Settings) -> bool:
     """Whether an event whose attributes are plain (`plain_items` passed it) passes every rule but the
-    timestamp's, decided on `value`, its record's JSON: each text of the event is a part of that JSON, so a JSON
-    within the smallest size limit has every text within its own, and the attributes' running total (as the walk
-    counts it) is at most their JSON plus _SCALAR_BYTES per attribute; a NUL shows in JSON as \\u0000 (a text
-    holding those six characters only costs the walk). False for an empty `value` (a lone surrogate cannot be
-    serialized): check_event then judges."""
+    timestamp's, decided on `value`, its record's JSON. False for an empty `value` (a lone surrogate cannot be
+    serialized), and whenever in doubt: check_event then judges.
+
+    - Sizes: each text of the event is a part of its JSON, so a JSON within the smallest size limit has every text
+      within its own. The attributes' running total, as the walk counts it, exceeds their JSON by at most
+      _SCALAR_BYTES per scalar: per attribute when they are flat, per two bytes of JSON at worst when nested.
+    - Nesting: the event's JSON opens one object, and each container of the attributes one more `{` or `[` (a text
+      holding brackets only costs the walk).
+    - Characters: a NUL shows in JSON as \\u0000 (a text holding those six characters only costs the walk).
+    """
     size = len(value)
+    if not (0 < size <= settings.max_message_bytes and size <= settings.max_attribute_value_bytes):
+        return False
+    if b"\\u0000" in value:
+        return False
+    braces = value.count(b"{")
+    if braces <= 2 and b"[" not in value:  # flat attributes (or none)
+        return size + _SCALAR_BYTES * attribute_count <= settings.max_attributes_bytes
+    containers = braces + value.count(b"[") - 1
     return (
-        0 < size <= settings.max_message_bytes
-        and size <= settings.max_attribute_value_bytes
-        and size + _SCALAR_BYTES * attribute_count <= settings.max_attributes_bytes
-        and b"\\u0000" not in value
+        containers <= settings.max_attribute_depth and size * (1 + _SCALAR_BYTES // 2) <= settings.max_attributes_bytes
     )
 
 
