@@ -21,7 +21,7 @@ from typing_extensions import TypeAliasType, TypedDict
 
 from logpipe.config import Settings
 from logpipe.errors import InvalidEventError, PayloadTooLargeError
-from logpipe.models import LogEventFields
+from logpipe.models import Level, LevelName, LogEventFields
 
 # jsonb keeps any numeric, but clients and the query API read attributes as JSON numbers: int64 at most.
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -40,6 +40,12 @@ _PlainScalar = (
 )
 
 
+# The level: a level name as it is (what the shippers' decoders give) taken by pydantic-core alone, any other
+# spelling through Level.parse (a Python call per item). The errors of this schema are never shown: an item it
+# refuses is validated again by LogEventFields', whose errors are.
+_LEVEL_FIRST_AS_IS = Annotated[Level | LevelName, Field(union_mode="left_to_right")]
+
+
 def plain_items(settings: Settings) -> TypeAdapter[list[dict[str, Any]]]:
     """The validator of a batch whose items all have plain attributes (see the module's docstring)."""
     return _plain_items(settings.max_attributes, settings.max_attribute_key_bytes // _UTF8_BYTES_PER_CHARACTER)
@@ -51,7 +57,7 @@ def _plain_items(max_attributes: int, max_key_characters: int) -> TypeAdapter[li
     # Recursive: the strings name the alias itself (pydantic resolves them from this frame).
     PlainValue = TypeAliasType("PlainValue", _PlainScalar | list["PlainValue"] | dict[key, "PlainValue"])
     attributes = Annotated[dict[key, PlainValue], Field(max_length=max_attributes)]
-    fields = {**LogEventFields.__annotations__, "attributes": NotRequired[attributes]}
+    fields = {**LogEventFields.__annotations__, "level": _LEVEL_FIRST_AS_IS, "attributes": NotRequired[attributes]}
     item = with_config(ConfigDict(extra="forbid"))(TypedDict("PlainLogEventFields", fields))  # type: ignore[operator]
     return TypeAdapter(list[item])
 
