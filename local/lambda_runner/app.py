@@ -20,7 +20,7 @@ import uvloop
 from . import kafka_source, metrics
 from .environment import function_environment
 from .events import ApiInfo
-from .http_api import HttpApiApp, RouteTable
+from .http_api import HttpApiApp, JsonErrorsHttpToolsProtocol, RouteTable
 from .logs import JsonLogFormatter
 from .sam_model import IMPLICIT_HTTP_API, Template
 from .template import load_template
@@ -193,7 +193,7 @@ class Runner:
             app,
             host=self.host,
             port=self.port,
-            http="httptools",
+            http=JsonErrorsHttpToolsProtocol,
             loop="none",  # the loop main() runs: uvloop
             lifespan="off",
             access_log=False,
