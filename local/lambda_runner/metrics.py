@@ -33,11 +33,13 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("runner")
 
 MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+METRICS_DIR_PREFIX = "lambda-runner-metrics-"  # then the runner's process id
 ALLOWED_DIMENSIONS = frozenset({"circuit", "route", "status", "outcome", "reason", "level", "topic"})
 MAX_LABEL_VALUE_CHARS = 64
 MAX_SERIES_PER_METRIC = 100
@@ -234,16 +236,39 @@ def instruments() -> Instruments:
 
 
 def enable_multiprocess() -> str:
-    """Give this run its own metrics directory; processes started afterwards inherit it. Idempotent."""
+    """Give this run its own metrics directory; processes started afterwards inherit it. Idempotent.
+
+    The directory is removed when the runner exits, and, since a runner killed outright (``kill -9``) runs no exit
+    handler, the directories of runners no longer running are removed when the next one starts: each is named after
+    its runner's process id.
+    """
     if "prometheus_client" in sys.modules and not os.environ.get(MULTIPROC_VARIABLE):
         raise RuntimeError("prometheus_client was imported before the metrics directory was set")
     path = os.environ.get(MULTIPROC_VARIABLE)
     if not path:
-        path = tempfile.mkdtemp(prefix="lambda-runner-metrics-")
-        os.environ[MULTIPROC_VARIABLE] = path
         owner = os.getpid()
+        _remove_directories_of_dead_runners(Path(tempfile.gettempdir()))
+        path = tempfile.mkdtemp(prefix=f"{METRICS_DIR_PREFIX}{owner}-")
+        os.environ[MULTIPROC_VARIABLE] = path
         atexit.register(lambda: os.getpid() == owner and shutil.rmtree(path, ignore_errors=True))
     return path
+
+
+def _remove_directories_of_dead_runners(parent: Path) -> None:
+    for directory in parent.glob(f"{METRICS_DIR_PREFIX}*"):
+        owner = directory.name.removeprefix(METRICS_DIR_PREFIX).split("-", 1)[0]
+        if owner.isdigit() and not _running(int(owner)):
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def process_exited(pid: int) -> None:
