@@ -41,9 +41,10 @@ from logpipe.edge.resolver import create_resolver
 from logpipe.ingest import idempotency
 from logpipe.ingest.intake import accept_batch, client_event_id, ingest_batch, ingest_event
 from logpipe.models import BatchAccepted, DecodedBatch, LogEventIn
-from logpipe.observability import logger, metrics
+from logpipe.observability import INGEST_COUNTERS, logger, metrics, publish_at_zero
 
 settings = get_settings()
+publish_at_zero(INGEST_COUNTERS)
 _batch_limits = BodyLimits(settings.max_batch_body_bytes, settings.max_batch_decoded_bytes)
 _shipper_limits = BodyLimits(settings.max_batch_body_bytes, settings.max_batch_decoded_bytes, binary=True)
 app = create_resolver(

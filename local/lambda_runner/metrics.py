@@ -46,6 +46,11 @@ MAX_SERIES_PER_METRIC = 100
 # Seconds: from a fast in-memory answer to a slow batch; the same buckets for every duration.
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 TIME_UNITS = {"Seconds": 1.0, "Milliseconds": 1e-3, "Microseconds": 1e-6}
+# Every value the runner's labels take that is known in advance: those series exist at 0 from the start, so that a
+# dashboard reads 0 and not "No data" before the first event of their kind (Prometheus' instrumentation guidance,
+# "avoid missing metrics").
+EMF_DROP_REASONS = ("label_value", "malformed", "too_many_series")
+KAFKA_BATCH_OUTCOMES = ("ok", "partial", "failed")
 _NAME_CHARS = re.compile(r"[^a-zA-Z0-9_:]")
 
 
@@ -107,8 +112,23 @@ class Instruments:
         self.emf_dropped = Counter(
             "runner_emf_dropped", "EMF samples or dimensions not turned into metrics", ["reason"], **kw
         )
+        for reason in EMF_DROP_REASONS:
+            self.child(self.emf_dropped, reason)
 
     # the runner's own -------------------------------------------------------------------------------------
+    def declare_function(self, function: str, outcomes: Iterable[str]) -> None:
+        """A function's series at 0 before anything happens to it: cold starts, and invocations by outcome."""
+        self.child(self.cold_starts, function)
+        for outcome in outcomes:
+            self.child(self.invocations, function, outcome)
+
+    def declare_kafka_source(self, function: str, destination: str) -> None:
+        """An event source's series at 0 before its first batch: batches by outcome, retries, dead letters."""
+        for outcome in KAFKA_BATCH_OUTCOMES:
+            self.child(self.kafka_batches, function, outcome)
+        self.child(self.kafka_retries, function)
+        self.child(self.dead_letters, function, destination)
+
     def child(self, metric: Any, *label_values: str) -> Any:
         """``metric.labels(...)``, cached: the lookup costs more than the increment (hot path)."""
         key = (id(metric), label_values)

@@ -52,6 +52,10 @@ DEFAULT_INSTANCE_WAIT_S = 0.1
 INSTANCE_REPORT_S = 1.0
 
 
+# Every status an InvokeResult has: each function's invocation counter exists at 0 for each from the start.
+INVOKE_STATUSES = ("ok", "error", "timeout", "init_error", "crash", "too_large", "throttled")
+
+
 @dataclass
 class InvokeResult:
     """The outcome of one invocation.
@@ -284,6 +288,7 @@ class FunctionPool:
         self._counter = 0
         self._closing = False
         self._sweeper: asyncio.TimerHandle | None = None
+        instruments().declare_function(self.name, INVOKE_STATUSES)
         loop.call_soon(self._report_instances)
 
     # instances -------------------------------------------------------------------------------------------

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from local.lambda_runner import metrics
+from local.lambda_runner import metrics, workers
 from local.lambda_runner.metrics import Instruments, StdoutRelay
+from logpipe.observability import SINK_COUNTERS, publish_at_zero
 
 pytestmark = pytest.mark.unit
 
@@ -203,3 +204,30 @@ def test_the_metrics_directory_of_a_running_runner_is_kept(tmp_path: Path) -> No
     running.mkdir()
     start_and_exit(tmp_path, "exit")
     assert running.is_dir()
+
+
+def test_known_series_exist_at_zero_before_anything_happens(
+    instruments: Instruments, registry: CollectorRegistry
+) -> None:
+    instruments.declare_function("ProducerFunction", workers.INVOKE_STATUSES)
+    instruments.declare_kafka_source("ConsumerFunction", "log-events-dlq")
+    for name, labels in [
+        ("runner_invocations_total", {"function": "ProducerFunction", "outcome": "throttled"}),
+        ("runner_invocations_total", {"function": "ProducerFunction", "outcome": "error"}),
+        ("runner_cold_starts_total", {"function": "ProducerFunction"}),
+        ("runner_kafka_batches_total", {"function": "ConsumerFunction", "outcome": "failed"}),
+        ("runner_kafka_retries_total", {"function": "ConsumerFunction"}),
+        ("runner_dead_letters_total", {"function": "ConsumerFunction", "destination": "log-events-dlq"}),
+        ("runner_emf_dropped_total", {"reason": "too_many_series"}),
+    ]:
+        assert registry.get_sample_value(name, labels) == 0, (name, labels)
+
+
+def test_counters_a_function_publishes_at_zero_are_series_at_zero(
+    instruments: Instruments, registry: CollectorRegistry, capsys: pytest.CaptureFixture
+) -> None:
+    publish_at_zero(SINK_COUNTERS)
+    assert instruments.record_emf("ConsumerFunction", json.loads(capsys.readouterr().out)) == len(SINK_COUNTERS)
+    labels = {"function": "ConsumerFunction"}
+    assert registry.get_sample_value("log_events_errors_total", labels) == 0
+    assert registry.get_sample_value("log_events_dead_lettered_total", labels) == 0
