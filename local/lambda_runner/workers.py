@@ -296,6 +296,14 @@ class FunctionPool:
         for _ in range(min(count, self.max_workers) - len(self.workers)):
             self._spawn()
 
+    async def provision(self, count: int) -> None:
+        """Start instances up to ``count`` and return once each has initialized, as Lambda readies provisioned
+        concurrency before the alias takes traffic. One that fails its init is logged and replaced on demand."""
+        self.prewarm(count)
+        starting = [worker.ready for worker in self.workers if not worker.ready.done()]
+        if starting:
+            await asyncio.wait(starting, timeout=INIT_TIMEOUT_S)
+
     def _spawn(self) -> bool:
         self._counter += 1
         try:
