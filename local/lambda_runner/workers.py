@@ -122,13 +122,14 @@ class Worker:
             os.setpriority(os.PRIO_PROCESS, self.proc.pid, max(INSTANCE_NICENESS, os.getpriority(os.PRIO_PROCESS, 0)))
         os.set_blocking(self._req_w, False)
         os.set_blocking(self._resp_r, False)
-        self.loop.add_reader(self._resp_r, self._on_readable)
+        self.loop.add_reader(self._resp_r, self.read_answers)
         assert self.proc.stdout is not None
         self.stdout = StdoutRelay(self.loop, os.dup(self.proc.stdout.fileno()), pool.name)
         self.proc.stdout.close()
 
     # io ----------------------------------------------------------------------------------------------
-    def _on_readable(self) -> None:
+    def read_answers(self) -> None:
+        """Whatever the instance has written (the loop calls it when the pipe is readable; the pool, to read now)."""
         try:
             data = os.read(self._resp_r, 1 << 20)
         except BlockingIOError:
@@ -417,6 +418,12 @@ class FunctionPool:
                     self._waiters.remove(waiter)
 
     def _expire(self, waiter: asyncio.Future[Worker | None]) -> None:
+        """The wait is over: throttled, unless an instance answered meanwhile. On a busy machine the loop can be held
+        past the wait, and libuv runs due timers before it polls for I/O: the answers that arrived are read first."""
+        for worker in [worker for worker in self.workers if worker.busy]:
+            if waiter.done():
+                return
+            worker.read_answers()
         if not waiter.done():
             waiter.set_result(None)
             self._waiters.remove(waiter)

@@ -10,9 +10,12 @@ import itertools
 import json
 import os
 import signal
+import socket
+import time
 from pathlib import Path
 
 import pytest
+import uvloop
 
 from local.lambda_runner import workers
 from local.lambda_runner.environment import function_environment
@@ -336,3 +339,35 @@ def test_output_reaches_the_log_by_the_end_of_the_invocation(toy: Path, capfd: p
     printed, out = run_pool(make_spec(toy), scenario, max_workers=1)
     assert printed.ok
     assert "a whole line\nan unfinished line" in out
+
+
+def test_an_answer_that_arrived_within_the_wait_is_read_before_throttling(toy: Path) -> None:
+    """The front's loop held past the wait (a busy machine): the instance answered in time, its answer is unread."""
+
+    async def main():
+        env = function_environment(make_spec(toy), base_env=dict(os.environ), region="eu-west-1")
+        pool = FunctionPool(make_spec(toy), env, region="eu-west-1", max_workers=1, loop=asyncio.get_running_loop())
+        try:
+            await invoke(pool, {"action": "count"})  # the one instance is warm
+            busy = invoke(pool, {"action": "sleep", "seconds": 0.1})
+            await asyncio.sleep(0.01)  # the instance is busy
+            waiting = asyncio.ensure_future(pool.invoke(b'{"action": "count"}', instance_wait_s=0.3))
+            await asyncio.sleep(0.01)  # the invocation waits for the instance
+            # The loop is held in an I/O callback (as a front descheduled while it reads a request): the instance
+            # answers at 0.1 s and the wait ends at 0.3 s meanwhile. libuv then runs the due timers before it polls.
+            held, wake = socket.socketpair()
+            loop = asyncio.get_running_loop()
+            loop.add_reader(held, lambda: (held.recv(1), time.sleep(0.6)))
+            wake.send(b"x")
+            try:
+                return await busy, await waiting
+            finally:
+                loop.remove_reader(held)
+                held.close()
+                wake.close()
+        finally:
+            await pool.shutdown(grace_s=1)
+
+    busy, waiting = asyncio.Runner(loop_factory=uvloop.new_event_loop).run(main())
+    assert busy.ok
+    assert waiting.ok, waiting.error
