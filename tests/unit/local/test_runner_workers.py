@@ -371,3 +371,31 @@ def test_an_answer_that_arrived_within_the_wait_is_read_before_throttling(toy: P
     busy, waiting = asyncio.Runner(loop_factory=uvloop.new_event_loop).run(main())
     assert busy.ok
     assert waiting.ok, waiting.error
+
+
+def test_a_freed_instance_takes_the_waiting_invocation_at_once(toy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not when the waiting task next runs: a loop held right after the answer (a busy machine) must not leave the
+    instance idle meanwhile."""
+    invoke_on_instance = workers.Worker.invoke
+    answers: list[asyncio.Future] = []
+
+    def invoke_and_note(self, payload: bytes, request_id: str, timeout_s: float):
+        answer = invoke_on_instance(self, payload, request_id, timeout_s)
+        if not answers:  # the first invocation: once it is answered, the loop is held 0.5 s
+            answer.add_done_callback(lambda _: time.sleep(0.5))
+        answers.append(answer)
+        return answer
+
+    monkeypatch.setattr(workers.Worker, "invoke", invoke_and_note)
+
+    async def scenario(pool):
+        busy = invoke(pool, {"action": "sleep", "seconds": 0.2})
+        await asyncio.sleep(0.1)  # busy holds the one instance (after its cold start)
+        while not answers:
+            await asyncio.sleep(0.01)
+        waiting = pool.invoke(b'{"action": "sleep", "seconds": 0}', instance_wait_s=30)
+        return await asyncio.gather(busy, waiting)
+
+    first, second = run_pool(make_spec(toy), scenario, max_workers=1)
+    assert first.ok and second.ok
+    assert second.result["started"] - first.result["ended"] < 0.3  # started during the hold, not after it
