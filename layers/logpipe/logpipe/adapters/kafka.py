@@ -1,4 +1,4 @@
-"""Kafka access: one idempotent producer per process, created on first use and reused while warm."""
+"""Kafka access: one idempotent producer per process, created at cold start or first use, reused while warm."""
 
 import contextlib
 import time
