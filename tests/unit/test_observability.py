@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from logpipe.observability import INGEST_COUNTERS, SINK_COUNTERS, _Tracer, publish_at_zero, tracer
+from logpipe.observability import INGEST_COUNTERS, SINK_COUNTERS, _Tracer, metrics, publish_at_zero, tracer
 
 pytestmark = pytest.mark.unit
 
@@ -45,3 +45,11 @@ def test_publish_at_zero_prints_one_emf_document_with_each_counter_at_zero(capsy
     declared = document["_aws"]["CloudWatchMetrics"][0]["Metrics"]
     assert [(m["Name"], m["Unit"]) for m in declared] == [(name, "Count") for name in SINK_COUNTERS]
     assert all(document[name] in (0, [0]) for name in SINK_COUNTERS)
+
+
+def test_without_a_namespace_nothing_is_published_and_nothing_fails(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setattr(type(metrics), "namespace", property(lambda self: None))
+    publish_at_zero(SINK_COUNTERS)  # an instance without POWERTOOLS_METRICS_NAMESPACE still starts
+    assert capsys.readouterr().out == ""

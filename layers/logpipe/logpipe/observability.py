@@ -41,7 +41,10 @@ SINK_COUNTERS = ("log_events_processed_total", "log_events_dead_lettered_total",
 
 
 def publish_at_zero(counters: tuple[str, ...]) -> None:
-    """One EMF document with each of these counters at 0, printed now (call it at cold start)."""
+    """One EMF document with each of these counters at 0, printed now (call it at cold start). Without a metrics
+    namespace (POWERTOOLS_METRICS_NAMESPACE) Powertools publishes no metric, and neither does this."""
+    if not metrics.namespace:
+        return
     zeros = EphemeralMetrics(namespace=metrics.namespace, service=metrics.service)
     for name in counters:
         zeros.add_metric(name=name, unit=MetricUnit.Count, value=0)
