@@ -13,10 +13,11 @@ from aws_lambda_powertools.utilities.kafka import ConsumerRecords, kafka_consume
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from logpipe.config import get_settings
-from logpipe.observability import logger, metrics
+from logpipe.observability import SINK_COUNTERS, logger, metrics, publish_at_zero
 from logpipe.sink.consume import process_batch
 
 settings = get_settings()
+publish_at_zero(SINK_COUNTERS)
 
 # A batch allocates tens of thousands of short-lived objects (records, events, rows) and the cyclic garbage
 # collector kept walking them and every module loaded above: about 15 % of the function's CPU per batch.

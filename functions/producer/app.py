@@ -12,6 +12,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from logpipe.access.models import Scope
+from logpipe.adapters import kafka
 from logpipe.config import get_settings
 from logpipe.edge.answers import json_response
 from logpipe.edge.body import BodyLimits, body_bytes
@@ -41,9 +42,11 @@ from logpipe.edge.resolver import create_resolver
 from logpipe.ingest import idempotency
 from logpipe.ingest.intake import accept_batch, client_event_id, ingest_batch, ingest_event
 from logpipe.models import BatchAccepted, DecodedBatch, LogEventIn
-from logpipe.observability import logger, metrics
+from logpipe.observability import INGEST_COUNTERS, logger, metrics, publish_at_zero
 
 settings = get_settings()
+publish_at_zero(INGEST_COUNTERS)
+kafka.connect()  # at cold start, not in the first request
 _batch_limits = BodyLimits(settings.max_batch_body_bytes, settings.max_batch_decoded_bytes)
 _shipper_limits = BodyLimits(settings.max_batch_body_bytes, settings.max_batch_decoded_bytes, binary=True)
 app = create_resolver(

@@ -20,7 +20,7 @@ import uvloop
 from . import kafka_source, metrics
 from .environment import function_environment
 from .events import ApiInfo
-from .http_api import HttpApiApp, RouteTable
+from .http_api import HttpApiApp, JsonErrorsHttpToolsProtocol, RouteTable
 from .logs import JsonLogFormatter
 from .sam_model import IMPLICIT_HTTP_API, Template
 from .template import load_template
@@ -139,17 +139,18 @@ class Runner:
             loop.add_signal_handler(sig, self._on_signal, sig)
         metrics.enable_multiprocess()  # before any metric exists, and inherited by processes started from here on
         self._start_pools(loop)
+        if self.kafka:
+            self._start_pollers()  # their instances start while the provisioned ones do, not under the first requests
+        await self._provision()
         self.server = _Server(self._server_config(self._http_app()))
         serve = asyncio.create_task(self._serve(self.server))
         while not self.server.started and not serve.done():
             await asyncio.sleep(0.01)
         if serve.done():
             log.error("the HTTP server did not start on %s:%s", self.host, self.port)
-            await self._shutdown_pools()
+            await self._shut_down(serve)
             return 1
         self._announce()
-        if self.kafka:
-            self._start_pollers()
         stop_wait = asyncio.create_task(self._stop.wait())
         await asyncio.wait({serve, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
         await self._shut_down(serve)
@@ -170,6 +171,13 @@ class Runner:
             pool = FunctionPool(spec, env, region=tpl.region, account_id=tpl.account_id, max_workers=cap, loop=loop)
             pool.prewarm(self.prewarm)
             self.pools[fid] = pool
+
+    async def _provision(self) -> None:
+        """Each function's provisioned concurrency, initialized before the front takes any request."""
+        provisioned = [pool for pool in self.pools.values() if pool.spec.provisioned_concurrency]
+        for pool in provisioned:
+            log.info("%s: initializing %d provisioned instances", pool.name, pool.spec.provisioned_concurrency)
+        await asyncio.gather(*(pool.provision(pool.spec.provisioned_concurrency) for pool in provisioned))
 
     def _http_app(self) -> HttpApiApp:
         tpl = self.template
@@ -193,7 +201,7 @@ class Runner:
             app,
             host=self.host,
             port=self.port,
-            http="httptools",
+            http=JsonErrorsHttpToolsProtocol,
             loop="none",  # the loop main() runs: uvloop
             lifespan="off",
             access_log=False,

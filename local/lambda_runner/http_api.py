@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
 from .events import (
     HTTP_MAX_BODY_BYTES,
     LAMBDA_MAX_EVENT_BYTES,
@@ -101,6 +103,7 @@ def _message(text: str) -> bytes:
     return json.dumps({"message": text}, separators=(",", ":")).encode()
 
 
+BAD_REQUEST = (400, _message("Bad Request"))
 NOT_FOUND = (404, _message("Not Found"))
 TOO_MANY_REQUESTS = (429, TOO_MANY_REQUESTS_BODY)
 TOO_LARGE = (413, _message("Request Entity Too Large"))
@@ -114,6 +117,20 @@ TIMED_OUT = (504, _message("Endpoint request timed out"))
 _DROP_RESPONSE_HEADERS = frozenset({"content-length", "transfer-encoding", "connection"})
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class JsonErrorsHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, except that a request it cannot parse (malformed, or a request line or headers
+    longer than the parser takes) is answered 400 in API Gateway's JSON shape, like every other refusal of the front,
+    instead of uvicorn's plain text."""
+
+    def send_400_response(self, msg: str) -> None:
+        status, body = BAD_REQUEST
+        head = [f"HTTP/1.1 {status} Bad Request".encode()]
+        head += [name + b": " + value for name, value in self.server_state.default_headers]
+        head += [b"content-type: application/json", b"content-length: %d" % len(body), b"connection: close"]
+        self.transport.write(b"\r\n".join(head) + b"\r\n\r\n" + body)
+        self.transport.close()
 
 
 class HttpApiApp:

@@ -122,6 +122,7 @@ class KafkaPoller(threading.Thread):
         if self.destination and self.destination[0] == "kafka" and self.destination[1] in source.topics:
             log.error("%s: the on-failure destination is a source topic; ignored (AWS refuses it)", self.label)
             self.destination = None
+        instruments().declare_kafka_source(source.function_id, self._destination_name)
         self.consumer_config = {
             "bootstrap.servers": bootstrap_servers,
             "group.id": source.group_id,
@@ -405,11 +406,15 @@ class KafkaPoller(threading.Thread):
 
     def _skip(self, failure: _Failure, last: dict[TP, int]) -> None:
         """Past records given up on (sent to the destination, logged or discarded): commit and forget them."""
-        destination = self.destination[1] if self.destination else "none"
-        instruments().dead_letters.labels(self.source.function_id, destination).inc(len(failure.messages))
+        instruments().dead_letters.labels(self.source.function_id, self._destination_name).inc(len(failure.messages))
         self._commit({tp: last[tp] + 1 for tp in failure.retry_from})
         for tp in failure.retry_from:
             self._attempts.pop(tp, None)
+
+    @property
+    def _destination_name(self) -> str:
+        """The on-failure destination as the dead-letter counter names it."""
+        return self.destination[1] if self.destination else "none"
 
     def _count_attempt(self, failed: dict[TP, int]) -> int:
         attempts = 0

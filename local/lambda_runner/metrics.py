@@ -33,17 +33,24 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("runner")
 
 MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+METRICS_DIR_PREFIX = "lambda-runner-metrics-"  # then the runner's process id
 ALLOWED_DIMENSIONS = frozenset({"circuit", "route", "status", "outcome", "reason", "level", "topic"})
 MAX_LABEL_VALUE_CHARS = 64
 MAX_SERIES_PER_METRIC = 100
 # Seconds: from a fast in-memory answer to a slow batch; the same buckets for every duration.
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 TIME_UNITS = {"Seconds": 1.0, "Milliseconds": 1e-3, "Microseconds": 1e-6}
+# Every value the runner's labels take that is known in advance: those series exist at 0 from the start, so that a
+# dashboard reads 0 and not "No data" before the first event of their kind (Prometheus' instrumentation guidance,
+# "avoid missing metrics").
+EMF_DROP_REASONS = ("label_value", "malformed", "too_many_series")
+KAFKA_BATCH_OUTCOMES = ("ok", "partial", "failed")
 _NAME_CHARS = re.compile(r"[^a-zA-Z0-9_:]")
 
 
@@ -105,8 +112,23 @@ class Instruments:
         self.emf_dropped = Counter(
             "runner_emf_dropped", "EMF samples or dimensions not turned into metrics", ["reason"], **kw
         )
+        for reason in EMF_DROP_REASONS:
+            self.child(self.emf_dropped, reason)
 
     # the runner's own -------------------------------------------------------------------------------------
+    def declare_function(self, function: str, outcomes: Iterable[str]) -> None:
+        """A function's series at 0 before anything happens to it: cold starts, and invocations by outcome."""
+        self.child(self.cold_starts, function)
+        for outcome in outcomes:
+            self.child(self.invocations, function, outcome)
+
+    def declare_kafka_source(self, function: str, destination: str) -> None:
+        """An event source's series at 0 before its first batch: batches by outcome, retries, dead letters."""
+        for outcome in KAFKA_BATCH_OUTCOMES:
+            self.child(self.kafka_batches, function, outcome)
+        self.child(self.kafka_retries, function)
+        self.child(self.dead_letters, function, destination)
+
     def child(self, metric: Any, *label_values: str) -> Any:
         """``metric.labels(...)``, cached: the lookup costs more than the increment (hot path)."""
         key = (id(metric), label_values)
@@ -234,16 +256,39 @@ def instruments() -> Instruments:
 
 
 def enable_multiprocess() -> str:
-    """Give this run its own metrics directory; processes started afterwards inherit it. Idempotent."""
+    """Give this run its own metrics directory; processes started afterwards inherit it. Idempotent.
+
+    The directory is removed when the runner exits, and, since a runner killed outright (``kill -9``) runs no exit
+    handler, the directories of runners no longer running are removed when the next one starts: each is named after
+    its runner's process id.
+    """
     if "prometheus_client" in sys.modules and not os.environ.get(MULTIPROC_VARIABLE):
         raise RuntimeError("prometheus_client was imported before the metrics directory was set")
     path = os.environ.get(MULTIPROC_VARIABLE)
     if not path:
-        path = tempfile.mkdtemp(prefix="lambda-runner-metrics-")
-        os.environ[MULTIPROC_VARIABLE] = path
         owner = os.getpid()
+        _remove_directories_of_dead_runners(Path(tempfile.gettempdir()))
+        path = tempfile.mkdtemp(prefix=f"{METRICS_DIR_PREFIX}{owner}-")
+        os.environ[MULTIPROC_VARIABLE] = path
         atexit.register(lambda: os.getpid() == owner and shutil.rmtree(path, ignore_errors=True))
     return path
+
+
+def _remove_directories_of_dead_runners(parent: Path) -> None:
+    for directory in parent.glob(f"{METRICS_DIR_PREFIX}*"):
+        owner = directory.name.removeprefix(METRICS_DIR_PREFIX).split("-", 1)[0]
+        if owner.isdigit() and not _running(int(owner)):
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def process_exited(pid: int) -> None:

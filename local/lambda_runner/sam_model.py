@@ -94,6 +94,9 @@ class FunctionSpec:
     timeout_s: float = 3.0
     memory_mb: int = 128
     reserved_concurrency: int | None = None  # ReservedConcurrentExecutions: the most instances at once
+    # ProvisionedConcurrencyConfig of the AutoPublishAlias alias (what SAM points the events at): this many instances
+    # are started and initialized before any traffic
+    provisioned_concurrency: int = 0
     environment: dict[str, str] = field(default_factory=dict)  # the template's resolved variables
     layer_paths: list[Path] = field(default_factory=list)  # what /opt/python would contain, in order
     http_routes: list[HttpRoute] = field(default_factory=list)

@@ -159,6 +159,7 @@ def _function_spec(logical_id: str, props: dict[str, Any], base: Path, layers: d
         timeout_s=float(props.get("Timeout", 3)),
         memory_mb=int(props.get("MemorySize", 128)),
         reserved_concurrency=None if reserved is None else int(reserved),
+        provisioned_concurrency=_provisioned_concurrency(logical_id, props),
         environment={str(k): scalar_str(v) for k, v in variables.items()},
         layer_paths=_layer_paths(logical_id, props.get("Layers") or [], layers, runtime),
     )
@@ -172,6 +173,17 @@ def _function_spec(logical_id: str, props: dict[str, Any], base: Path, layers: d
         else:
             log.warning("function %s: event %s of type %s is not run locally", logical_id, event_id, etype)
     return spec
+
+
+def _provisioned_concurrency(logical_id: str, props: dict[str, Any]) -> int:
+    """ProvisionedConcurrentExecutions of the function's alias; 0 without ProvisionedConcurrencyConfig. SAM sets it on
+    the alias AutoPublishAlias publishes, and refuses it without one."""
+    config = props.get("ProvisionedConcurrencyConfig")
+    if not config:
+        return 0
+    if not props.get("AutoPublishAlias"):
+        raise ValueError(f"function {logical_id}: ProvisionedConcurrencyConfig needs AutoPublishAlias (SAM refuses it)")
+    return int(config["ProvisionedConcurrentExecutions"])
 
 
 def _runs_locally(logical_id: str, props: dict[str, Any]) -> bool:

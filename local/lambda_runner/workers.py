@@ -52,6 +52,10 @@ DEFAULT_INSTANCE_WAIT_S = 0.1
 INSTANCE_REPORT_S = 1.0
 
 
+# Every status an InvokeResult has: each function's invocation counter exists at 0 for each from the start.
+INVOKE_STATUSES = ("ok", "error", "timeout", "init_error", "crash", "too_large", "throttled")
+
+
 @dataclass
 class InvokeResult:
     """The outcome of one invocation.
@@ -69,6 +73,33 @@ class InvokeResult:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+
+@dataclass(frozen=True, slots=True)
+class _Invocation:
+    """An invocation before an instance takes it."""
+
+    request_id: str
+    trace_id: str
+    event_json: bytes
+
+    def payload(self, arn: str, timeout_s: float) -> bytes:
+        """What the instance reads; its deadline counts from now, when the instance takes it."""
+        deadline_ms = int(time.time() * 1000 + timeout_s * 1000)
+        head = json.dumps(
+            {"id": self.request_id, "deadline_ms": deadline_ms, "arn": arn, "trace_id": self.trace_id},
+            separators=(",", ":"),
+        ).encode()
+        return head[:-1] + b',"event":' + self.event_json + b"}"
+
+
+@dataclass(eq=False, slots=True)
+class _Waiter:
+    """An invocation waiting for an instance: ``answer`` gets the future of its answer once an instance took it, or
+    None when its wait bound expired (throttled)."""
+
+    answer: asyncio.Future[asyncio.Future[dict[str, Any]] | None]
+    invocation: _Invocation
 
 
 class InitError(Exception):
@@ -118,13 +149,14 @@ class Worker:
             os.setpriority(os.PRIO_PROCESS, self.proc.pid, max(INSTANCE_NICENESS, os.getpriority(os.PRIO_PROCESS, 0)))
         os.set_blocking(self._req_w, False)
         os.set_blocking(self._resp_r, False)
-        self.loop.add_reader(self._resp_r, self._on_readable)
+        self.loop.add_reader(self._resp_r, self.read_answers)
         assert self.proc.stdout is not None
         self.stdout = StdoutRelay(self.loop, os.dup(self.proc.stdout.fileno()), pool.name)
         self.proc.stdout.close()
 
     # io ----------------------------------------------------------------------------------------------
-    def _on_readable(self) -> None:
+    def read_answers(self) -> None:
+        """Whatever the instance has written (the loop calls it when the pipe is readable; the pool, to read now)."""
         try:
             data = os.read(self._resp_r, 1 << 20)
         except BlockingIOError:
@@ -278,18 +310,26 @@ class FunctionPool:
         self.loop = loop
         self.workers: set[Worker] = set()
         self._idle: collections.deque[Worker] = collections.deque()
-        # A waiter gets an instance, or None when its wait bound expired (throttled).
-        self._waiters: collections.deque[asyncio.Future[Worker | None]] = collections.deque()
+        self._waiters: collections.deque[_Waiter] = collections.deque()
         self._starting = 0
         self._counter = 0
         self._closing = False
         self._sweeper: asyncio.TimerHandle | None = None
+        instruments().declare_function(self.name, INVOKE_STATUSES)
         loop.call_soon(self._report_instances)
 
     # instances -------------------------------------------------------------------------------------------
     def prewarm(self, count: int) -> None:
         for _ in range(min(count, self.max_workers) - len(self.workers)):
             self._spawn()
+
+    async def provision(self, count: int) -> None:
+        """Start instances up to ``count`` and return once each has initialized, as Lambda readies provisioned
+        concurrency before the alias takes traffic. One that fails its init is logged and replaced on demand."""
+        self.prewarm(count)
+        starting = [worker.ready for worker in self.workers if not worker.ready.done()]
+        if starting:
+            await asyncio.wait(starting, timeout=INIT_TIMEOUT_S)
 
     def _spawn(self) -> bool:
         self._counter += 1
@@ -300,8 +340,8 @@ class FunctionPool:
             error = {"errorType": "Runtime.InvalidEntrypoint", "errorMessage": str(exc)}
             while self._waiters:
                 waiter = self._waiters.popleft()
-                if not waiter.done():
-                    waiter.set_exception(InitError(error))
+                if not waiter.answer.done():
+                    waiter.answer.set_exception(InitError(error))
             return False
         self.workers.add(worker)
         self._starting += 1
@@ -326,8 +366,8 @@ class FunctionPool:
             # Like Lambda: the invocation that caused this cold start gets the init error; the next one retries.
             while self._waiters:
                 waiter = self._waiters.popleft()
-                if not waiter.done():
-                    waiter.set_exception(InitError(error))
+                if not waiter.answer.done():
+                    waiter.answer.set_exception(InitError(error))
                     break
             worker.kill()
             self._maybe_spawn()  # the next waiting invocation gets a fresh cold start
@@ -341,6 +381,8 @@ class FunctionPool:
                 return
 
     def _release(self, worker: Worker) -> None:
+        """A free instance takes the first waiting invocation at once (not when the waiting task next runs: on a busy
+        machine that can be long after, the instance idle meanwhile), or becomes idle."""
         if not worker.alive:
             return
         if self._closing:
@@ -348,10 +390,17 @@ class FunctionPool:
             return
         while self._waiters:
             waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(worker)
+            if not waiter.answer.done():
+                waiter.answer.set_result(self._dispatch(worker, waiter.invocation))
                 return
         self._idle.append(worker)
+
+    def _dispatch(self, worker: Worker, invocation: _Invocation) -> asyncio.Future[dict[str, Any]]:
+        """Hand the invocation to the instance; the future of its answer."""
+        if self._sweeper is None:
+            self._sweeper = self.loop.call_later(TIMEOUT_RESOLUTION_S, self._sweep)
+        timeout_s = self.spec.timeout_s
+        return worker.invoke(invocation.payload(self.arn, timeout_s), invocation.request_id, timeout_s)
 
     def _forget(self, worker: Worker) -> None:
         self.workers.discard(worker)
@@ -374,8 +423,9 @@ class FunctionPool:
                 worker.on_timeout()
         self._sweeper = self.loop.call_later(TIMEOUT_RESOLUTION_S, self._sweep) if self.workers else None
 
-    async def _acquire(self, wait_s: float | None) -> Worker | None:
-        """An idle instance, a new one (cold start), or a busy one freed within ``wait_s``; None: throttled.
+    async def _start(self, invocation: _Invocation, wait_s: float | None) -> asyncio.Future[dict[str, Any]] | None:
+        """The invocation taken by an idle instance, a new one (cold start), or a busy one freed within ``wait_s``:
+        the future of its answer; None: throttled.
 
         ``wait_s`` None waits as long as it takes (an event source mapping holds its batch until it can invoke).
         """
@@ -384,10 +434,10 @@ class FunctionPool:
         while self._idle:
             worker = self._idle.pop()
             if worker.alive:
-                return worker
+                return self._dispatch(worker, invocation)
         if self.max_workers == 0:
             return None
-        waiter: asyncio.Future[Worker | None] = self.loop.create_future()
+        waiter = _Waiter(self.loop.create_future(), invocation)
         self._waiters.append(waiter)
         self._maybe_spawn()
         if wait_s is None or self._starting >= len(self._waiters):
@@ -395,17 +445,23 @@ class FunctionPool:
         else:
             expiry = self.loop.call_later(wait_s, self._expire, waiter)
         try:
-            return await waiter
+            return await waiter.answer
         finally:
             if expiry is not None:
                 expiry.cancel()
-            if not waiter.done() or waiter.cancelled():  # the caller went away
+            if not waiter.answer.done() or waiter.answer.cancelled():  # the caller went away
                 with contextlib.suppress(ValueError):
                     self._waiters.remove(waiter)
 
-    def _expire(self, waiter: asyncio.Future[Worker | None]) -> None:
-        if not waiter.done():
-            waiter.set_result(None)
+    def _expire(self, waiter: _Waiter) -> None:
+        """The wait is over: throttled, unless an instance answered meanwhile. On a busy machine the loop can be held
+        past the wait, and libuv runs due timers before it polls for I/O: the answers that arrived are read first."""
+        for worker in [worker for worker in self.workers if worker.busy]:
+            if waiter.answer.done():
+                return
+            worker.read_answers()
+        if not waiter.answer.done():
+            waiter.answer.set_result(None)
             self._waiters.remove(waiter)
 
     # invoking --------------------------------------------------------------------------------------------
@@ -421,27 +477,19 @@ class FunctionPool:
         """A synchronous caller (API Gateway) passes ``instance_wait_s``: at the concurrency cap, an invocation that
         gets no instance within it is throttled instead of queueing without limit.
         """
-        request_id = str(uuid.uuid4())
+        invocation = _Invocation(str(uuid.uuid4()), trace_id or _trace_id(), event_json)
+        request_id = invocation.request_id
         started = time.perf_counter()
         try:
-            worker = await self._acquire(instance_wait_s)
-            while worker is not None and not worker.alive:  # it died between being handed over and now
-                worker = await self._acquire(instance_wait_s)
+            answer = await self._start(invocation, instance_wait_s)
         except InitError as exc:
             return InvokeResult("init_error", request_id, _ms(started), error=exc.error)
-        if worker is None:
+        if answer is None:
             error = {"errorType": "TooManyRequestsException", "errorMessage": "Rate Exceeded."}
             return InvokeResult("throttled", request_id, _ms(started), error=error)
-        timeout_s = self.spec.timeout_s
-        deadline_ms = int(time.time() * 1000 + timeout_s * 1000)
-        head = json.dumps(
-            {"id": request_id, "deadline_ms": deadline_ms, "arn": self.arn, "trace_id": trace_id or _trace_id()},
-            separators=(",", ":"),
-        ).encode()
-        if self._sweeper is None:
-            self._sweeper = self.loop.call_later(TIMEOUT_RESOLUTION_S, self._sweep)
-        message = await worker.invoke(head[:-1] + b',"event":' + event_json + b"}", request_id, timeout_s)
+        message = await answer
         duration = _ms(started)
+        timeout_s = self.spec.timeout_s
         if message.get("ok"):
             return InvokeResult("ok", request_id, duration, result=message.get("result"))
         if message.get("timeout"):
@@ -470,8 +518,9 @@ class FunctionPool:
         """Let running invocations finish (up to their timeout), then stop every instance."""
         self._closing = True
         for waiter in self._waiters:
-            if not waiter.done():
-                waiter.set_exception(InitError({"errorType": "Runtime.Shutdown", "errorMessage": "runner stopping"}))
+            if not waiter.answer.done():
+                shutdown = InitError({"errorType": "Runtime.Shutdown", "errorMessage": "runner stopping"})
+                waiter.answer.set_exception(shutdown)
         for worker in list(self.workers):
             if not worker.busy:
                 worker.close()

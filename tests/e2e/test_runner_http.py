@@ -270,6 +270,13 @@ def test_api_gateway_errors(runner: RunnerProcess) -> None:
         assert (missing.status_code, missing.json()) == (404, {"message": "Not Found"})
 
 
+def test_a_request_the_front_cannot_parse_gets_the_json_error_shape(runner: RunnerProcess) -> None:
+    long_line = requests.get(f"{runner.url}/plain?q={'a' * 100_000}", timeout=10)
+    assert (long_line.status_code, long_line.headers["content-type"]) == (400, "application/json")
+    assert long_line.json() == {"message": "Bad Request"}
+    assert requests.get(f"{runner.url}/plain", timeout=10).status_code == 200  # the front still serves
+
+
 def test_payload_limits(runner: RunnerProcess) -> None:
     too_big = requests.post(f"{runner.url}/echo", data=b"x" * (10 * 1024 * 1024 + 1), timeout=30)
     assert (too_big.status_code, too_big.json()) == (413, {"message": "Request Entity Too Large"})

@@ -112,3 +112,58 @@ def test_beyond_reserved_concurrency_an_invocation_is_refused_fast(runner: Runne
     busy.join(30)
     assert outcome["first"].status_code == 200
     assert requests.get(f"{runner.url}/slow", timeout=10).status_code == 200  # load gone: served normally
+
+
+PROVISIONED_TEMPLATE = """
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Warm:
+    Type: AWS::Serverless::Function
+    Properties:
+      Runtime: python3.11
+      CodeUri: fn/
+      Handler: warm.handler
+      Timeout: 10
+      ReservedConcurrentExecutions: 4
+      AutoPublishAlias: live
+      ProvisionedConcurrencyConfig: {ProvisionedConcurrentExecutions: 3}
+      Events:
+        Get: {Type: HttpApi, Properties: {Path: /warm, Method: GET}}
+"""
+
+WARM_APP = """
+import os, time
+
+time.sleep(3)  # a slow init: imports, clients
+INITIALIZED_AT = time.time()
+
+def handler(event, context):
+    time.sleep(1)
+    return {"pid": os.getpid(), "initialized_at": INITIALIZED_AT}
+"""
+
+
+def test_provisioned_instances_are_initialized_before_the_first_request(tmp_path: Path) -> None:
+    (tmp_path / "fn").mkdir()
+    (tmp_path / "template.yaml").write_text(textwrap.dedent(PROVISIONED_TEMPLATE).lstrip())
+    (tmp_path / "fn" / "warm.py").write_text(textwrap.dedent(WARM_APP).lstrip())
+    with RunnerProcess(tmp_path / "template.yaml", args=["--no-kafka", "--prewarm", "0"]) as runner:
+        serving = time.time()
+        answers: list[tuple[float, requests.Response]] = []
+
+        def call() -> None:
+            started = time.monotonic()
+            response = requests.get(f"{runner.url}/warm", timeout=30)
+            answers.append((time.monotonic() - started, response))
+
+        threads = [threading.Thread(target=call) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert [response.status_code for _, response in answers] == [200, 200, 200]
+        bodies = [response.json() for _, response in answers]
+        assert len({body["pid"] for body in bodies}) == 3  # three instances at once, none cold-started for them
+        assert all(body["initialized_at"] < serving for body in bodies)  # initialized before the runner served
+        assert max(elapsed for elapsed, _ in answers) < 2.5  # no request waited for an init (3 s, then 1 s)
+    assert runner.returncode == 0, runner.output()

@@ -1,8 +1,12 @@
 """The shared Tracer: free when tracing is off, Powertools' own capture_method when it is on."""
 
+import json
+import re
+from pathlib import Path
+
 import pytest
 
-from logpipe.observability import _Tracer, tracer
+from logpipe.observability import INGEST_COUNTERS, SINK_COUNTERS, _Tracer, metrics, publish_at_zero, tracer
 
 pytestmark = pytest.mark.unit
 
@@ -24,3 +28,28 @@ def test_an_enabled_tracer_wraps_methods_in_subsegments() -> None:
     assert wrapped is not double
     assert wrapped.__wrapped__ is double
     assert wrapped(21) == 42
+
+
+def test_every_counter_the_functions_publish_is_published_at_zero_by_its_function() -> None:
+    repo = Path(__file__).resolve().parents[2]
+    sources = [*repo.glob("layers/*/logpipe/**/*.py"), *repo.glob("functions/*/*.py")]
+    counted = {name for path in sources for name in re.findall(r'name="([a-z_]+_total)"', path.read_text())}
+    assert counted == set(INGEST_COUNTERS) | set(SINK_COUNTERS)
+    assert "publish_at_zero(INGEST_COUNTERS)" in (repo / "functions/producer/app.py").read_text()
+    assert "publish_at_zero(SINK_COUNTERS)" in (repo / "functions/consumer/app.py").read_text()
+
+
+def test_publish_at_zero_prints_one_emf_document_with_each_counter_at_zero(capsys: pytest.CaptureFixture) -> None:
+    publish_at_zero(SINK_COUNTERS)
+    document = json.loads(capsys.readouterr().out)
+    declared = document["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+    assert [(m["Name"], m["Unit"]) for m in declared] == [(name, "Count") for name in SINK_COUNTERS]
+    assert all(document[name] in (0, [0]) for name in SINK_COUNTERS)
+
+
+def test_without_a_namespace_nothing_is_published_and_nothing_fails(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setattr(type(metrics), "namespace", property(lambda self: None))
+    publish_at_zero(SINK_COUNTERS)  # an instance without POWERTOOLS_METRICS_NAMESPACE still starts
+    assert capsys.readouterr().out == ""

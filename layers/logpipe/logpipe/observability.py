@@ -5,7 +5,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 
 class _Tracer(Tracer):
@@ -33,4 +33,22 @@ tracer = _Tracer()
 # Error paths and health checks legitimately emit no metric; Powertools would warn on every such call.
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
-__all__ = ["MetricUnit", "logger", "metrics", "tracer"]
+# The counters the functions publish, by the part of the layer that counts them. Each function publishes its own at 0
+# when an instance starts (publish_at_zero), so that their series exist before the first event counts in them: a
+# dashboard reads 0, not "No data" (Prometheus' instrumentation guidance, "avoid missing metrics"; CloudWatch alike).
+INGEST_COUNTERS = ("log_events_received_total",)
+SINK_COUNTERS = ("log_events_processed_total", "log_events_dead_lettered_total", "log_events_errors_total")
+
+
+def publish_at_zero(counters: tuple[str, ...]) -> None:
+    """One EMF document with each of these counters at 0, printed now (call it at cold start). Without a metrics
+    namespace (POWERTOOLS_METRICS_NAMESPACE) Powertools publishes no metric, and neither does this."""
+    if not metrics.namespace:
+        return
+    zeros = EphemeralMetrics(namespace=metrics.namespace, service=metrics.service)
+    for name in counters:
+        zeros.add_metric(name=name, unit=MetricUnit.Count, value=0)
+    zeros.flush_metrics()
+
+
+__all__ = ["INGEST_COUNTERS", "SINK_COUNTERS", "MetricUnit", "logger", "metrics", "publish_at_zero", "tracer"]

@@ -6,13 +6,16 @@ import asyncio
 import json
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from local.lambda_runner import metrics
+from local.lambda_runner import metrics, workers
 from local.lambda_runner.metrics import Instruments, StdoutRelay
+from logpipe.observability import SINK_COUNTERS, publish_at_zero
 
 pytestmark = pytest.mark.unit
 
@@ -170,3 +173,61 @@ def test_the_dashboard_parser_sees_a_metric_that_is_not_exposed() -> None:
     exposed = exposed_series_names()
     assert "log_events_received_total" in exposed and "log_event_processing_time_bucket" in exposed
     assert "log_events_recieved_total" not in exposed
+
+
+def start_and_exit(tmp_path: Path, how: str) -> Path:
+    """A process that sets up the runner's metrics directory under ``tmp_path``, then exits (``exit``) or dies
+    without running exit handlers (``killed``, as after ``kill -9``); the directory it made."""
+    code = "import os; from local.lambda_runner import metrics; print(metrics.enable_multiprocess(), flush=True)" + (
+        "; os._exit(0)" if how == "killed" else ""
+    )
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    env.pop(metrics.MULTIPROC_VARIABLE, None)
+    made = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, check=True, capture_output=True, text=True)
+    return Path(made.stdout.strip())
+
+
+def test_the_metrics_directory_does_not_outlive_its_runner(tmp_path: Path) -> None:
+    assert not start_and_exit(tmp_path, "exit").exists()
+    killed = start_and_exit(tmp_path, "killed")
+    assert killed.is_dir()  # no exit handler ran
+    other = tmp_path / "lambda-runner-metrics-unrelated"
+    other.mkdir()
+    assert not start_and_exit(tmp_path, "exit").exists()
+    assert not killed.exists()  # removed by the next runner's start
+    assert other.is_dir()  # not named after a runner's process id: left alone
+    assert list(tmp_path.iterdir()) == [other]
+
+
+def test_the_metrics_directory_of_a_running_runner_is_kept(tmp_path: Path) -> None:
+    running = tmp_path / f"lambda-runner-metrics-{os.getpid()}-abc"
+    running.mkdir()
+    start_and_exit(tmp_path, "exit")
+    assert running.is_dir()
+
+
+def test_known_series_exist_at_zero_before_anything_happens(
+    instruments: Instruments, registry: CollectorRegistry
+) -> None:
+    instruments.declare_function("ProducerFunction", workers.INVOKE_STATUSES)
+    instruments.declare_kafka_source("ConsumerFunction", "log-events-dlq")
+    for name, labels in [
+        ("runner_invocations_total", {"function": "ProducerFunction", "outcome": "throttled"}),
+        ("runner_invocations_total", {"function": "ProducerFunction", "outcome": "error"}),
+        ("runner_cold_starts_total", {"function": "ProducerFunction"}),
+        ("runner_kafka_batches_total", {"function": "ConsumerFunction", "outcome": "failed"}),
+        ("runner_kafka_retries_total", {"function": "ConsumerFunction"}),
+        ("runner_dead_letters_total", {"function": "ConsumerFunction", "destination": "log-events-dlq"}),
+        ("runner_emf_dropped_total", {"reason": "too_many_series"}),
+    ]:
+        assert registry.get_sample_value(name, labels) == 0, (name, labels)
+
+
+def test_counters_a_function_publishes_at_zero_are_series_at_zero(
+    instruments: Instruments, registry: CollectorRegistry, capsys: pytest.CaptureFixture
+) -> None:
+    publish_at_zero(SINK_COUNTERS)
+    assert instruments.record_emf("ConsumerFunction", json.loads(capsys.readouterr().out)) == len(SINK_COUNTERS)
+    labels = {"function": "ConsumerFunction"}
+    assert registry.get_sample_value("log_events_errors_total", labels) == 0
+    assert registry.get_sample_value("log_events_dead_lettered_total", labels) == 0

@@ -322,6 +322,25 @@ Resources:
         load_template(root / "template.yaml", environ={})
 
 
+def test_provisioned_concurrency_is_read_from_the_functions_alias(write_files) -> None:
+    function = """
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: fn/
+      Handler: app.handler
+"""
+    provisioned = "      ProvisionedConcurrencyConfig: {ProvisionedConcurrentExecutions: !Ref Warm}\n"
+    parameters = "Parameters:\n  Warm: {Type: Number, Default: 3}\nResources:"
+    root = write_files({"template.yaml": f"{parameters}{function}      AutoPublishAlias: live\n{provisioned}"})
+    assert load_template(root / "template.yaml", environ={}).functions["Fn"].provisioned_concurrency == 3
+    root = write_files({"template.yaml": f"Resources:{function}"})
+    assert load_template(root / "template.yaml", environ={}).functions["Fn"].provisioned_concurrency == 0
+    root = write_files({"template.yaml": f"{parameters}{function}{provisioned}"})
+    with pytest.raises(ValueError, match="Fn: ProvisionedConcurrencyConfig needs AutoPublishAlias"):
+        load_template(root / "template.yaml", environ={})
+
+
 def test_the_projects_template_loads() -> None:
     """The real template.yaml must stay readable by the runner (its functions are tested elsewhere)."""
     tpl = load_template(REPO / "template.yaml", environ={})

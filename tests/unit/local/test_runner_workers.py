@@ -10,9 +10,12 @@ import itertools
 import json
 import os
 import signal
+import socket
+import time
 from pathlib import Path
 
 import pytest
+import uvloop
 
 from local.lambda_runner import workers
 from local.lambda_runner.environment import function_environment
@@ -336,3 +339,63 @@ def test_output_reaches_the_log_by_the_end_of_the_invocation(toy: Path, capfd: p
     printed, out = run_pool(make_spec(toy), scenario, max_workers=1)
     assert printed.ok
     assert "a whole line\nan unfinished line" in out
+
+
+def test_an_answer_that_arrived_within_the_wait_is_read_before_throttling(toy: Path) -> None:
+    """The front's loop held past the wait (a busy machine): the instance answered in time, its answer is unread."""
+
+    async def main():
+        env = function_environment(make_spec(toy), base_env=dict(os.environ), region="eu-west-1")
+        pool = FunctionPool(make_spec(toy), env, region="eu-west-1", max_workers=1, loop=asyncio.get_running_loop())
+        try:
+            await invoke(pool, {"action": "count"})  # the one instance is warm
+            busy = invoke(pool, {"action": "sleep", "seconds": 0.1})
+            await asyncio.sleep(0.01)  # the instance is busy
+            waiting = asyncio.ensure_future(pool.invoke(b'{"action": "count"}', instance_wait_s=0.5))
+            await asyncio.sleep(0.01)  # the invocation waits for the instance
+            # The loop is held in an I/O callback (as a front descheduled while it reads a request): the instance
+            # answers at 0.1 s and the wait ends at 0.5 s meanwhile. libuv then runs the due timers before it polls.
+            held, wake = socket.socketpair()
+            loop = asyncio.get_running_loop()
+            loop.add_reader(held, lambda: (held.recv(1), time.sleep(1.5)))
+            wake.send(b"x")
+            try:
+                return await busy, await waiting
+            finally:
+                loop.remove_reader(held)
+                held.close()
+                wake.close()
+        finally:
+            await pool.shutdown(grace_s=1)
+
+    busy, waiting = asyncio.Runner(loop_factory=uvloop.new_event_loop).run(main())
+    assert busy.ok
+    assert waiting.ok, waiting.error
+
+
+def test_a_freed_instance_takes_the_waiting_invocation_at_once(toy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not when the waiting task next runs: a loop held right after the answer (a busy machine) must not leave the
+    instance idle meanwhile."""
+    invoke_on_instance = workers.Worker.invoke
+    answers: list[asyncio.Future] = []
+
+    def invoke_and_note(self, payload: bytes, request_id: str, timeout_s: float):
+        answer = invoke_on_instance(self, payload, request_id, timeout_s)
+        if not answers:  # the first invocation: once it is answered, the loop is held 1 s
+            answer.add_done_callback(lambda _: time.sleep(1))
+        answers.append(answer)
+        return answer
+
+    monkeypatch.setattr(workers.Worker, "invoke", invoke_and_note)
+
+    async def scenario(pool):
+        busy = invoke(pool, {"action": "sleep", "seconds": 0.2})
+        await asyncio.sleep(0.1)  # busy holds the one instance (after its cold start)
+        while not answers:
+            await asyncio.sleep(0.01)
+        waiting = pool.invoke(b'{"action": "sleep", "seconds": 0}', instance_wait_s=30)
+        return await asyncio.gather(busy, waiting)
+
+    first, second = run_pool(make_spec(toy), scenario, max_workers=1)
+    assert first.ok and second.ok
+    assert second.result["started"] - first.result["ended"] < 0.6  # started during the hold, not after it
