@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import psycopg
 from backing_services.kafka import Kafka
 from backing_services.postgres import Postgres, clean_env
-from backing_services.process import run
+from backing_services.process import HOST, port_open, run
 from backing_services.redis import Redis
 from backing_services.settings import Config
 from stack import Runner, wait_gone
@@ -68,6 +68,8 @@ def kafka_kill(stage: Stage) -> None:
     pid = _kafka_pid(stage.cfg)
     os.kill(pid, signal.SIGKILL)
     wait_gone(pid)
+    while port_open(HOST, stage.cfg.kafka_port):  # the JVM's other threads still hold the listener a moment
+        time.sleep(0.05)
     Kafka(stage.cfg).up()
 
 
