@@ -224,6 +224,39 @@ def test_kafka_paused_opens_the_circuit_probes_and_closes_when_resumed(
     assert cache.client().hget(store.prefix + circuit, "state") == b"CLOSED"
 
 
+@pytest.mark.timeout(400)
+def test_a_paused_broker_holds_one_publish_for_the_publish_wait_and_the_next_not_at_all(
+    private_broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An instance must not wait out the 5 s delivery timeout for a broker that stopped answering (every instance
+    busy waiting is how invocations got throttled, 500, while Kafka was down): one wait of KAFKA_PUBLISH_WAIT_MS,
+    then, while those records are still unacknowledged, failures at once."""
+    bootstrap, pid = private_broker
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
+    monkeypatch.setenv("KAFKA_DELIVERY_TIMEOUT_MS", "5000")
+    monkeypatch.setenv("KAFKA_PUBLISH_WAIT_MS", "500")
+    get_settings.cache_clear()
+    kafka._producer.cache_clear()
+    try:
+        assert "ok" in [attempt(kafka.publish_events)[0] for _ in range(5)]
+        pause(pid)
+        try:
+            first, first_in = attempt(kafka.publish_events)
+            second, second_in = attempt(kafka.publish_events)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        deadline = time.monotonic() + 30
+        while (after := attempt(kafka.publish_events)[0]) != "ok" and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        get_settings.cache_clear()
+        kafka._producer.cache_clear()
+
+    assert first.startswith("503") and 0.4 < first_in < 1.5  # the publish wait, not the delivery timeout
+    assert second.startswith("503") and second_in < 0.05  # behind the first one's records: no second wait
+    assert after == "ok"
+
+
 def test_an_open_circuit_in_redis_makes_the_handler_answer_503_at_once_without_touching_kafka(
     settings, producer_function, http_event, acme_headers, lambda_context, monkeypatch: pytest.MonkeyPatch
 ) -> None:
