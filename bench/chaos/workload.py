@@ -29,6 +29,7 @@ from logpipe.ingest.intake import derived_event_id
 RETRY_BUDGET_S = 120  # a client keeps retrying one request this long
 CLIENT_TIMEOUT_S = 10  # no answer within this: retried
 MAX_BACKOFF_S = 10
+KEEP_ALIVE_S = 4  # below the server's keep-alive timeout
 BATCH_EVENTS = 5
 
 Settle = Callable[[int, bytes], tuple[list[str], list[str]]]  # (status, body) -> (acknowledged ids, refused ids)
@@ -178,6 +179,33 @@ def retryable(status: int) -> bool:
     return status == 0 or status >= 500 or status in (409, 429)
 
 
+class Connection:
+    """A client's keep-alive connection; one idle longer than the server keeps it (uvicorn: 5 s) is opened anew
+    before use, as HTTP client libraries do, so a stale connection is not mistaken for an unanswered request."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.http = http.client.HTTPConnection(host, port, timeout=CLIENT_TIMEOUT_S)
+        self.used = time.monotonic()
+
+    def post(self, request: Request) -> tuple[int, str | None, bytes]:
+        """(status, Retry-After, body); status 0 when no answer came."""
+        if time.monotonic() - self.used > KEEP_ALIVE_S:
+            self.close()
+        self.used = time.monotonic()
+        try:
+            self.http.request("POST", request.path, request.body, request.headers)
+            response = self.http.getresponse()
+            return response.status, response.getheader("Retry-After"), response.read()
+        except (OSError, http.client.HTTPException):
+            self.close()
+            return 0, None, b""
+
+    def close(self) -> None:
+        self.http.close()
+        self.http = http.client.HTTPConnection(self.host, self.port, timeout=CLIENT_TIMEOUT_S)
+
+
 class Workload:
     """``rate`` requests per second from a pool of client threads, each request retried until it settles."""
 
@@ -219,36 +247,26 @@ class Workload:
             time.sleep(max(0.0, due - time.monotonic()))
 
     def _client(self) -> None:
-        connection = http.client.HTTPConnection(self.host, self.port, timeout=CLIENT_TIMEOUT_S)
+        connection = Connection(self.host, self.port)
         while (kind := self.backlog.get()) is not None:
-            request: Request = getattr(self.requests, kind)()
-            connection = self._send_until_settled(connection, request)
+            self._send_until_settled(connection, getattr(self.requests, kind)())
         connection.close()
 
-    def _send_until_settled(self, connection: http.client.HTTPConnection, request: Request):
+    def _send_until_settled(self, connection: Connection, request: Request) -> None:
         deadline, first_sent = time.monotonic() + RETRY_BUDGET_S, time.time()
         for attempt in range(1_000_000):
             started, clock = time.time(), time.perf_counter()
-            status, retry_after, body = 0, None, b""
-            try:
-                connection.request("POST", request.path, request.body, request.headers)
-                response = connection.getresponse()
-                body = response.read()
-                status, retry_after = response.status, response.getheader("Retry-After")
-            except (OSError, http.client.HTTPException):
-                connection.close()
-                connection = http.client.HTTPConnection(self.host, self.port, timeout=CLIENT_TIMEOUT_S)
+            status, retry_after, body = connection.post(request)
             self.ledger.attempt(
                 Attempt(request.kind, started, time.perf_counter() - clock, status, retry_after is not None)
             )
             if not retryable(status):
                 self.ledger.settle(Settled(request.kind, first_sent), *request.settle(status, body))
-                return connection
+                return
             if time.monotonic() > deadline:
                 self.ledger.give_up()
-                return connection
+                return
             time.sleep(self._backoff(attempt, retry_after))
-        return connection
 
     def _backoff(self, attempt: int, retry_after: str | None) -> float:
         if retry_after and retry_after.isdigit():
