@@ -37,6 +37,7 @@ from ledger import Ledger  # noqa: E402
 from workload import Requests, Workload  # noqa: E402
 
 DRAIN_TIMEOUT_S = 180
+STEADY_TIMEOUT_S = 120
 
 
 def parse_args() -> argparse.Namespace:
@@ -46,6 +47,18 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--faults", default=None, help=f"comma-separated, of: {', '.join(FAULTS)}")
     parser.add_argument("--rate", type=float, default=None, help="requests per second offered")
     return parser.parse_args()
+
+
+def wait_steady(ledger: Ledger, quiet_s: float) -> float:
+    """Until the stack answered ``quiet_s`` seconds without a failure (cold instances, a broker just started);
+    the seconds it took."""
+    started = time.time()
+    while time.time() - started < STEADY_TIMEOUT_S:
+        time.sleep(1)
+        failures = [a.started for a in ledger.attempts[-2000:] if checker.failed(a)]
+        if time.time() - max(failures, default=started) >= quiet_s:
+            break
+    return round(time.time() - started, 1)
 
 
 def run_faults(steps: list[schedule.Step], stage: Stage) -> list[tuple[str, float, float]]:
@@ -90,8 +103,9 @@ def main() -> int:
         load_average = os.getloadavg()
         probe.start()
         workload.start()
-        progress(f"load: {rate:g} requests/s, warm-up {plan.warmup_s:g} s")
-        time.sleep(plan.warmup_s)
+        progress(f"load: {rate:g} requests/s; warm-up until {plan.warmup_s:g} s without a failed answer")
+        warmed_up_s = wait_steady(ledger, plan.warmup_s)
+        warmup_answers = checker.by_status(ledger.attempts)
         timeline = run_faults(steps, Stage(cfg, runner, random.Random(seed)))
         time.sleep(plan.tail_s)
         progress("load stopping; waiting for requests in flight")
@@ -120,6 +134,8 @@ def main() -> int:
         "offered_requests_per_s": rate,
         "load_average_at_start": [round(x, 2) for x in load_average],
         "host": "2 vCPUs shared with other engineers' test runs: timings are those of a busy host",
+        "warm_up_s": warmed_up_s,
+        "warm_up_answers": warmup_answers,
         "requests_not_sent_clients_busy": workload.not_sent,
         "requests_given_up": ledger.gave_up,
         "attempts_by_request_kind": checker.by_kind_and_status(ledger.attempts),

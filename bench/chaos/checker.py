@@ -23,6 +23,7 @@ from ledger import Attempt, Ledger
 from logpipe.sink.deadletter import decode_headers
 
 SHOWN_IDS = 20  # ids listed per failed check (the counts are complete)
+FAST_503_S = 0.05  # the target for a 503 once the breaker is open
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,10 @@ def check(ledger: Ledger, stored: Counter[str], letters: list[dict[str, str]]) -
     }
 
 
+def by_status(attempts: list[Attempt]) -> dict[str, int]:
+    return dict(sorted(Counter(str(a.status) for a in attempts).items()))
+
+
 def by_kind_and_status(attempts: list[Attempt]) -> dict[str, dict[str, int]]:
     counts: dict[str, Counter[str]] = {}
     for attempt in attempts:
@@ -117,10 +122,11 @@ def fault_figures(run: FaultRun, attempts: list[Attempt], samples: list[Sample],
         "fault_s": _seconds(run.restored_at - run.injected_at),
         "unavailable_s": _seconds(None if first is None else last - first),
         "unavailable_from_injection_s": _seconds(None if first is None else first - run.injected_at),
-        "answers_during": dict(sorted(Counter(str(a.status) for a in during).items())),
+        "answers_during": by_status(during),
         "answers_500": sum(1 for a in in_slot if a.status == 500),
         "slowest_503_ms": round(in_503[-1] * 1000, 1) if in_503 else None,
         "p99_503_ms": round(in_503[int(0.99 * (len(in_503) - 1))] * 1000, 1) if in_503 else None,
+        "503_over_50ms": sum(1 for latency in in_503 if latency > FAST_503_S),
         "503_without_retry_after": sum(1 for a in during if a.status == 503 and not a.retry_after),
         "first_2xx_after_return_s": _seconds(back_s),
         "lag_caught_up_after_return_s": _seconds(None if caught_up is None else caught_up.at - run.restored_at),
