@@ -108,7 +108,7 @@ class Runner:
     def start(self) -> None:
         self.process = RunnerProcess(
             REPO / "template.yaml",
-            args=["--instance-id", RUNNER_ID, "--prewarm", str(PRODUCER_INSTANCES), "--log-level", "WARNING"],
+            args=["--instance-id", RUNNER_ID, "--prewarm", str(PRODUCER_INSTANCES), "--log-level", "INFO"],
             env=self.env,
             cwd=REPO,
             port=self.port,
