@@ -115,6 +115,7 @@ def fault_figures(run: FaultRun, attempts: list[Attempt], samples: list[Sample],
     first_2xx = next((a for a in in_slot if a.started >= run.restored_at and 200 <= a.status < 300), None)
     back_s = None if first_2xx is None else first_2xx.started + first_2xx.latency_s - run.restored_at
     caught_up = next((s for s in samples if s.at >= run.restored_at and s.caught_up), None)
+    lags = [s.lag for s in samples if run.injected_at <= s.at < run.slot_end and s.lag is not None]
     in_503 = sorted(a.latency_s for a in during if a.status == 503)
     slot_ids = [i for i, s in ledger.acknowledged.items() if run.injected_at <= s.sent_at < run.slot_end]
     return {
@@ -130,6 +131,7 @@ def fault_figures(run: FaultRun, attempts: list[Attempt], samples: list[Sample],
         "503_without_retry_after": sum(1 for a in during if a.status == 503 and not a.retry_after),
         "first_2xx_after_return_s": _seconds(back_s),
         "lag_caught_up_after_return_s": _seconds(None if caught_up is None else caught_up.at - run.restored_at),
+        "max_lag": max(lags, default=None),
         "events_acknowledged": len(slot_ids),
         "lost": sum(1 for i in slot_ids if stored[i] == 0),
         "duplicated": sum(1 for i in slot_ids if stored[i] > 1),

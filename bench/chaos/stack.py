@@ -54,7 +54,8 @@ def up(cfg: Config) -> dict[str, str]:
 
 
 def down() -> None:
-    subprocess.run([sys.executable, str(SERVICES_CLI), "down"], check=False)
+    """Stop the private services; --purge: a PostgreSQL cluster kept outside the clone (root) goes too."""
+    subprocess.run([sys.executable, str(SERVICES_CLI), "down", "--purge"], check=False)
 
 
 def consumer_group() -> str:

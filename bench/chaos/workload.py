@@ -30,6 +30,9 @@ RETRY_BUDGET_S = 120  # a client keeps retrying one request this long
 CLIENT_TIMEOUT_S = 10  # no answer within this: retried
 MAX_BACKOFF_S = 10
 KEEP_ALIVE_S = 4  # below the server's keep-alive timeout
+# Client threads: enough that a 20 s outage answered with Retry-After 3-10 s still leaves clients free to send the
+# next requests on time (40 requests/s x 3 s in retry = 120 busy).
+CLIENTS = 200
 BATCH_EVENTS = 5
 
 Settle = Callable[[int, bytes], tuple[list[str], list[str]]]  # (status, body) -> (acknowledged ids, refused ids)
@@ -209,7 +212,9 @@ class Connection:
 class Workload:
     """``rate`` requests per second from a pool of client threads, each request retried until it settles."""
 
-    def __init__(self, url: str, requests: Requests, ledger: Ledger, rate: float, seed: int, clients: int = 48) -> None:
+    def __init__(
+        self, url: str, requests: Requests, ledger: Ledger, rate: float, seed: int, clients: int = CLIENTS
+    ) -> None:
         self.host, _, port = url.removeprefix("http://").partition(":")
         self.port = int(port)
         self.requests = requests
