@@ -99,7 +99,7 @@ def main() -> int:
         probe = LagProbe(cfg.bootstrap_servers, events_topic.name, stack.consumer_group())
         ledger = Ledger()
         workload = Workload(runner.url, Requests(organization_id, headers), ledger, rate, seed)
-        started_at = datetime.now(UTC).isoformat(timespec="seconds")
+        started_at, load_started = datetime.now(UTC).isoformat(timespec="seconds"), time.time()
         load_average = os.getloadavg()
         probe.start()
         workload.start()
@@ -115,7 +115,7 @@ def main() -> int:
         probe.stop()
         progress(f"consumer caught up in {drained_s} s; checking")
         stored = checker.stored_counts(cfg.database_url, organization_id)
-        letters = checker.dead_letters(cfg.bootstrap_servers, dlq_topic.name)
+        letters = checker.dead_letters(cfg.bootstrap_servers, dlq_topic.name, since=load_started)
     except Exception as exc:
         progress(f"chaos harness failed: {exc!r}\nrunner log:\n{runner.log_tail()}")
         return 2

@@ -42,8 +42,8 @@ def stored_counts(database_url: str, organization_id: str) -> Counter[str]:
     return Counter({event_id: count for event_id, count in rows})
 
 
-def dead_letters(bootstrap: str, topic: str) -> list[dict[str, str]]:
-    """The headers of every record on the dead-letter topic."""
+def dead_letters(bootstrap: str, topic: str, since: float) -> list[dict[str, str]]:
+    """The headers of every record written to the dead-letter topic since ``since`` (time.time())."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -61,7 +61,8 @@ def dead_letters(bootstrap: str, topic: str) -> list[dict[str, str]]:
             if message is None or message.error():
                 idle += 1
                 continue
-            headers.append(decode_headers(message.headers()))
+            if message.timestamp()[1] >= since * 1000:
+                headers.append(decode_headers(message.headers()))
     finally:
         consumer.close()
     return headers
