@@ -276,9 +276,32 @@ def test_an_open_circuit_in_redis_makes_the_handler_answer_503_at_once_without_t
         store.save_closed("kafka")
 
     assert response["statusCode"] == 503
-    assert 1 <= int(response["headers"]["Retry-After"]) <= settings.kafka_breaker_recovery_seconds
+    assert 1 <= int(response["headers"]["Retry-After"]) < 2 * settings.kafka_breaker_recovery_seconds
     assert json.loads(response["body"])["error"]["details"] == {"dependency": "kafka"}
     assert elapsed < 0.5
+
+
+def test_the_clients_an_open_circuit_refuses_come_back_spread_over_a_recovery_period(settings) -> None:
+    """Not all in the second the circuit closes: there they outnumbered the instances and were throttled (500)."""
+    calls: list[int] = []
+
+    def broker_down(_events) -> None:
+        calls.append(1)
+        raise DependencyUnavailableError("kafka", "test: broker down", 5)
+
+    store = circuit_breaker.RedisCircuitStore(prefix=f"it-breaker:{uuid.uuid4().hex}:")
+    publish = circuit_breaker.guarded(
+        "kafka", publisher.kafka_breaker_policy(settings), store, circuit_name=f"kafka-spread-{uuid.uuid4().hex[:8]}"
+    )(broker_down)
+    for _ in range(settings.kafka_breaker_failure_threshold):
+        attempt(publish)
+
+    waits = [int(attempt(publish)[0].removeprefix("503 after ").removesuffix("s")) for _ in range(30)]
+
+    assert len(calls) == settings.kafka_breaker_failure_threshold  # the circuit is open: refused without a call
+    recovery = settings.kafka_breaker_recovery_seconds
+    assert all(1 <= wait < 2 * recovery for wait in waits)
+    assert len(set(waits)) > 1, waits
 
 
 def test_with_redis_down_each_instance_still_opens_probes_and_closes_on_its_own(
