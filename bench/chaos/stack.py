@@ -16,6 +16,7 @@ from pathlib import Path
 
 from _common import REPO, children, worker_function
 from backing_services.settings import Config
+from ingest import PRODUCER_INSTANCES
 from lambda_runner.testing import RunnerProcess
 
 STATE = REPO / "local" / ".state-chaos"
@@ -28,10 +29,6 @@ PRIVATE = {
     "LOGPIPE_KAFKA_HEAP": "-Xms128m -Xmx512m",
 }
 NAMED_SERVICES = ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "REDIS_URL")  # the shared stack's: never ours
-# Instances started per function: enough for the workload's concurrency (40 requests/s of a few ms each); more start
-# on demand. Eight (the producer's reserved concurrency) cold-starting at once after a runner restart held a busy
-# 2-vCPU host for 30-45 s.
-PREWARM = 2
 RUNNER_ID = "chaos"  # static consumer-group members: a restarted runner takes its partitions back at once
 SERVICES_CLI = REPO / "local" / "services.py"
 
@@ -112,7 +109,7 @@ class Runner:
     def start(self) -> None:
         self.process = RunnerProcess(
             REPO / "template.yaml",
-            args=["--instance-id", RUNNER_ID, "--prewarm", str(PREWARM), "--log-level", "INFO"],
+            args=["--instance-id", RUNNER_ID, "--prewarm", str(PRODUCER_INSTANCES), "--log-level", "INFO"],
             env=self.env,
             cwd=REPO,
             port=self.port,

@@ -274,6 +274,8 @@ class Workload:
             time.sleep(self._backoff(attempt, retry_after))
 
     def _backoff(self, attempt: int, retry_after: str | None) -> float:
+        """Retry-After (a minimum) plus up to a second of jitter, else exponential backoff with jitter: clients
+        that all wait the same Retry-After would come back in the same instant."""
         if retry_after and retry_after.isdigit():
-            return min(MAX_BACKOFF_S, int(retry_after)) + self.random.random() * 0.2
+            return min(MAX_BACKOFF_S, int(retry_after)) + self.random.random()
         return min(4.0, 0.25 * 2**attempt) * (0.5 + self.random.random())
