@@ -4,8 +4,8 @@ JSON and Elasticsearch `_bulk`, plus invalid events that must be refused. A requ
 answered is sent again (the same body and key) after its Retry-After or a backoff, until its retry budget runs out.
 
 Every event carries a client-known id or gets its id from the answer, so the ledger knows, per request, which ids
-were acknowledged and which refused; OTLP and Loki answers name no ids, so theirs are derived the way the intake
-derives them (logpipe.ingest.intake.derived_event_id over the body's SHA-256 and the item's index).
+were acknowledged and which refused; OTLP and Loki answers name no ids, so theirs are derived by the intake's own
+derivation (logpipe.ingest.intake._DerivedIds over the body's SHA-256, per item index).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 
 from ledger import Attempt, Ledger, Settled
 
-from logpipe.ingest.intake import derived_event_id
+from logpipe.ingest.intake import _DerivedIds
 
 RETRY_BUDGET_S = 120  # a client keeps retrying one request this long
 CLIENT_TIMEOUT_S = 10  # no answer within this: retried
@@ -158,8 +158,8 @@ class Requests:
 
     def _derived(self, body: bytes) -> Settle:
         """The ids the intake derives for a shipper's request without a key: organization, body digest, index."""
-        key = f"sha256:{hashlib.sha256(body).hexdigest()}"
-        ids = [str(derived_event_id(self.org, key, index)) for index in range(BATCH_EVENTS)]
+        derive = _DerivedIds(f"sha256:{hashlib.sha256(body).hexdigest()}")  # the intake's own derivation
+        ids = [derive(self.org, index) for index in range(BATCH_EVENTS)]
         return lambda status, _body: (ids, []) if 200 <= status < 300 else ([], [])
 
 
