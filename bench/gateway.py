@@ -192,12 +192,12 @@ def measure_reads(calls: int) -> dict:
 
     def newest_at_level() -> None:
         level = rng.choice([Level.ERROR, Level.WARN, Level.FATAL])
-        page = search.list_events(rng.choice(ORGANIZATIONS), EventFilter(levels=[level]), 100, None)
+        page = search.list_events(rng.choice(ORGANIZATIONS), EventFilter(levels=[level]), 100, None, get_settings())
         assert len(page.items) == 100
 
     def text_search() -> None:
         text = rng.choice([rng.choice(WORDS), f"{rng.choice(WORDS)} {rng.choice(WORDS)}", str(rng.randrange(10**5))])
-        search.list_events(rng.choice(ORGANIZATIONS), EventFilter(text=text), 100, None)
+        search.list_events(rng.choice(ORGANIZATIONS), EventFilter(text=text), 100, None, get_settings())
 
     return {
         "newest_100_with_level": _timed(calls, newest_at_level),
@@ -267,7 +267,7 @@ def measure_explorer(page_calls: int, histogram_calls: int) -> dict:
     bucket_widths: set[int] = set()
 
     def first_page() -> None:
-        assert len(search.list_events(next(organizations), window, 100, None).items) == 100
+        assert len(search.list_events(next(organizations), window, 100, None, settings).items) == 100
 
     def ask_histogram(drop_cached: bool) -> None:
         organization = next(organizations)

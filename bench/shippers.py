@@ -12,9 +12,13 @@ document) makes every request distinct, so the ids derived from the body's diges
    fresh topic; for each protocol, a separate load process posts closed loop over several connections: events
    acknowledged per second (2xx answers x records), answers by status, latencies, CPU per event of each process
    group (/proc), and the topic's watermarks (every acknowledged event reached it).
-2. ``kafka_producer``: plain confluent-kafka processes producing the JSON values logpipe publishes for the same
-   records (``LogEvent.model_dump_json(by_alias=True)``), acks=all, idempotent, one wait per 1,000.
-3. ``victoria_logs``: VictoriaLogs (.venv/bin/victoria-logs, temp storage) taking the same OTLP protobuf requests
+2. ``sustained_end_to_end``: the runner with its Kafka pollers on (the consumer storing into PostgreSQL), OTLP
+   requests offered open loop at constant rates (``Plan.sustained_rates``, 60 s each): per rate, the answers, the
+   consumer group's lag sampled every 2 s and its growth over the second half (least squares), and the time from
+   the producer's receipt to the committed row (p50/p99/max); the highest rate at which the consumer kept up.
+3. ``kafka_producer``: plain confluent-kafka processes producing the JSON values logpipe publishes for the same
+   records (``logpipe.ingest.records.event_record``), acks=all, idempotent, one wait per 1,000.
+4. ``victoria_logs``: VictoriaLogs (.venv/bin/victoria-logs, temp storage) taking the same OTLP protobuf requests
    at /insert/opentelemetry/v1/logs from the same load process, when it is installed.
 """
 
@@ -38,10 +42,25 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import cramjam
-from _common import CLOCK_TICKS, REPO, CpuMeter, emit, percentile, progress, services_env, warm_runner
+import psycopg
+from _common import (
+    CLOCK_TICKS,
+    REPO,
+    CpuMeter,
+    children,
+    emit,
+    percentile,
+    progress,
+    runner_process_groups,
+    service_ports,
+    services_env,
+    warm_runner,
+    worker_function,
+)
 from _kafka_producer import ensure_topic
 from confluent_kafka import Consumer, TopicPartition
 from ingest import PRODUCER_INSTANCES, Keys, kafka_baseline
@@ -70,10 +89,13 @@ class Plan:
     seconds: float  # per measured part
     warmup_s: float
     baseline_s: float
+    sustained_s: float  # per offered rate, end to end
+    sustained_rates: tuple[int, ...]  # events/s offered end to end, in order
 
 
-FULL = Plan(seconds=20, warmup_s=4, baseline_s=15)
-QUICK = Plan(seconds=3, warmup_s=1, baseline_s=3)
+FULL = Plan(seconds=20, warmup_s=4, baseline_s=15, sustained_s=60, sustained_rates=(10_000, 15_000, 20_000, 25_000))
+QUICK = Plan(seconds=3, warmup_s=1, baseline_s=3, sustained_s=5, sustained_rates=(5_000,))
+LAG_SAMPLE_S = 2
 
 
 # ------------------------------------------------------------------------------------------------ requests
@@ -133,14 +155,17 @@ def shipments() -> list[Shipment]:
 
 def published_values(shipment: Shipment, organization_id: str) -> bytes:
     """The Kafka values logpipe publishes for a request's records, one a line (the layer's own normalization)."""
+    from pydantic import TypeAdapter
+
     from logpipe.config import get_settings
-    from logpipe.ingest.intake import normalize_event
-    from logpipe.models import LogEventIn
+    from logpipe.ingest.records import event_record
+    from logpipe.models import LogEventFields
 
     settings, now = get_settings(), datetime.now(UTC)
     items = otlp.decode(shipment.body(0), shipment.content_type, EVENTS, 1 << 30)
-    events = (normalize_event(LogEventIn.model_validate(item), settings, now, organization_id) for item in items)
-    return b"\n".join(event.model_dump_json(by_alias=True).encode() for event in events) + b"\n"
+    fields = TypeAdapter(list[LogEventFields]).validate_python(items)
+    records = (event_record(item, organization_id, uuid.uuid4(), now, settings) for item in fields)
+    return b"\n".join(record.value for record in records) + b"\n"
 
 
 # ---------------------------------------------------------------------------------------------------- load
@@ -275,6 +300,169 @@ def intake(env: dict[str, str], plan: Plan, organization_id: str, headers: dict[
     return figures
 
 
+# ---------------------------------------------------------------------------------------------------- end to end
+def _paced(url: str, shipment: Shipment, rate: int, seconds: float, headers: dict, first: int, out) -> None:
+    """Open loop: request i (``EVENTS`` records) is due at i * EVENTS / rate, sent on whichever keep-alive
+    connection is free; what is due after the end is not sent, and a send more than 100 ms behind is counted late."""
+    host, _, port = url.removeprefix("http://").partition(":")
+    interval, start = EVENTS / rate, time.monotonic() + 0.2
+    indexes = itertools.count()
+    codes: Counter[int] = Counter()
+    late = [0]
+    headers = {**headers, "Content-Type": shipment.content_type}
+
+    def connection() -> None:
+        conn = http.client.HTTPConnection(host, int(port), timeout=60)
+        while (index := next(indexes)) * interval < seconds:
+            delay = start + index * interval - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            elif delay < -0.1:
+                late[0] += 1
+            try:
+                conn.request("POST", shipment.path, shipment.body(first + index), headers)
+                response = conn.getresponse()
+                response.read()
+                codes[response.status] += 1
+            except OSError:
+                conn.close()
+                codes[0] += 1
+        conn.close()
+
+    threads = [threading.Thread(target=connection) for _ in range(2 * CONNECTIONS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    out.put({"codes": dict(codes), "late_requests": late[0], "seconds": time.monotonic() - start})
+
+
+def consumer_lag(probe: Consumer, topic: str) -> int:
+    """Records of the topic the consumer group has not committed yet (it commits only what is stored)."""
+    partitions = [TopicPartition(topic, p) for p in range(TOPIC_PARTITIONS)]
+    committed = probe.committed(partitions, timeout=10)
+    ends = sum(probe.get_watermark_offsets(tp, timeout=10)[1] for tp in partitions)
+    return ends - sum(max(0, tp.offset) for tp in committed)
+
+
+def sustained(env: dict[str, str], plan: Plan) -> dict[str, Any]:
+    """The whole pipeline, the consumer on: OTLP requests offered at constant rates, each for ``sustained_s``;
+    per rate, the consumer's lag sampled every LAG_SAMPLE_S and its growth over the second half, and the time from
+    the producer's receipt to the committed row (``received_at`` to ``stored_at``)."""
+    from sink import template_for
+
+    bootstrap, shipment = env["KAFKA_BOOTSTRAP_SERVERS"], shipments()[0]
+    topic = f"bench-sustained-{uuid.uuid4().hex[:8]}"
+    ensure_topic(bootstrap, topic)
+    warmup_organization = f"bench-sustained-warmup-{uuid.uuid4().hex[:6]}"
+    organizations = [f"bench-sustained-{rate}-{uuid.uuid4().hex[:6]}" for rate in plan.sustained_rates]
+    overrides = {
+        "KAFKA_TOPIC": topic,
+        "INGEST_RATE_OVERRIDES": json.dumps(
+            {org: {"rate": 1e12, "burst": 10**12} for org in [warmup_organization, *organizations]}
+        ),
+    }
+    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{topic}"})
+    steps: list[dict[str, Any]] = []
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-sustained-") as workdir,
+        warm_runner(template_for(topic, f"bench-{topic}", Path(workdir)), {**env, **overrides},
+                    ["--prewarm", str(PRODUCER_INSTANCES)]) as (process, _),
+        psycopg.connect(env["DATABASE_URL"], autocommit=True) as conn,
+    ):  # fmt: skip
+        progress(f"end to end: warm-up, {plan.sustained_rates[0]} events/s for {plan.warmup_s:g} s")
+        warmup = Plan(**{**plan.__dict__, "sustained_s": plan.warmup_s})
+        headers = Keys(env).headers(warmup_organization)
+        _sustained_step(process.url, shipment, plan.sustained_rates[0], warmup, headers, (probe, topic), 4 * 10**8)
+        for number, (rate, organization) in enumerate(zip(plan.sustained_rates, organizations, strict=True)):
+            progress(f"end to end: {rate} events/s of OTLP for {plan.sustained_s:g} s, the consumer on")
+            headers = Keys(env).headers(organization)
+            meter = CpuMeter(_pipeline_groups(process, env, Path(workdir).name)).start()
+            step = _sustained_step(process.url, shipment, rate, plan, headers, (probe, topic), (number + 5) * 10**8)
+            deadline = time.monotonic() + 120
+            while consumer_lag(probe, topic) and time.monotonic() < deadline:  # drained before the next rate
+                time.sleep(1)
+            meter.stop()  # from the first request to the last row stored: both sides of each event
+            step["cpu_us_per_event"] = meter.per_event_us(step["events_accepted"])
+            step.update(_receipt_to_row(conn, organization))
+            step["every_accepted_event_stored"] = step["stored"] == step["events_accepted"]
+            steps.append(step)
+    probe.close()
+    kept_up = [step["offered_events_per_s"] for step in steps if step["kept_up"]]
+    return {
+        "max_sustained_events_per_s": max(kept_up, default=0),
+        "target": ">= 20000 events/s with the consumer's lag stable",
+        "met": max(kept_up, default=0) >= 20_000,
+        "rates": steps,
+    }
+
+
+def _pipeline_groups(process: Any, env: dict[str, str], source_directory: str) -> dict[str, list[int]]:
+    """The runner's process groups, its Kafka event source (the worker whose directory is the template's) and the
+    consumer instances it runs named apart, and PostgreSQL's backends as they are now (the consumer's among them)."""
+    groups = runner_process_groups(process, service_ports(env))
+    sources = groups.pop(f"instances_{source_directory}", [])
+    groups["runner_kafka_source"] = sources
+    for pid in (child for source in sources for child in children(source)):
+        groups.setdefault(f"instances_{worker_function(pid)}", []).append(pid)
+    return groups
+
+
+def _sustained_step(
+    url: str, shipment: Shipment, rate: int, plan: Plan, headers: dict, lag_of: tuple[Consumer, str], first: int
+) -> dict[str, Any]:
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    load = context.Process(target=_paced, args=(url, shipment, rate, plan.sustained_s, headers, first, queue))
+    load.start()
+    lags: list[tuple[float, int]] = []
+    started = time.monotonic()
+    while load.is_alive() and queue.empty():
+        lags.append((time.monotonic() - started, consumer_lag(*lag_of)))
+        time.sleep(LAG_SAMPLE_S)
+    result = queue.get(timeout=300)
+    load.join()
+    accepted = EVENTS * sum(n for code, n in result["codes"].items() if 200 <= int(code) < 300)
+    growth = _lag_growth_per_s(lags)
+    return {
+        "offered_events_per_s": rate,
+        "accepted_events_per_s": round(accepted / result["seconds"]),
+        "requests_by_status": {str(code): n for code, n in sorted(result["codes"].items())},
+        "late_requests": result["late_requests"],
+        "lag_samples": [lag for _, lag in lags],
+        "lag_growth_events_per_s": round(growth),
+        # Kept up: (nearly) every offered event accepted, and the lag not growing over the second half by more
+        # than 5 % of the rate (a stable lag is the consumer's batching, a growing one is falling behind).
+        "kept_up": accepted >= 0.99 * rate * plan.sustained_s and growth < 0.05 * rate,
+        "events_accepted": accepted,
+    }
+
+
+def _lag_growth_per_s(lags: list[tuple[float, int]]) -> float:
+    """The least-squares slope of the lag over the second half of the samples, in events per second."""
+    half = lags[len(lags) // 2 :]
+    if len(half) < 2:
+        return 0.0
+    mean_t = sum(t for t, _ in half) / len(half)
+    mean_lag = sum(lag for _, lag in half) / len(half)
+    spread = sum((t - mean_t) ** 2 for t, _ in half)
+    return sum((t - mean_t) * (lag - mean_lag) for t, lag in half) / spread if spread else 0.0
+
+
+def _receipt_to_row(conn: psycopg.Connection, organization: str) -> dict[str, Any]:
+    stored, p50, p99, worst = conn.execute(
+        "SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY lag),"
+        " percentile_cont(0.99) WITHIN GROUP (ORDER BY lag), max(lag) FROM"
+        " (SELECT extract(epoch FROM stored_at - received_at) * 1000 AS lag"
+        "  FROM log_events WHERE organization_id = %s) AS lags",
+        (organization,),
+    ).fetchone()
+    return {
+        "stored": stored,
+        "receipt_to_row_ms": {"p50": round(p50 or 0), "p99": round(p99 or 0), "max": round(worst or 0)},
+    }
+
+
 # ---------------------------------------------------------------------------------------------------- peer
 def victoria_logs(shipment: Shipment, plan: Plan) -> dict[str, Any]:
     if not VICTORIA_LOGS.is_file():
@@ -322,6 +510,7 @@ def main() -> int:
         "seconds_per_part": plan.seconds,
     }
     figures["intake"] = intake(env, plan, organization_id, Keys(env).headers(organization_id))
+    figures["sustained_end_to_end"] = sustained(env, plan)
 
     otlp_shipment = shipments()[0]
     with tempfile.NamedTemporaryFile(prefix="bench-shippers-", suffix=".ndjson") as values:

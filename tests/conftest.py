@@ -1,11 +1,12 @@
-"""Fixtures shared by every test level: sample events from events/, Lambda contexts, function loading."""
+"""Fixtures shared by every test level: sample events from events/, Lambda contexts, function loading, moto's
+Secrets Manager."""
 
 import base64
 import importlib.util
 import json
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -46,6 +47,30 @@ class FakeLambdaContext:
 @pytest.fixture
 def lambda_context() -> FakeLambdaContext:
     return FakeLambdaContext()
+
+
+@pytest.fixture
+def secrets_manager(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[object], str]]:
+    """moto's Secrets Manager in this process, with fake credentials and an empty Powertools secret cache: call it
+    with a JSON value to create a secret holding it; it returns the secret's ARN."""
+    import boto3
+    from aws_lambda_powertools.utilities import parameters
+    from moto import mock_aws
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    parameters.clear_caches()
+    with mock_aws():
+        client = boto3.client("secretsmanager")
+
+        def create(value: object) -> str:
+            name = f"secret-{uuid.uuid4().hex[:8]}"
+            return client.create_secret(Name=name, SecretString=json.dumps(value))["ARN"]
+
+        yield create
+    parameters.clear_caches()
 
 
 @pytest.fixture

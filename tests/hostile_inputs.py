@@ -1,10 +1,12 @@
-"""Bad requests to the producer and the exact answer each must get: always a 4xx, never a 5xx, nothing published.
+"""Bad requests to the producer and the exact answer each must get: always a 4xx, never a 5xx, nothing published;
+and bad parameters of the read routes (HOSTILE_READS): a 4xx naming the parameter, before any query.
 
-Shared by tests/unit/functions/test_hostile_inputs.py (the handler, Kafka faked) and
-tests/integration/test_hostile_inputs.py (the handler against the real Kafka: no record may appear).
+Shared by tests/unit/functions/test_hostile_inputs.py (the handlers, Kafka and PostgreSQL faked) and
+tests/integration/test_hostile_inputs.py (the handlers against the real Kafka, PostgreSQL and Redis).
 Limits are the settings' defaults (docs/ingest.md, "Limits").
 """
 
+import base64
 import gzip
 import json
 import zlib
@@ -18,6 +20,7 @@ NDJSON = {"content-type": "application/x-ndjson"}
 CSV = {"content-type": "text/csv"}
 BAD_ENCODING = "unsupported_content_encoding"
 TOO_LARGE = "payload_too_large"
+HUGE = "9" * 5000  # more digits than Python converts to an integer (4300)
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,9 @@ HOSTILE: list[Hostile] = [
     # Rules PostgreSQL and Kafka would break on
     Hostile("integer attribute of 400 digits", raw_event(attributes='{"n": ' + "9" * 400 + "}"), 422, "invalid_event"),
     Hostile("integer attribute of 2**63", event(attributes={"n": 2**63}), 422, "invalid_event"),
+    Hostile("integer attribute of 5,000 digits", raw_event(attributes=f'{{"n": {HUGE}}}'), 422, "invalid_event"),
+    Hostile("batch, an integer of 5,000 digits", f"[{raw_event(attributes=f'[{HUGE}]')}]", 422, "invalid_event", BATCH),
+    Hostile("NDJSON, an integer of 5,000 digits", raw_event(traceId=HUGE), 422, "batch_rejected", BATCH, NDJSON),
     Hostile("float overflowing to infinity", raw_event(attributes='{"x": 1e400}'), 422, "invalid_event"),
     Hostile("lone surrogate in an attribute", raw_event(attributes='{"k": "\\ud800"}'), 422, "invalid_event"),
     Hostile("lone surrogate in an attribute key", raw_event(attributes='{"\\udfff": 1}'), 422, "invalid_event"),
@@ -122,3 +128,72 @@ HOSTILE: list[Hostile] = [
     Hostile("batch of invalid items only", [event(level="LOUD"), 7, event(message="\0")], 422, "batch_rejected", BATCH),
     Hostile("NDJSON of broken lines only", '{"a":\r\nnot json\r\n', 422, "batch_rejected", BATCH, NDJSON),
 ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class HostileRead:
+    name: str
+    path: str
+    query: dict[str, str]
+    status: int
+    code: str
+    field: str  # the parameter the error's details name
+
+
+def fields_named(error: dict) -> list[str]:
+    """The fields an error's details name: {"field": ...} or, for schema violations, a list of problems."""
+    details = error.get("details")
+    if isinstance(details, list):
+        return [problem["field"] for problem in details]
+    return [details["field"]] if isinstance(details, dict) and "field" in details else []
+
+
+def cursor(document: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(document).encode()).decode().rstrip("=")
+
+
+LOGS, STATS, HISTOGRAM = "/api/logs", "/api/stats", "/api/logs/histogram"
+SOME_ID = "0b3f2a9e-6d3c-4f7e-9a51-6f0d2b7c9e14"
+SOME_TIME, YEAR_1, END_OF_9999 = "2026-01-01T00:00:00Z", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z"
+NAIVE_AFTER_ZONED = {"from": "2026-01-02T00:00:00", "to": SOME_TIME}  # `from` read as UTC: later than `to`
+SCHEMA = "validation_failed"
+
+
+def bad_cursor(name: str, document: object) -> HostileRead:
+    return HostileRead(name, LOGS, {"cursor": cursor(document)}, 400, "invalid_query", "cursor")
+
+
+def bad_window(name: str, path: str, query: dict[str, str], field: str) -> HostileRead:
+    return HostileRead(name, path, query, 400, "invalid_query", field)
+
+
+HOSTILE_READS: list[HostileRead] = [
+    # Cursors the API never returned
+    bad_cursor("cursor whose id is a number", [SOME_TIME, 42]),
+    bad_cursor("cursor whose id is a list", [SOME_TIME, [SOME_ID]]),
+    bad_cursor("cursor whose time is a number", [7, SOME_ID]),
+    bad_cursor("cursor whose time is not a time", ["yesterday", SOME_ID]),
+    bad_cursor("cursor of an object", {"a": 1}),
+    HostileRead("cursor that is not base64 JSON", LOGS, {"cursor": "not-a-cursor"}, 400, "invalid_query", "cursor"),
+    HostileRead("cursor of 513 characters", LOGS, {"cursor": "a" * 513}, 422, SCHEMA, "query.cursor"),
+    # Time windows
+    bad_window("search: from without an offset after a to with one", LOGS, NAIVE_AFTER_ZONED, "from"),
+    bad_window("stats: from without an offset after a to with one", STATS, NAIVE_AFTER_ZONED, "from"),
+    bad_window("histogram: from without an offset after a to with one", HISTOGRAM, NAIVE_AFTER_ZONED, "from"),
+    bad_window("stats: to in year 1", STATS, {"to": YEAR_1}, "to"),
+    bad_window("histogram: to in year 1", HISTOGRAM, {"to": YEAR_1}, "to"),
+    bad_window("stats: from in year 1", STATS, {"from": YEAR_1}, "from"),
+    bad_window("stats: to at the end of 9999", STATS, {"to": END_OF_9999}, "to"),
+    bad_window("histogram: from at the end of 9999", HISTOGRAM, {"from": END_OF_9999}, "from"),
+    bad_window("stats: from in a later year, without to", STATS, {"from": "2999-01-01T00:00:00Z"}, "from"),
+    HostileRead("search: from that is not a time", LOGS, {"from": "yesterday"}, 422, SCHEMA, "query.from"),
+    # Sizes and shapes
+    HostileRead("limit of 0", LOGS, {"limit": "0"}, 422, SCHEMA, "query.limit"),
+    HostileRead("limit of 1001", LOGS, {"limit": "1001"}, 422, SCHEMA, "query.limit"),
+    HostileRead("501 buckets", HISTOGRAM, {"buckets": "501"}, 422, SCHEMA, "query.buckets"),
+    HostileRead(
+        "101 events of context", f"/api/logs/{SOME_ID}/context", {"before": "101"}, 422, SCHEMA, "query.before"
+    ),
+    HostileRead("event id that is not a uuid", "/api/logs/not-a-uuid", {}, 422, SCHEMA, "path.event_id"),
+    HostileRead("unknown level", LOGS, {"level": "LOUD"}, 422, SCHEMA, "query.level.0"),
+]

@@ -41,7 +41,7 @@ def _errors(*statuses: int) -> dict[int, dict]:
         401: "No API key, or an unknown or revoked one",
         403: "The API key lacks the route's scope",
         404: "Not found in the key's organization",
-        422: "A parameter or the body does not match the schema",
+        422: "A parameter or the body does not match the schema, or the query ran past its time bound (query_timeout)",
         429: "Over the rate limit; retry after Retry-After seconds (RateLimit fields say more)",
         503: "A dependency is unavailable; retry after Retry-After seconds",
     }
@@ -80,7 +80,7 @@ def search_logs(
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ):
     event_filter = EventFilter(levels=level or [], source=source, since=from_, until=to, text=q)
-    page = search.list_events(app.context["organization_id"], event_filter, limit, cursor)
+    page = search.list_events(app.context["organization_id"], event_filter, limit, cursor, settings)
     return json_response(200, page.model_dump(mode="json", by_alias=True))
 
 
@@ -117,7 +117,7 @@ def get_histogram(
     responses={200: _ok(LogEvent, "The event"), **_errors(404)},
 )
 def get_log(event_id: Annotated[UUID, Path()]):
-    event = search.get_event(app.context["organization_id"], event_id)
+    event = search.get_event(app.context["organization_id"], event_id, settings)
     return json_response(200, event.model_dump(mode="json", by_alias=True))
 
 
@@ -135,7 +135,7 @@ def get_log_context(
     before: Annotated[int, Query(ge=0, le=100, description="Events before it")] = 10,
     after: Annotated[int, Query(ge=0, le=100, description="Events after it")] = 10,
 ):
-    context = search.event_context(app.context["organization_id"], event_id, before, after)
+    context = search.event_context(app.context["organization_id"], event_id, before, after, settings)
     return json_response(200, context.model_dump(mode="json", by_alias=True))
 
 
@@ -205,7 +205,7 @@ def list_keys():
     responses={204: {"description": "Revoked"}, **_errors(404)},
 )
 def revoke_key(key_id: Annotated[UUID, Path()]):
-    keys.revoke_key(app.context["organization_id"], key_id)
+    keys.revoke_key(app.context["organization_id"], key_id, settings)
     return json_response(204, None)
 
 

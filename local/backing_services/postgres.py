@@ -393,12 +393,18 @@ log_min_duration_statement = 1000
         )  # fmt: skip
 
     def bootstrap_sql(self) -> None:
-        """Create role and database idempotently, as the superuser over TCP."""
+        """Create role and database idempotently, as the superuser over TCP.
+
+        The role owns the schema like the RDS master user: it may create roles (migration 0005 creates the
+        functions' database roles), which a cluster bootstrapped before that gains here on the next `up`.
+        """
         password = self.pwfile.read_text().strip()
         url = f"postgresql://{SUPERUSER}@{HOST}:{self.port}/postgres"
         sql = f"""
-SELECT format('CREATE ROLE %I LOGIN CREATEDB PASSWORD %L', '{PG_USER}', '{PG_PASSWORD}')
+SELECT format('CREATE ROLE %I LOGIN CREATEDB CREATEROLE PASSWORD %L', '{PG_USER}', '{PG_PASSWORD}')
  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{PG_USER}')\\gexec
+SELECT format('ALTER ROLE %I CREATEROLE', '{PG_USER}')
+ WHERE NOT (SELECT rolcreaterole FROM pg_roles WHERE rolname = '{PG_USER}')\\gexec
 SELECT format('CREATE DATABASE %I OWNER %I', '{PG_DB}', '{PG_USER}')
  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '{PG_DB}')\\gexec
 """

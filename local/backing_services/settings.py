@@ -123,10 +123,11 @@ class Config:
             "KAFKA_DLQ_TOPIC": dead_letters.name,
             "DATABASE_URL": self.database_url,
             "REDIS_URL": self.redis_url,
-            # template.yaml wires the functions for AWS (MSK IAM, the database secret); set here, these win
-            # under the runner and turn that wiring off for local services.
+            # template.yaml wires the functions for AWS (MSK IAM, the database and cache secrets); set here, these
+            # win under the runner and turn that wiring off for local services.
             "KAFKA_AUTH": "none",
             "DATABASE_SECRET_ARN": "",
+            "REDIS_SECRET_ARN": "",
             "PGHOST": db.hostname or HOST,
             "PGPORT": str(db.port or 5432),
             "PGUSER": urllib.parse.unquote(db.username or ""),

@@ -116,15 +116,13 @@ def tail(settings: Settings) -> Iterator[Callable[[str], TopicTail]]:
 
 @pytest.fixture
 def redis_down(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Point Redis at a port nothing listens on: fresh settings, a fresh client, and the idempotency store on it."""
-    live_store = cache.idempotency_store()  # bound to the live client; re-pointed below, restored by undo()
+    """Point Redis at a port nothing listens on: fresh settings, and a fresh client (the idempotency store's too)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
     monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{closed_port}/0")
     get_settings.cache_clear()
     cache.client.cache_clear()
-    monkeypatch.setattr(live_store, "client", cache.client())
     monkeypatch.setattr(health, "_last_report", None)
     yield
     monkeypatch.undo()

@@ -3,7 +3,7 @@
 import uuid
 from datetime import UTC, datetime
 
-from logpipe.models import Level, LogEvent
+from logpipe.models import EventRecord, Level, LogEvent
 
 NOW = datetime.now(UTC)
 
@@ -22,3 +22,10 @@ def make_event(organization_id: str, **overrides) -> LogEvent:
         "span_id": "00f067aa0ba902b7",
     }
     return LogEvent(**{**fields, **overrides})
+
+
+def record_of(event: LogEvent) -> EventRecord:
+    """The Kafka record of an event, as the producer publishes it (its value is the event's JSON)."""
+    return EventRecord(
+        event.organization_id, str(event.id), event.received_at, event.model_dump_json(by_alias=True).encode()
+    )

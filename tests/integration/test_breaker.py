@@ -24,9 +24,10 @@ from logpipe.adapters import cache, circuit_breaker, kafka
 from logpipe.config import get_settings
 from logpipe.errors import DependencyUnavailableError
 from logpipe.ingest import publisher
-from logpipe.models import LogEvent
+from logpipe.models import EventRecord, LogEvent
 from tests.conftest import REPO_ROOT
 from tests.hostile_inputs import SEED
+from tests.integration.stored_events import record_of
 
 KAFKA_DIR = REPO_ROOT / "local" / "kafka"
 RECOVERY_SECONDS = 2
@@ -155,15 +156,17 @@ def thread_state(task: Path) -> str:
         return "T"
 
 
-def an_event() -> LogEvent:
+def an_event() -> EventRecord:
     now = datetime.now(UTC)
-    return LogEvent(
-        id=uuid.uuid4(), organization_id="breaker-it", level="INFO", message="m", source="s", timestamp=now,
-        received_at=now,
+    return record_of(
+        LogEvent(
+            id=uuid.uuid4(), organization_id="breaker-it", level="INFO", message="m", source="s", timestamp=now,
+            received_at=now,
+        )
     )  # fmt: skip
 
 
-def attempt(call: Callable[[list[LogEvent]], None]) -> tuple[str, float]:
+def attempt(call: Callable[[list[EventRecord]], None]) -> tuple[str, float]:
     started = time.monotonic()
     try:
         call([an_event()])

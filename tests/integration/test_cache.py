@@ -13,6 +13,12 @@ from logpipe.adapters import cache
 pytestmark = pytest.mark.integration
 
 
+def connection_of(writer: cache.ReplylessWriter):
+    """The writer's one connection (a standalone Redis has one node)."""
+    (connection,) = writer._connections.values()
+    return connection
+
+
 def eventually(check, timeout_s: float = 2.0):
     deadline = time.monotonic() + timeout_s
     while not (result := check()) and time.monotonic() < deadline:
@@ -23,7 +29,7 @@ def eventually(check, timeout_s: float = 2.0):
 def test_writes_land_and_redis_answers_none_of_them() -> None:
     client, writer, prefix = (
         cache.client(),
-        cache.ReplylessWriter(cache.client().connection_pool),
+        cache.ReplylessWriter(lambda _key: cache.client().connection_pool),
         f"it-replyless:{uuid.uuid4().hex}",
     )
     for index in range(2000):
@@ -31,15 +37,15 @@ def test_writes_land_and_redis_answers_none_of_them() -> None:
 
     assert eventually(lambda: client.get(f"{prefix}:last") == b"1999")
     assert client.get(f"{prefix}:9") == b"1999" and 0 < client.ttl(f"{prefix}:9") <= 60
-    readable, _, _ = select.select([writer._connection._sock], [], [], 0.2)
+    readable, _, _ = select.select([connection_of(writer)._sock], [], [], 0.2)
     assert not readable, "Redis answered the writer"
-    writer._connection.disconnect()
+    connection_of(writer).disconnect()
 
 
 def test_a_dropped_connection_costs_at_most_the_write_in_flight() -> None:
     client, writer, prefix = (
         cache.client(),
-        cache.ReplylessWriter(cache.client().connection_pool),
+        cache.ReplylessWriter(lambda _key: cache.client().connection_pool),
         f"it-replyless:{uuid.uuid4().hex}",
     )
     writer.send([("SET", f"{prefix}:before", 1, "EX", 60)])
@@ -51,22 +57,22 @@ def test_a_dropped_connection_costs_at_most_the_write_in_flight() -> None:
     writer.send([("SET", f"{prefix}:lost-or-not", 1, "EX", 60)])  # may go into the dead socket
     writer.send([("SET", f"{prefix}:after", 1, "EX", 60)])  # the failure shows here: reconnect, resend
     assert eventually(lambda: client.get(f"{prefix}:after") == b"1")
-    writer._connection.disconnect()
+    connection_of(writer).disconnect()
 
 
 def test_replies_of_a_redis_that_ignores_reply_off_are_drained(monkeypatch: pytest.MonkeyPatch) -> None:
     """A server that answers anyway (CLIENT REPLY refused): each send first drops the replies already received."""
     monkeypatch.setattr(cache.ReplylessWriter, "_REPLY_OFF", ("PING",))  # answered, like a refused CLIENT REPLY
-    writer, prefix = cache.ReplylessWriter(cache.client().connection_pool), "it-replyless"
+    writer, prefix = cache.ReplylessWriter(lambda _key: cache.client().connection_pool), "it-replyless"
     for index in range(500):
         writer.send([("SET", f"{prefix}:{uuid.uuid4().hex}", index, "EX", 5)])
     time.sleep(0.2)  # every answer arrived
     writer.send([("SET", f"{prefix}:last", 1, "EX", 5)])  # drops them all before sending
     time.sleep(0.2)
     pending = b""
-    writer._connection._sock.setblocking(False)
+    connection_of(writer)._sock.setblocking(False)
     with contextlib.suppress(BlockingIOError):
-        while chunk := writer._connection._sock.recv(1 << 16):
+        while chunk := connection_of(writer)._sock.recv(1 << 16):
             pending += chunk
     assert pending == b"+PONG\r\n+OK\r\n", "only the last send's replies are left unread"
-    writer._connection.disconnect()
+    connection_of(writer).disconnect()

@@ -1,15 +1,11 @@
 """The connection pool takes its credentials from the database secret when DATABASE_SECRET_ARN is set (moto for
 Secrets Manager, the real PostgreSQL): DATABASE_URL alone would be refused."""
 
-import json
 import os
 import urllib.parse
 from collections.abc import Iterator
 
-import boto3
 import pytest
-from aws_lambda_powertools.utilities import parameters
-from moto import mock_aws
 
 from logpipe.adapters import postgres
 from logpipe.config import get_settings
@@ -18,31 +14,19 @@ REAL_URL = urllib.parse.urlsplit(os.environ["DATABASE_URL"])
 
 
 @pytest.fixture
-def secret_only_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "t",
-        "AWS_SECRET_ACCESS_KEY": "t",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        secret = boto3.client("secretsmanager").create_secret(
-            Name="logpipe-db", SecretString=json.dumps({"username": REAL_URL.username, "password": REAL_URL.password})
-        )
-        passwordless = REAL_URL._replace(netloc=f"nobody@{REAL_URL.hostname}:{REAL_URL.port}")
-        monkeypatch.setenv("DATABASE_URL", urllib.parse.urlunsplit(passwordless))
-        monkeypatch.setenv("DATABASE_SECRET_ARN", secret["ARN"])
-        parameters.clear_caches()
-        get_settings.cache_clear()
+def secret_only_settings(secrets_manager, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    arn = secrets_manager({"username": REAL_URL.username, "password": REAL_URL.password})
+    passwordless = REAL_URL._replace(netloc=f"nobody@{REAL_URL.hostname}:{REAL_URL.port}")
+    monkeypatch.setenv("DATABASE_URL", urllib.parse.urlunsplit(passwordless))
+    monkeypatch.setenv("DATABASE_SECRET_ARN", arn)
+    get_settings.cache_clear()
+    postgres._pool.cache_clear()
+    try:
+        yield
+    finally:
+        postgres._pool().close()
         postgres._pool.cache_clear()
-        try:
-            yield
-        finally:
-            postgres._pool().close()
-            postgres._pool.cache_clear()
-            get_settings.cache_clear()
-            parameters.clear_caches()
+        get_settings.cache_clear()
 
 
 def test_the_pool_connects_with_the_secrets_credentials(secret_only_settings: None) -> None:

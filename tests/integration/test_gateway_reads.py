@@ -5,6 +5,7 @@ import json
 import threading
 import time
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 
@@ -307,13 +308,14 @@ def test_accept_records_are_one_set_per_organization_and_bucket_and_expire_after
     organization_id: str,
 ) -> None:
     settings = get_settings().model_copy(update={"accepted_ttl_seconds": 2})
-    events = [make_event(organization_id, seconds) for seconds in range(3)]
+    received = datetime.now(UTC)  # a request's events share the moment they were received: their bucket's
+    events = [make_event(organization_id, seconds, received_at=received) for seconds in range(3)]
     accepted.record_accepted(events, settings)
     time.sleep(0.2)  # sent without waiting for Redis: give it the moment the reply-less write takes
 
     assert all(accepted.was_accepted(organization_id, event.id, settings) for event in events)
     assert not accepted.was_accepted(f"other-{organization_id}", events[0].id, settings)
-    bucket = int(time.time()) // 2  # the bucket is as wide as the time to live when that is under an hour
+    bucket = int(received.timestamp())  # a quarter of the time to live, at least a second
     candidates = [f"accepted:{{{organization_id}}}:{number}" for number in (bucket - 1, bucket)]
     keys = [key for key in candidates if cache.client().exists(key)]
     assert len(keys) == 1 and cache.client().scard(keys[0]) == 3, "one set for the organization's bucket"

@@ -10,17 +10,22 @@ import pytest
 from logpipe.adapters import kafka
 from logpipe.config import get_settings
 from logpipe.errors import DependencyUnavailableError, PayloadTooLargeError
+from logpipe.ingest.records import event_record
 from logpipe.models import Level, LogEvent
 from logpipe.sink import deadletter
 from logpipe.sink.deadletter import DeadLetter
+from tests.integration.stored_events import record_of
 
 
 def test_published_events_are_keyed_by_organization_and_carry_the_normalized_json(
     settings, tail, organization_id: str
 ) -> None:
-    now = datetime.now(UTC)
+    now, event_id = datetime.now(UTC), uuid.uuid4()
+    record = event_record(
+        {"level": Level.WARN, "message": "slow query", "source": "db"}, organization_id, event_id, now, settings
+    )
     event = LogEvent(
-        id=uuid.uuid4(),
+        id=event_id,
         organization_id=organization_id,
         level=Level.WARN,
         message="slow query",
@@ -30,7 +35,7 @@ def test_published_events_are_keyed_by_organization_and_carry_the_normalized_jso
     )
     events_topic = tail(settings.kafka_topic)
 
-    kafka.publish_events([event])
+    kafka.publish_events([record])
 
     message = events_topic.wait_for(lambda m: m.key() == organization_id.encode())
     assert message is not None, "the event never reached log-events"
@@ -103,7 +108,7 @@ def test_an_unacknowledged_write_raises_within_the_delivery_timeout(unreachable_
     started = time.monotonic()
 
     with pytest.raises(DependencyUnavailableError) as raised:
-        kafka.publish_events([event])
+        kafka.publish_events([record_of(event)])
 
     assert raised.value.details == {"dependency": "kafka"}
     assert time.monotonic() - started < 5
@@ -124,7 +129,7 @@ def test_with_every_broker_connection_down_a_publish_fails_in_milliseconds_not_a
     for _ in range(3):
         started = time.monotonic()
         with pytest.raises(DependencyUnavailableError):
-            kafka.publish_events([event])
+            kafka.publish_events([record_of(event)])
         took.append(time.monotonic() - started)
         queued.append(kafka._contact.pending)
 
@@ -142,12 +147,12 @@ def test_a_record_kafka_refuses_for_its_size_is_the_clients_error_and_opens_no_c
         timestamp=now, received_at=now,
     )  # fmt: skip
     with pytest.raises(PayloadTooLargeError):
-        kafka.publish_events([huge])
+        kafka.publish_events([record_of(huge)])
 
     circuit = publisher.kafka_circuit_store()
     circuit._cache.clear()
     for _ in range(settings.kafka_breaker_failure_threshold + 2):  # more than opens the circuit on failures
         with pytest.raises(PayloadTooLargeError):
-            publisher.publish([huge], settings)
+            publisher.publish([record_of(huge)], settings)
     ordinary = huge.model_copy(update={"id": uuid.uuid4(), "message": "fits"})
-    publisher.publish([ordinary], settings)  # another tenant's ordinary event still goes through
+    publisher.publish([record_of(ordinary)], settings)  # another tenant's ordinary event still goes through

@@ -66,6 +66,7 @@ def runtime_provided(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_layer_leaves_boto_to_the_runtime_and_fits_lambda(built: Path) -> None:
     layer = built / "LogpipeLayer" / "python"
     assert (layer / "confluent_kafka").is_dir() and (layer / "logpipe" / "ops" / "migrations").is_dir()
+    assert (layer / "logpipe" / "adapters" / "rds-ca-roots.pem").is_file()  # DATABASE_URL's sslrootcert on AWS
     for name in RUNTIME_PACKAGES:
         assert not (layer / name).exists(), f"the layer ships its own {name}"
     size = sum(p.stat().st_size for p in layer.rglob("*") if p.is_file())

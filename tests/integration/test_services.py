@@ -59,6 +59,7 @@ def test_env_prints_every_connection_setting(exports: dict[str, str]) -> None:
         "KAFKA_DLQ_TOPIC",
         "KAFKA_AUTH",
         "DATABASE_SECRET_ARN",
+        "REDIS_SECRET_ARN",
         "DATABASE_URL",
         "REDIS_URL",
         "PGHOST",

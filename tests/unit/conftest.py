@@ -3,18 +3,20 @@ from collections.abc import Callable
 
 import pytest
 
-from logpipe.access import auth, keys, ratelimit
+from logpipe.access import auth, ratelimit
 from logpipe.access.auth import Principal
+from logpipe.access.models import KEY_PREFIX, SECRET_BYTES
 from logpipe.receipts import accepted, outcomes
 
 
 @pytest.fixture(autouse=True)
 def no_redis(monkeypatch: pytest.MonkeyPatch) -> None:
     """Unit tests have no Redis or PostgreSQL: Powertools skips idempotency records and circuit-breaker state when these
-    are set, and the status API's records of accepted and dead-lettered ids are not written."""
+    are set, and the status API's records of accepted, settled and dead-lettered ids are not written."""
     monkeypatch.setenv("POWERTOOLS_IDEMPOTENCY_DISABLED", "true")
     monkeypatch.setenv("POWERTOOLS_CIRCUIT_BREAKER_DISABLED", "true")
     monkeypatch.setattr(accepted, "record_accepted", lambda events, settings: None)
+    monkeypatch.setattr(accepted, "forget_settled", lambda events, settings: None)
     monkeypatch.setattr(outcomes, "record_dead_letters", lambda letters: None)
 
 
@@ -26,7 +28,7 @@ def auth_headers(monkeypatch: pytest.MonkeyPatch) -> Callable[..., dict[str, str
     monkeypatch.setattr(ratelimit, "take_organization_tokens", lambda organization_id, cost, settings, bucket: None)
 
     def make(organization_id: str, scopes: str = "ingest,read,admin") -> dict[str, str]:
-        key = keys.KEY_PREFIX + secrets.token_urlsafe(16)
+        key = KEY_PREFIX + secrets.token_urlsafe(SECRET_BYTES)
         principals[auth.hash_key(key)] = Principal("unit", organization_id, frozenset(scopes.split(",")))
         return {"Authorization": f"Bearer {key}"}
 

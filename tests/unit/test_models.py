@@ -1,7 +1,7 @@
 import pytest
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
-from logpipe.models import Level, LogEvent, LogEventIn
+from logpipe.models import Level, LogEvent, LogEventFields, LogEventIn
 
 SEED_BODY = {"organizationId": "acme", "level": "INFO", "message": "User logged in", "source": "auth-service"}
 
@@ -55,3 +55,16 @@ def test_normalized_event_round_trips_through_its_kafka_json(sample_event) -> No
     event = LogEvent.model_validate_json(base64.b64decode(record["value"]))
     assert LogEvent.model_validate_json(event.model_dump_json(by_alias=True)) == event
     assert '"organizationId":"acme"' in event.model_dump_json(by_alias=True)
+
+
+def test_batch_items_are_validated_by_the_same_schema_as_the_single_event_body() -> None:
+    """LogEventFields (one native call per batch) and LogEventIn (the single-event body) must not drift apart."""
+    body_schema = LogEventIn.model_json_schema(by_alias=True)
+    item_schema = TypeAdapter(LogEventFields).json_schema()
+    body_fields = {
+        name: {k: v for k, v in field.items() if k != "default"} for name, field in body_schema["properties"].items()
+    }
+    assert item_schema["properties"] == body_fields  # the body's optional fields have defaults, the items' none
+    assert item_schema["required"] == body_schema["required"]
+    assert item_schema["additionalProperties"] is False
+    assert body_schema["additionalProperties"] is False

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
 
     database_url: str = Field(min_length=1)
     database_pool_max_size: int = Field(default=4, ge=1)
+    # A bound on every statement of this function's connections (PostgreSQL's statement_timeout), for the functions
+    # that answer clients (template.yaml sets it for the gateway); read queries set tighter ones (docs/gateway.md).
+    database_statement_timeout_seconds: float | None = Field(default=None, gt=0)
     # Storage is bounded: day partitions older than this are dropped by maintenance (docs/sink.md).
     retention_days: int = Field(default=30, ge=1)
     # How many days of partitions maintenance creates ahead of today.
@@ -105,15 +108,22 @@ class Settings(BaseSettings):
     auth_failures_burst: int = Field(default=30, ge=1)
     # Redis down: rate limits fail open this long (from the first failure), then answer 503.
     rate_limit_fail_open_seconds: float = Field(default=30.0, ge=0)
-    # Read API: stats answers are cached this long (their staleness bound); accepted ids are "queued" this long.
+    # Read API: PostgreSQL time one request may take (a statement_timeout, below the gateway's Lambda timeout,
+    # docs/gateway.md "Time bounds"): searches, events and their context; counts (stats and histograms).
+    read_query_timeout_seconds: float = Field(default=5.0, gt=0)
+    read_count_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Read API: stats answers are cached this long (their staleness bound); an accepted id the sink has not settled
+    # is "queued" this long (its record leaves Redis when the sink settles it, or after 1.5 x this at most).
     stats_cache_seconds: int = Field(default=10, ge=1)
-    accepted_ttl_seconds: int = Field(default=24 * 3600, ge=1)
+    accepted_ttl_seconds: int = Field(default=3600, ge=1)
     # Health probes are reused this long per instance.
     health_cache_seconds: float = Field(default=1.0, ge=0)
 
     # Deployment on AWS (logpipe.adapters.aws; template.yaml sets them). Unset locally: plain URLs, plaintext Kafka.
     # Secrets Manager secret {"username","password"} (RDS-managed) whose credentials replace DATABASE_URL's.
     database_secret_arn: str | None = None
+    # Secret {"username","password"} of the cache's user (ElastiCache RBAC), sent as AUTH on each new connection.
+    redis_secret_arn: str | None = None
     # How long a fetched secret is reused before Powertools Parameters fetches it again.
     secrets_max_age_seconds: int = Field(default=300, ge=0)
     # "iam": SASL_SSL + OAUTHBEARER with MSK IAM tokens signed by the function's role; "none": plaintext.

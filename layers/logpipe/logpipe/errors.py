@@ -130,3 +130,16 @@ class InvalidQueryError(LogpipeError):
     """A read-API parameter (cursor, time range) cannot be used."""
 
     code = "invalid_query"
+
+
+class QueryTimeoutError(LogpipeError):
+    """A read ran past its route's time bound and PostgreSQL stopped it: the question costs more than the bound
+    allows (a wide time range, a text found in many events); a narrower one is answered."""
+
+    code = "query_timeout"
+
+    def __init__(self, bound_seconds: float) -> None:
+        super().__init__(
+            f"the query ran longer than {bound_seconds:g} s and was stopped; narrow the time range or the filters",
+            details={"boundSeconds": bound_seconds},
+        )

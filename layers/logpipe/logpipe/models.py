@@ -4,11 +4,12 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple, NotRequired
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, with_config
 from pydantic.alias_generators import to_camel
+from typing_extensions import TypedDict  # pydantic takes typing.TypedDict only from Python 3.12 (3.11 runs locally)
 
 # The longest organization id ingest accepts (keys, API keys and dead-letter records rely on the bound).
 MAX_ORGANIZATION_ID_CHARS = 128
@@ -33,6 +34,17 @@ class Level(StrEnum):
         return cls(value)
 
 
+# The fields of an event as a client sends them, shared by the single-event body (LogEventIn) and the batch items
+# (LogEventFields): one definition of each constraint.
+LevelName = Annotated[Level, BeforeValidator(Level.parse)]
+OrganizationId = Annotated[
+    str, Field(min_length=1, max_length=MAX_ORGANIZATION_ID_CHARS, pattern=ORGANIZATION_ID_PATTERN)
+]
+Message = Annotated[str, Field(min_length=1)]
+Source = Annotated[str, Field(min_length=1, max_length=256)]
+TraceContextId = Annotated[str, Field(max_length=128)]
+
+
 class CamelModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
 
@@ -43,22 +55,32 @@ class LogEventIn(CamelModel):
     model_config = ConfigDict(extra="forbid")
 
     # Optional in the body when the caller's API key names the organization (see logpipe.ingest.intake).
-    organization_id: str | None = Field(
-        default=None, min_length=1, max_length=MAX_ORGANIZATION_ID_CHARS, pattern=ORGANIZATION_ID_PATTERN
-    )
-    level: Level
-    message: str = Field(min_length=1)
-    source: str = Field(min_length=1, max_length=256)
+    organization_id: OrganizationId | None = None
+    level: LevelName
+    message: Message
+    source: Source
     id: UUID | None = None
     timestamp: AwareDatetime | None = None
     attributes: dict[str, Any] = Field(default_factory=dict)
-    trace_id: str | None = Field(default=None, max_length=128)
-    span_id: str | None = Field(default=None, max_length=128)
+    trace_id: TraceContextId | None = None
+    span_id: TraceContextId | None = None
 
-    @field_validator("level", mode="before")
-    @classmethod
-    def _normalize_level(cls, value: Any) -> Level:
-        return Level.parse(value)
+
+@with_config(ConfigDict(extra="forbid"))
+class LogEventFields(TypedDict):
+    """A batch item as the batch path validates it: LogEventIn's fields and rules, as a TypedDict, so a whole
+    batch validates in one call of pydantic-core and yields plain dicts (a model instance per item would cost a
+    Python constructor each). tests/unit/test_models.py keeps the two schemas identical."""
+
+    organizationId: NotRequired[OrganizationId | None]
+    level: LevelName
+    message: Message
+    source: Source
+    id: NotRequired[UUID | None]
+    timestamp: NotRequired[AwareDatetime | None]
+    attributes: NotRequired[dict[str, Any]]
+    traceId: NotRequired[TraceContextId | None]
+    spanId: NotRequired[TraceContextId | None]
 
 
 class LogEvent(CamelModel):
@@ -76,9 +98,19 @@ class LogEvent(CamelModel):
     span_id: str | None = None
 
 
+class EventRecord(NamedTuple):
+    """An accepted event as its Kafka record: the organization (the record's key), the event's id, when it was
+    received, and the value, LogEvent's JSON (logpipe.ingest.records builds it)."""
+
+    organization_id: str
+    id: str
+    received_at: datetime
+    value: bytes
+
+
 @dataclass(frozen=True)
 class DecodedBatch:
-    """A batch request decoded by its protocol's decoder: the items (each in LogEventIn's JSON shape, or the error
+    """A batch request decoded by its protocol's decoder: the items (each in LogEventFields' shape, or the error
     that made it unreadable) and the digest of the body, the idempotency fingerprint of the whole batch."""
 
     items: list[Any]
@@ -101,13 +133,14 @@ class ErrorDetail(BaseModel):
     details: Any = None
 
 
-class BatchItemResult(BaseModel):
-    """One item of a batch: accepted with its id, or rejected with the error it alone caused."""
+class BatchItemResult(TypedDict):
+    """One item of a batch: accepted with its id, or rejected with the error it alone caused (a TypedDict: a
+    batch's thousand results validate into plain dicts, not a model each)."""
 
     index: int
     status: Literal["accepted", "rejected"]
-    id: UUID | None = None
-    error: ErrorDetail | None = None
+    id: UUID | None
+    error: ErrorDetail | None
 
 
 class BatchAccepted(BaseModel):

@@ -7,7 +7,7 @@ import pytest
 from logpipe.edge import body
 from logpipe.edge.body import BodyLimits, decoded_request, gunzip
 from logpipe.edge.decoders.native import batch_items
-from logpipe.errors import MalformedRequestError, PayloadTooLargeError, UnsupportedEncodingError
+from logpipe.errors import InvalidEventError, MalformedRequestError, PayloadTooLargeError, UnsupportedEncodingError
 
 MIB = 1024 * 1024
 
@@ -79,3 +79,26 @@ def test_too_many_ndjson_lines_are_refused_before_any_is_parsed(monkeypatch: pyt
     monkeypatch.setattr(body, "loads", lambda _line: pytest.fail("a line was parsed"))
     with pytest.raises(PayloadTooLargeError):
         batch_items("{}\n" * 1001, "application/x-ndjson", 1000)
+
+
+LONG = "9" * 5000  # more digits than Python converts to an integer (sys.get_int_max_str_digits(): 4300)
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ('{"attributes": {"n": ' + LONG + "}}", "attributes.n"),
+        ('[{"message": "m"}, {"attributes": {"list": [1, -' + LONG + "]}}]", "[1].attributes.list[1]"),
+        ('{"timestamp": ' + LONG + "}", "timestamp"),
+    ],
+)
+def test_an_integer_of_thousands_of_digits_is_an_invalid_event_naming_its_field(text: str, field: str) -> None:
+    with pytest.raises(InvalidEventError) as refused:
+        body.loads(text)
+    assert refused.value.details == {"field": field}
+
+
+def test_an_ndjson_line_with_an_integer_of_thousands_of_digits_is_refused_alone() -> None:
+    good, bad = batch_items('{"message": "m"}\n{"n": ' + LONG + "}\n", "application/x-ndjson", 10)
+    assert good == {"message": "m"}
+    assert isinstance(bad, InvalidEventError) and bad.details == {"field": "n"}

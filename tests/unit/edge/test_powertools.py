@@ -13,7 +13,7 @@ from logpipe.edge.openapi import ApiDocument
 from logpipe.edge.powertools import (
     QuietResponseBuilder,
     ResponseValidation,
-    RouteRequestValidation,
+    after_the_route_middlewares,
     serve_merged_openapi,
 )
 from logpipe.edge.resolver import create_resolver
@@ -49,7 +49,7 @@ def app() -> APIGatewayHttpResolver:
 
 def test_the_resolver_keeps_the_middlewares_and_builder_it_is_given(app, http_event, lambda_context) -> None:
     post(app, http_event, lambda_context, {"name": "a"}, {"x-api-key": "k"})
-    assert isinstance(app._request_validation_middleware, RouteRequestValidation)
+    assert app._request_validation_middleware is after_the_route_middlewares
     assert isinstance(app._response_validation_middleware, ResponseValidation)
     assert app._response_builder_class is QuietResponseBuilder
 

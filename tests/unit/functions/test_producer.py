@@ -11,13 +11,6 @@ from logpipe.models import IngestAccepted
 SEED = {"organizationId": "acme", "level": "INFO", "message": "User logged in", "source": "auth-service"}
 
 
-@pytest.fixture
-def published(monkeypatch: pytest.MonkeyPatch) -> list:
-    sent: list = []
-    monkeypatch.setattr(kafka, "publish_events", sent.extend)
-    return sent
-
-
 def invoke(producer_function, event: dict, context) -> tuple[int, dict, dict]:
     response = producer_function.handler(event, context)
     return response["statusCode"], response["headers"], json.loads(response["body"])

@@ -8,18 +8,9 @@ from uuid import UUID
 import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest, ExportLogsServiceResponse
 
-from logpipe.adapters import kafka
-
 pytestmark = pytest.mark.unit
 
 NDJSON = {"content-type": "application/x-ndjson"}
-
-
-@pytest.fixture
-def published(monkeypatch: pytest.MonkeyPatch) -> list:
-    sent: list = []
-    monkeypatch.setattr(kafka, "publish_events", sent.extend)
-    return sent
 
 
 @pytest.fixture

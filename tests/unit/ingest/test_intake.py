@@ -1,13 +1,14 @@
 from datetime import UTC, datetime, timedelta
-from uuid import UUID
+from uuid import RFC_4122, UUID
 
 import pytest
 
 from logpipe.config import Settings
 from logpipe.edge.answers import status_for
 from logpipe.errors import InvalidEventError, OrganizationMismatchError, PayloadTooLargeError
-from logpipe.ingest.intake import derived_event_id, normalize_event, owning_organization
-from logpipe.models import LogEventIn
+from logpipe.ingest.intake import _DerivedIds, derived_event_id, owning_organization
+from logpipe.ingest.records import event_record
+from logpipe.models import LogEvent, LogEventIn
 
 NOW = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 SETTINGS = Settings(
@@ -21,24 +22,31 @@ SETTINGS = Settings(
 )
 
 
+EVENT_ID = UUID("0b6f2f0e-3c1e-4f0e-9d55-0d6a2f1a9a01")
+
+
 def event_in(**overrides) -> LogEventIn:
     body = {"organizationId": "acme", "level": "info", "message": "hello", "source": "svc", **overrides}
     return LogEventIn.model_validate(body)
 
 
-def test_fills_in_id_and_timestamp() -> None:
-    event = normalize_event(event_in(), SETTINGS, NOW)
-    assert isinstance(event.id, UUID)
+def normalize_event(event: LogEventIn, settings: Settings, now: datetime) -> LogEvent:
+    """The event as the consumer reads its record."""
+    record = event_record(event.model_dump(by_alias=True), "acme", EVENT_ID, now, settings)
+    return LogEvent.model_validate_json(record.value)
+
+
+def test_fills_in_organization_id_and_timestamp() -> None:
+    event = normalize_event(event_in(organizationId=None), SETTINGS, NOW)
+    assert (event.organization_id, event.id) == ("acme", EVENT_ID)
     assert event.timestamp == NOW
     assert event.received_at == NOW
 
 
-def test_keeps_the_client_id_and_converts_timestamps_to_utc() -> None:
-    client_id = "0b6f2f0e-3c1e-4f0e-9d55-0d6a2f1a9a01"
-    event = normalize_event(event_in(id=client_id, timestamp="2026-11-27T11:30:00+02:00"), SETTINGS, NOW)
-    assert str(event.id) == client_id
+def test_converts_timestamps_to_utc() -> None:
+    event = normalize_event(event_in(timestamp="2026-11-27T11:30:00+02:00"), SETTINGS, NOW)
     assert event.timestamp == datetime(2026, 11, 27, 9, 30, tzinfo=UTC)
-    assert event.timestamp.tzinfo is UTC
+    assert event.timestamp.utcoffset() == timedelta(0)
 
 
 def test_message_over_the_byte_limit_is_413() -> None:
@@ -66,19 +74,27 @@ def test_nul_characters_are_refused_before_they_reach_postgresql(overrides: dict
 
 def test_without_an_api_key_the_event_must_name_its_organization() -> None:
     with pytest.raises(InvalidEventError, match="organizationId"):
-        owning_organization(event_in(organizationId=None), organization_id=None)
-    assert owning_organization(event_in(), organization_id=None) == "acme"
+        owning_organization(None, organization_id=None)
+    assert owning_organization("acme", organization_id=None) == "acme"
 
 
 def test_with_an_api_key_the_event_takes_its_organization_and_may_not_name_another() -> None:
-    assert owning_organization(event_in(organizationId=None), organization_id="acme") == "acme"
-    assert owning_organization(event_in(), organization_id="acme") == "acme"
+    assert owning_organization(None, organization_id="acme") == "acme"
+    assert owning_organization("acme", organization_id="acme") == "acme"
     with pytest.raises(OrganizationMismatchError):
-        owning_organization(event_in(), organization_id="globex")
+        owning_organization("acme", organization_id="globex")
 
 
 def test_derived_ids_are_stable_and_never_collide_across_organization_key_boundaries() -> None:
     assert derived_event_id("acme", "k1") == derived_event_id("acme", "k1")
     # The same concatenation "a:b:c" split differently must give different ids.
     assert derived_event_id("a:b", "c") != derived_event_id("a", "b:c")
-    assert derived_event_id("acme", "k1", 0) != derived_event_id("acme", "k1", 1) != derived_event_id("acme", "k1")
+
+
+def test_batch_ids_are_stable_distinct_per_item_and_uuid5_shaped() -> None:
+    ids, again, other_key = _DerivedIds("sha256:ab"), _DerivedIds("sha256:ab"), _DerivedIds("sha256:ac")
+    batch = [ids("acme", index) for index in range(3)]
+    assert batch == [again("acme", index) for index in range(3)]
+    assert len({*batch, other_key("acme", 0), ids("globex", 0), str(derived_event_id("acme", "sha256:ab"))}) == 6
+    assert all(UUID(event_id).version == 5 and UUID(event_id).variant == RFC_4122 for event_id in batch)
+    assert batch[2].endswith("00000002")

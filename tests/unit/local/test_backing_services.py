@@ -79,6 +79,7 @@ def test_env_turns_the_templates_aws_wiring_off(monkeypatch: pytest.MonkeyPatch)
     lines = Config.from_env().env_lines()
     assert "export KAFKA_AUTH=none" in lines
     assert "export DATABASE_SECRET_ARN=''" in lines
+    assert "export REDIS_SECRET_ARN=''" in lines
     assert "export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:19092" in lines
     assert "export KAFKA_TOPIC=log-events" in lines
 

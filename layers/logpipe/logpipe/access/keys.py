@@ -10,15 +10,14 @@ from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
 from logpipe.access import auth, key_store
-from logpipe.access.models import ApiKey, CreatedApiKey, Scope
+from logpipe.access.models import KEY_PREFIX, SECRET_BYTES, ApiKey, CreatedApiKey, Scope
+from logpipe.config import Settings
 from logpipe.errors import ApiKeyNotFoundError
 from logpipe.observability import logger
 
-KEY_PREFIX = "lp_"
-
 
 def create_key(organization_id: str, scopes: list[Scope], name: str = "") -> CreatedApiKey:
-    secret = KEY_PREFIX + secrets.token_urlsafe(32)
+    secret = KEY_PREFIX + secrets.token_urlsafe(SECRET_BYTES)
     info = ApiKey(
         id=uuid4(),
         organization_id=organization_id,
@@ -36,10 +35,11 @@ def list_keys(organization_id: str) -> list[ApiKey]:
     return key_store.list_keys(organization_id)
 
 
-def revoke_key(organization_id: str, key_id: UUID) -> None:
-    """Revoke one of the organization's keys; another organization's key id is simply not found."""
+def revoke_key(organization_id: str, key_id: UUID, settings: Settings) -> None:
+    """Revoke one of the organization's keys; another organization's key id is simply not found. Revoking a
+    revoked key again marks it revoked in the caches again (the retry of a revocation Redis missed)."""
     key_hash = key_store.revoke_key(organization_id, key_id)
     if key_hash is None:
         raise ApiKeyNotFoundError(f"no API key {key_id}")
-    auth.forget(key_hash)
+    auth.forget(key_hash, settings)
     logger.info("api key revoked", extra={"organization_id": organization_id, "key_id": str(key_id)})

@@ -8,6 +8,10 @@ from pydantic import Field
 
 from logpipe.models import NO_NUL, CamelModel
 
+# An API key is KEY_PREFIX and SECRET_BYTES random bytes in unpadded URL-safe base64 (logpipe.access.keys).
+KEY_PREFIX = "lp_"
+SECRET_BYTES = 32
+
 
 class Scope(StrEnum):
     INGEST = "ingest"

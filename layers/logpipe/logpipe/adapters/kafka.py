@@ -10,7 +10,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from logpipe.adapters import aws
 from logpipe.config import KAFKA_MAX_RECORD_BYTES, get_settings
 from logpipe.errors import DependencyUnavailableError, PayloadTooLargeError
-from logpipe.models import LogEvent
+from logpipe.models import EventRecord
 from logpipe.observability import logger
 
 # Errors that refuse a record for what it is (its size, its form), whoever is asked again.
@@ -80,15 +80,10 @@ def _producer() -> Producer:
     )
 
 
-def publish_events(events: Sequence[LogEvent]) -> None:
-    """Publish events keyed by organization and return only once the broker acknowledged all of them."""
+def publish_events(records: Sequence[EventRecord]) -> None:
+    """Publish events' records keyed by organization and return only once the broker acknowledged all of them."""
     topic = get_settings().kafka_topic
-    _produce_and_wait(
-        [
-            (topic, event.organization_id.encode(), event.model_dump_json(by_alias=True).encode(), None)
-            for event in events
-        ]
-    )
+    _produce_and_wait([(topic, record.organization_id.encode(), record.value, None) for record in records])
 
 
 def publish_records(messages: Sequence[Outgoing]) -> None:

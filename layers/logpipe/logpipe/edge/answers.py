@@ -23,6 +23,7 @@ from logpipe.errors import (
     OrganizationMismatchError,
     PayloadTooLargeError,
     PermissionDeniedError,
+    QueryTimeoutError,
     RateLimitedError,
     RequestInProgressError,
     UnsupportedEncodingError,
@@ -51,6 +52,7 @@ STATUS_BY_ERROR: dict[type[LogpipeError], int] = {
     UnsupportedMediaTypeError: 415,
     InvalidEventError: 422,
     IdempotencyConflictError: 422,
+    QueryTimeoutError: 422,
     RateLimitedError: 429,
     DependencyUnavailableError: 503,
 }

@@ -7,6 +7,7 @@ from typing import Any
 
 from logpipe.encoding import strict_base64
 from logpipe.errors import (
+    InvalidEventError,
     MalformedRequestError,
     PayloadTooLargeError,
     UnsupportedEncodingError,
@@ -87,11 +88,44 @@ def gunzip(data: bytes, limit: int) -> bytes:
 
 
 def loads(text: str | bytes) -> Any:
-    """json.loads that answers 400 for NaN/Infinity and for nesting deeper than the parser can follow."""
+    """json.loads that answers 400 for NaN/Infinity and for nesting deeper than the parser can follow, and 422
+    naming the field for an integer of more digits than Python converts (sys.get_int_max_str_digits(): 4300)."""
     try:
         return json.loads(text, parse_constant=_refuse_constant)
     except RecursionError as exc:
         raise MalformedRequestError("nesting_too_deep", "The JSON is nested too deeply") from exc
+    except json.JSONDecodeError:
+        raise
+    except ValueError as exc:  # the only other ValueError of json.loads: an integer over the digits limit
+        raise InvalidEventError("integers must fit in 64 bits", details={"field": _first_long_integer(text)}) from exc
+
+
+_LONG = object()  # stands for an integer of more digits than 64 bits hold, when looking for where one is
+
+
+def _first_long_integer(text: str | bytes) -> str | None:
+    """Where the first integer beyond 64 bits is in the JSON `text` ("attributes.n", "[0].attributes.n[2]"), or
+    None when that cannot be told (nested too deeply to follow)."""
+    try:
+        return _path_of(json.loads(text, parse_int=_marked), "")
+    except RecursionError:
+        return None
+
+
+def _marked(digits: str) -> Any:
+    return _LONG if len(digits.lstrip("-")) > 19 else int(digits)
+
+
+def _path_of(document: Any, path: str) -> str | None:
+    if document is _LONG:
+        return path
+    if isinstance(document, dict):
+        children = ((f"{path}.{name}" if path else name, child) for name, child in document.items())
+    elif isinstance(document, list):
+        children = ((f"{path}[{index}]", child) for index, child in enumerate(document))
+    else:
+        return None
+    return next((found for place, child in children if (found := _path_of(child, place)) is not None), None)
 
 
 def _content_encoding(headers: dict[str, str]) -> str | None:

@@ -2,10 +2,11 @@
 
     @app.get("/api/logs", middlewares=[authorized(Scope.READ)])
 
-puts the caller's organization in `app.context["organization_id"]` and its scopes in `app.context["scopes"]`,
-takes from the organization's bucket and adds the RateLimit fields to the answer: one request token on the read
-and admin routes; on the ingest routes (the `ingest` scope), one token per byte of the decoded request body, before
-anything of it is parsed or published.
+checks the API key before anything of the request's body is touched, puts the caller's organization in
+`app.context["organization_id"]` and its scopes in `app.context["scopes"]`, then decodes the body (gzip undone,
+within the route's limits: LogpipeResolver.decode_body), takes from the organization's bucket and adds the
+RateLimit fields to the answer: one request token on the read and admin routes; on the ingest routes (the
+`ingest` scope), one token per byte of the decoded request body, before anything of it is parsed or published.
 """
 
 from collections.abc import Callable
@@ -15,11 +16,10 @@ from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 
 from logpipe.access import auth, ratelimit
-from logpipe.access.keys import KEY_PREFIX
-from logpipe.access.models import Scope
+from logpipe.access.models import KEY_PREFIX, Scope
 from logpipe.config import get_settings
 from logpipe.edge.body import body_size
-from logpipe.edge.resolver import with_rate_limit
+from logpipe.edge.resolver import LogpipeResolver, with_rate_limit
 from logpipe.encoding import strict_base64
 from logpipe.errors import OrganizationMismatchError
 
@@ -27,15 +27,16 @@ Middleware = Callable[[BaseRouter, NextMiddleware], Response]
 
 
 def authorized(scope: Scope) -> Middleware:
-    def middleware(app: BaseRouter, next_middleware: NextMiddleware) -> Response:
+    def middleware(app: LogpipeResolver, next_middleware: NextMiddleware) -> Response:
         settings = get_settings()
         request = app.current_event.raw_event  # the API Gateway request as a dict: cheaper than its wrappers
         principal = auth.authenticate_request(_presented_key(request), _client_address(request), settings)
         auth.require_scope(principal, scope)
         _check_tenant_header(request, principal.organization_id)
         app.append_context(organization_id=principal.organization_id, scopes=principal.scopes)
+        app.decode_body()
         if scope is Scope.INGEST:
-            _charge(app, ratelimit.INGEST_BYTES, body_size(request))
+            _charge(app, ratelimit.INGEST_BYTES, body_size(app.current_event.raw_event))
         else:
             _charge(app, ratelimit.REQUESTS, 1)
         return with_rate_limit(app, next_middleware(app))

@@ -2,17 +2,19 @@
 relied on, so an upgrade that changes it fails there first).
 
 - Request validation without the per-request work that depends only on the route (`RouteRequestValidation`),
-  with its verdict given after the route's middlewares (`ResponseValidation`), so authentication answers first.
+  done after the route's middlewares (by `ResponseValidation`), so authentication answers first and an
+  unauthenticated request's body is never decoded, parsed or validated.
+- Replacing the request being resolved by its decoded form (`replace_current_request`).
 - A response builder that reads Accept-Encoding only when compression is asked for.
 - The resolver attributes Powertools reads for these, and the merged OpenAPI document Swagger UI renders.
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.api_gateway import ResponseBuilder, ResponseEventT, Route
+from aws_lambda_powertools.event_handler.api_gateway import BaseRouter, ResponseBuilder, ResponseEventT, Route
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.middlewares.openapi_validation import (
     APPLICATION_JSON_CONTENT_TYPE,
@@ -25,17 +27,8 @@ from aws_lambda_powertools.event_handler.middlewares.openapi_validation import (
 )
 from aws_lambda_powertools.event_handler.openapi.compat import ModelField, _normalize_errors
 from aws_lambda_powertools.event_handler.openapi.dependant import is_scalar_field
-from aws_lambda_powertools.event_handler.openapi.exceptions import (
-    RequestUnsupportedContentType,
-    RequestValidationError,
-)
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.merge import OpenAPIMerge
-
-from logpipe.errors import MalformedRequestError
-
-# What request validation raises: kept in the context under _REQUEST_ERROR until the route's middlewares have run.
-_REQUEST_ERRORS = (RequestValidationError, RequestUnsupportedContentType, MalformedRequestError)
-_REQUEST_ERROR = "_request_error"
 
 
 @dataclass(frozen=True)
@@ -57,23 +50,17 @@ class RouteRequestValidation(OpenAPIRequestValidationMiddleware):
     event's headers as sent (names lower-cased), and a JSON object body goes straight to its model's field;
     any other route or body takes Powertools' own path unchanged.
 
-    Powertools runs request validation before the route's middlewares; its verdict is given after them (by
-    `ResponseValidation`), so a request without a valid key is a 401, and a key without the scope a 403, whatever
-    its parameters and body: the caller learns nothing of the schema before authenticating.
+    Powertools runs request validation first, before the route's middlewares; logpipe runs it last, from
+    `ResponseValidation` (Powertools' first slot gets `after_the_route_middlewares`), so a request without a valid
+    key is a 401, and a key without the scope a 403, before anything of its parameters and body is looked at: the
+    caller learns nothing of the schema, and an unauthenticated request costs no parsing or validation.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self._plans: dict[Route, _RoutePlan] = {}
 
-    def handler(self, app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response:
-        try:
-            self._validate(app)
-        except _REQUEST_ERRORS as error:
-            app.context[_REQUEST_ERROR] = error
-        return next_middleware(app)
-
-    def _validate(self, app: APIGatewayHttpResolver) -> None:
+    def validate(self, app: APIGatewayHttpResolver) -> None:
         """Puts the route's validated arguments in the context, or raises the request's error."""
         route: Route = app.context["_route"]
         plan = self._plan(route)
@@ -120,15 +107,30 @@ class RouteRequestValidation(OpenAPIRequestValidationMiddleware):
         return values
 
 
+def after_the_route_middlewares(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response:
+    """What fills Powertools' request-validation slot (the first middleware): nothing, the request is validated
+    after the route's middlewares instead."""
+    return next_middleware(app)
+
+
 class ResponseValidation(OpenAPIResponseValidationMiddleware):
-    """Powertools' response validation (the last middleware before the route's function), which first gives the
-    request validation's verdict: raises the error RouteRequestValidation kept, once the route's middlewares
-    (authentication, scope, rate limit) have let the request through."""
+    """Powertools' response validation (the last middleware before the route's function), which first prepares the
+    request (`prepare_request`: decoding its body) and validates it, once the route's middlewares (authentication,
+    scope, rate limit) have let it through."""
+
+    def __init__(
+        self,
+        request_validation: RouteRequestValidation,
+        prepare_request: Callable[[], None],
+        **powertools_arguments: Any,
+    ) -> None:
+        super().__init__(**powertools_arguments)
+        self._request_validation = request_validation
+        self._prepare_request = prepare_request
 
     def handler(self, app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response:
-        error = app.context.get(_REQUEST_ERROR)
-        if error is not None:
-            raise error
+        self._prepare_request()
+        self._request_validation.validate(app)
         return super().handler(app, next_middleware)
 
 
@@ -148,16 +150,24 @@ class QuietResponseBuilder(ResponseBuilder[ResponseEventT]):
         return wanted and ResponseBuilder._has_compression_enabled(route_compression, response_compression, event)
 
 
-def install_validation(app: APIGatewayHttpResolver) -> None:
+def install_validation(app: APIGatewayHttpResolver, prepare_request: Callable[[], None]) -> None:
     """Give a resolver (built with enable_validation=True) the middlewares and response builder above. Powertools
-    creates its two validation middlewares on the first route call unless present; the first validates the
-    request, the last (after the route's middlewares) answers its errors, then validates the response."""
+    creates its two validation middlewares on the first route call unless present; the first (here a pass-through)
+    runs before the route's middlewares, the last after them: it calls `prepare_request`, validates the request,
+    then the response."""
     app._response_builder_class = QuietResponseBuilder
-    app._request_validation_middleware = RouteRequestValidation()
+    app._request_validation_middleware = after_the_route_middlewares
     app._response_validation_middleware = ResponseValidation(
+        RouteRequestValidation(),
+        prepare_request,
         validation_serializer=app._serializer,
         has_response_validation_error=app._has_response_validation_error,
     )
+
+
+def replace_current_request(app: APIGatewayHttpResolver, event: dict[str, Any]) -> None:
+    """Make `event` the request the resolver is resolving (Powertools keeps it on BaseRouter, for every router)."""
+    BaseRouter.current_event = app._to_proxy_event(event)
 
 
 def serve_merged_openapi(app: APIGatewayHttpResolver, document: OpenAPIMerge) -> None:

@@ -1,7 +1,8 @@
 """Ingest logic: turn decoded requests into normalized events and publish them to Kafka, once.
 
-Every intake (one event, a batch in any of the protocols the edge decodes) ends here: items are validated one by
-one, the valid ones published with one wait for Kafka's acknowledgement, and each item answered.
+Every intake (one event, a batch in any of the protocols the edge decodes) ends here: a batch's items are validated
+in one call of pydantic-core, each valid one turned into its Kafka record (logpipe.ingest.records), the records
+published with one wait for Kafka's acknowledgement, and each item answered.
 
 Idempotency (docs/ingest.md): a retried request with the same Idempotency-Key (or, for one event, the same
 client `id`) gets the first answer back. Event ids under a key are derived (uuid5) from the organization, the
@@ -11,8 +12,8 @@ client id or a key gets its id from the organization, the digest of the request 
 retry whole requests after a timeout or a 5xx, and each retried event is stored once.
 """
 
-import hashlib
 import json
+from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4, uuid5
@@ -21,15 +22,15 @@ from pydantic import TypeAdapter, ValidationError
 
 from logpipe.config import Settings
 from logpipe.errors import InvalidEventError, LogpipeError, OrganizationMismatchError
-from logpipe.ingest import idempotency, publisher
-from logpipe.ingest.rules import check_event
+from logpipe.ingest import idempotency, publisher, rules
+from logpipe.ingest.records import event_record
 from logpipe.models import (
     BatchAccepted,
-    BatchItemResult,
     DecodedBatch,
     ErrorDetail,
+    EventRecord,
     IngestAccepted,
-    LogEvent,
+    LogEventFields,
     LogEventIn,
     validation_problems,
 )
@@ -39,7 +40,7 @@ from logpipe.observability import tracer
 EVENT_ID_NAMESPACE = UUID("3f6f7a2e-9c1b-4c4e-8a51-6f0d2b7c9e14")
 
 
-_ITEM_RESULTS = TypeAdapter(list[BatchItemResult])
+_ITEM_FIELDS = TypeAdapter(list[LogEventFields])
 
 
 class BatchRejectedError(InvalidEventError):
@@ -48,34 +49,28 @@ class BatchRejectedError(InvalidEventError):
     code = "batch_rejected"
 
 
-def derived_event_id(organization_id: str, key: str, index: int | None = None) -> UUID:
-    """The event id an idempotency key stands for: the same (organization, key, index), the same id."""
-    return uuid5(EVENT_ID_NAMESPACE, json.dumps([organization_id, key, index]))
+def derived_event_id(organization_id: str, key: str) -> UUID:
+    """The id of the one event an idempotency key stands for: the same (organization, key), the same id."""
+    return uuid5(EVENT_ID_NAMESPACE, json.dumps([organization_id, key, None]))
 
 
 class _DerivedIds:
-    """derived_event_id(organization, key, index) for the items of one batch, at a fraction of its cost: uuid5 is
-    SHA-1 over the namespace and the name, and the names of an organization's items share the prefix
-    `["<organization>", "<key>", `, hashed once per organization here."""
+    """The ids of a batch's items without a client id: uuid5(namespace, JSON [organization, key]) with its last 32
+    bits replaced by the item's index. The same (organization, key, index), the same id; the hash is taken once per
+    organization of the batch, so an item's id costs one string format (a uuid5 per item would cost a SHA-1 and a
+    UUID each). The 90 bits of hash left tell batches apart."""
 
     def __init__(self, key: str) -> None:
         self._key = key
-        self._prefixes: dict[str, Any] = {}
+        self._prefixes: dict[str, str] = {}
 
     def __call__(self, organization_id: str, index: int) -> str:
-        """The id as text: the event model parses it in its native validator, where UUID(bytes=...) would cost a
-        Python constructor per event."""
+        """The id as text, as the record holds it."""
         prefix = self._prefixes.get(organization_id)
         if prefix is None:
-            name = json.dumps([organization_id, self._key, 0])[:-2]  # the JSON list up to its last element
-            prefix = hashlib.sha1(EVENT_ID_NAMESPACE.bytes + name.encode(), usedforsecurity=False)
+            prefix = str(uuid5(EVENT_ID_NAMESPACE, json.dumps([organization_id, self._key])))[:-8]
             self._prefixes[organization_id] = prefix
-        digest = prefix.copy()
-        digest.update(b"%d]" % index)
-        hexed = digest.hexdigest()
-        # uuid5's version (5) and RFC 4122 variant bits, as UUID(bytes=..., version=5) sets them
-        variant = "89ab"[int(hexed[16], 16) & 3]
-        return f"{hexed[:8]}-{hexed[8:12]}-5{hexed[13:16]}-{variant}{hexed[17:20]}-{hexed[20:32]}"
+        return f"{prefix}{index:08x}"
 
 
 def client_event_id(organization_id: str, client_id: str) -> UUID:
@@ -87,41 +82,17 @@ def client_event_id(organization_id: str, client_id: str) -> UUID:
         return uuid5(EVENT_ID_NAMESPACE, json.dumps([organization_id, "client-id", client_id]))
 
 
-def owning_organization(event_in: LogEventIn, organization_id: str | None) -> str:
+def owning_organization(named: str | None, organization_id: str | None) -> str:
     """The organization an event belongs to: the caller's (when authenticated) or the one the event names."""
     if organization_id is None:
-        if event_in.organization_id is None:
+        if named is None:
             raise InvalidEventError("organizationId is required", details={"field": "organizationId"})
-        return event_in.organization_id
-    if event_in.organization_id not in (None, organization_id):
+        return named
+    if named not in (None, organization_id):
         raise OrganizationMismatchError(
             "the event names another organization than the API key's", details={"field": "organizationId"}
         )
     return organization_id
-
-
-def normalize_event(
-    event_in: LogEventIn,
-    settings: Settings,
-    received_at: datetime,
-    organization_id: str | None = None,
-    event_id: UUID | str | None = None,
-) -> LogEvent:
-    """Apply the limits and fill in organization, id (a UUID, or its text) and timestamp; raises a 4xx domain error
-    on violation."""
-    check_event(event_in, settings, received_at)
-    return LogEvent(
-        id=event_in.id or event_id or uuid4(),
-        organization_id=owning_organization(event_in, organization_id),
-        level=event_in.level,
-        message=event_in.message,
-        source=event_in.source,
-        timestamp=(event_in.timestamp or received_at).astimezone(UTC),
-        received_at=received_at,
-        attributes=event_in.attributes,
-        trace_id=event_in.trace_id,
-        span_id=event_in.span_id,
-    )
 
 
 @tracer.capture_method
@@ -133,13 +104,14 @@ def ingest_event(
     With an Idempotency-Key, or else a client-chosen event id, a retry within the idempotency TTL gets the
     first answer back and publishes nothing.
     """
-    organization = owning_organization(event_in, organization_id)
-    event_id = event_in.id or (derived_event_id(organization, idempotency_key) if idempotency_key else None)
-    event = normalize_event(event_in, settings, datetime.now(UTC), organization, event_id)
+    organization = owning_organization(event_in.organization_id, organization_id)
+    event_id = event_in.id or (derived_event_id(organization, idempotency_key) if idempotency_key else uuid4())
+    fields = event_in.model_dump(by_alias=True)
+    record = event_record(fields, organization, event_id, datetime.now(UTC), settings)
 
     def publish_event() -> IngestAccepted:
-        publisher.publish([event], settings)
-        return IngestAccepted(id=event.id)
+        publisher.publish([record], settings)
+        return IngestAccepted(id=event_id)
 
     if idempotency_key is not None:
         scope = ["event-key", organization, idempotency_key]
@@ -178,14 +150,18 @@ def accept_batch(
     items = batch.items
     received_at = datetime.now(UTC)
     ids = _DerivedIds(idempotency_key or f"sha256:{batch.digest}")
+    validated, not_plain = _validated(items, settings)
     outcomes = [
-        _batch_item(item, index, settings, received_at, ids, organization_id) for index, item in enumerate(items)
+        fields
+        if isinstance(fields, ErrorDetail)
+        else _batch_record(fields, index, settings, received_at, ids, organization_id, index not in not_plain)
+        for index, fields in enumerate(validated)
     ]
-    if not any(isinstance(outcome, LogEvent) for outcome in outcomes):
+    if not any(isinstance(outcome, EventRecord) for outcome in outcomes):
         return _batch_answer(outcomes)
 
     def publish_batch() -> BatchAccepted:
-        publisher.publish([outcome for outcome in outcomes if isinstance(outcome, LogEvent)], settings)
+        publisher.publish([outcome for outcome in outcomes if isinstance(outcome, EventRecord)], settings)
         return _batch_answer(outcomes)
 
     if idempotency_key is None:
@@ -195,26 +171,55 @@ def accept_batch(
     return idempotency.once(scope, batch.digest, settings, publish_batch, BatchAccepted)
 
 
-def _batch_item(
-    item: Any,
+def _validated(items: list[Any], settings: Settings) -> tuple[list[dict[str, Any] | ErrorDetail], set[int]]:
+    """Each item's validated fields, or the error that refuses it alone, and the indexes of the valid items whose
+    attributes are not plain (rules.plain_items). The batch is validated in one call of pydantic-core against the
+    plain schema; the items it refuses, against the full one."""
+    outcomes: list[Any] = [_error_detail(item) if isinstance(item, LogpipeError) else item for item in items]
+    readable = [index for index, item in enumerate(items) if not isinstance(item, LogpipeError)]
+    not_plain = _validate_into(outcomes, readable, rules.plain_items(settings))
+    invalid = _validate_into(outcomes, sorted(not_plain), _ITEM_FIELDS)
+    for index, problems in invalid.items():
+        outcomes[index] = ErrorDetail(
+            code="validation_failed",
+            message="The event does not match the schema",
+            details=validation_problems(problems),
+        )
+    return outcomes, not_plain.keys() - invalid.keys()
+
+
+def _validate_into(outcomes: list[Any], indexes: list[int], schema: TypeAdapter) -> dict[int, list[Any]]:
+    """Validate the items at `indexes` of `outcomes` as one list and put the valid ones' fields in their place;
+    returns the errors of those the schema refuses, by index (the others are validated again without them)."""
+    refused: dict[int, list[Any]] = defaultdict(list)
+    try:
+        valid = schema.validate_python([outcomes[index] for index in indexes])
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False, include_input=False):
+            position, *location = error["loc"]
+            refused[indexes[position]].append({**error, "loc": location})
+        indexes = [index for index in indexes if index not in refused]
+        valid = schema.validate_python([outcomes[index] for index in indexes])
+    for index, fields in zip(indexes, valid, strict=True):
+        outcomes[index] = fields
+    return refused
+
+
+def _batch_record(
+    fields: dict[str, Any],
     index: int,
     settings: Settings,
     received_at: datetime,
     ids: _DerivedIds,
     organization_id: str | None,
-) -> LogEvent | ErrorDetail:
-    """The normalized event for one item, or the error that refuses it alone; without a client id, its id is
-    derived from (organization, the batch's key, index)."""
-    if isinstance(item, LogpipeError):  # an item the decoder could not read (an NDJSON line that is not JSON)
-        return _error_detail(item)
+    plain: bool,
+) -> EventRecord | ErrorDetail:
+    """The record of one valid item, or the error that refuses it alone; without a client id, its id is derived
+    from (organization, the batch's key, index)."""
     try:
-        event_in = LogEventIn.model_validate(item)
-        organization = owning_organization(event_in, organization_id)
-        event_id = None if event_in.id else ids(organization, index)
-        return normalize_event(event_in, settings, received_at, organization, event_id)
-    except ValidationError as exc:
-        problems = validation_problems(exc.errors(include_url=False, include_input=False))
-        return ErrorDetail(code="validation_failed", message="The event does not match the schema", details=problems)
+        organization = owning_organization(fields.get("organizationId"), organization_id)
+        event_id = fields.get("id") or ids(organization, index)
+        return event_record(fields, organization, event_id, received_at, settings, plain)
     except LogpipeError as error:
         return _error_detail(error)
 
@@ -223,21 +228,16 @@ def _error_detail(error: LogpipeError) -> ErrorDetail:
     return ErrorDetail(code=error.code, message=error.message, details=error.details)
 
 
-def _batch_answer(outcomes: list[LogEvent | ErrorDetail]) -> BatchAccepted:
-    # One validation of plain dicts: a model built per item would cost a Python call each.
-    results = _ITEM_RESULTS.validate_python(
-        [
-            {"index": index, "status": "accepted", "id": outcome.id}
-            if isinstance(outcome, LogEvent)
-            else {"index": index, "status": "rejected", "error": outcome}
-            for index, outcome in enumerate(outcomes)
-        ]
-    )
-    rejected = sum(result.status == "rejected" for result in results)
-    accepted = len(results) - rejected
-    return BatchAccepted(
-        status="rejected" if not accepted else "partial" if rejected else "success",
-        accepted=accepted,
-        rejected=rejected,
-        items=results,
-    )
+def _batch_answer(outcomes: list[EventRecord | ErrorDetail]) -> BatchAccepted:
+    # One validation of plain dicts into plain dicts (BatchItemResult is a TypedDict): a model per item would cost
+    # a Python call each.
+    items = [
+        {"index": index, "status": "accepted", "id": outcome.id, "error": None}
+        if isinstance(outcome, EventRecord)
+        else {"index": index, "status": "rejected", "id": None, "error": outcome}
+        for index, outcome in enumerate(outcomes)
+    ]
+    rejected = sum(isinstance(outcome, ErrorDetail) for outcome in outcomes)
+    accepted = len(outcomes) - rejected
+    status = "rejected" if not accepted else "partial" if rejected else "success"
+    return BatchAccepted.model_validate({"status": status, "accepted": accepted, "rejected": rejected, "items": items})

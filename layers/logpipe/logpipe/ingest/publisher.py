@@ -7,17 +7,17 @@ from functools import lru_cache
 from logpipe.adapters import circuit_breaker, kafka
 from logpipe.adapters.circuit_breaker import BreakerPolicy
 from logpipe.config import Settings
-from logpipe.models import LogEvent
+from logpipe.models import EventRecord
 from logpipe.observability import MetricUnit, metrics
 from logpipe.receipts import accepted
 
 
-def publish(events: Sequence[LogEvent], settings: Settings) -> None:
-    """Publish the events and return once Kafka acknowledged every one; raises DependencyUnavailableError (the
+def publish(records: Sequence[EventRecord], settings: Settings) -> None:
+    """Publish the events' records and return once Kafka acknowledged every one; raises DependencyUnavailableError (the
     broker did not acknowledge in time, or its circuit is open)."""
-    _guarded_send(kafka_breaker_policy(settings))(events)
-    accepted.record_accepted(events, settings)
-    metrics.add_metric(name="log_events_received_total", unit=MetricUnit.Count, value=len(events))
+    _guarded_send(kafka_breaker_policy(settings))(records)
+    accepted.record_accepted(records, settings)
+    metrics.add_metric(name="log_events_received_total", unit=MetricUnit.Count, value=len(records))
 
 
 def kafka_breaker_policy(settings: Settings) -> BreakerPolicy:
@@ -36,9 +36,9 @@ def kafka_circuit_store() -> circuit_breaker.RedisCircuitStore:
 
 
 @lru_cache(maxsize=4)
-def _guarded_send(policy: BreakerPolicy) -> Callable[[Sequence[LogEvent]], None]:
+def _guarded_send(policy: BreakerPolicy) -> Callable[[Sequence[EventRecord]], None]:
     return circuit_breaker.guarded("kafka", policy, kafka_circuit_store())(_send)
 
 
-def _send(events: Sequence[LogEvent]) -> None:
-    kafka.publish_events(events)
+def _send(records: Sequence[EventRecord]) -> None:
+    kafka.publish_events(records)

@@ -2,38 +2,114 @@
 
 Every limit stays below what Kafka (record size) and PostgreSQL (text and jsonb: no NUL, valid Unicode, finite
 numbers) accept, so an accepted event can always be stored. Size limits answer 413, the other rules 422.
+
+Two ways to decide, with one outcome. A batch's items are validated against `plain_items` (LogEventFields whose
+attributes hold only texts, int64s, finite floats, booleans and nulls, in objects and lists, within the count and
+key rules: pydantic-core checks that for the whole batch in one call); the record of such an event passes on
+`plainly_within_limits`, a few native checks of its serialized JSON (logpipe.ingest.records serializes every event
+once). Any other event is walked field by field by `check_event`, which raises the error that names what is wrong.
 """
 
 import math
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Annotated, Any, NotRequired
+
+from pydantic import ConfigDict, Field, InstanceOf, StrictBool, StrictInt, StrictStr, TypeAdapter, with_config
+from typing_extensions import TypeAliasType, TypedDict
 
 from logpipe.config import Settings
 from logpipe.errors import InvalidEventError, PayloadTooLargeError
-from logpipe.models import LogEventIn
+from logpipe.models import Level, LevelName, LogEventFields
 
 # jsonb keeps any numeric, but clients and the query API read attributes as JSON numbers: int64 at most.
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 # Rough JSON cost of the punctuation around a value and of the scalars that are not strings.
 _SEPARATOR_BYTES = 2
 _SCALAR_BYTES = 24
+_UTF8_BYTES_PER_CHARACTER = 4  # at most
+# A scalar attribute value the quick path takes, as it is (no coercion: a strict float would take an int past int64
+# and turn it into a float): a text, an int64, a finite float, a boolean or null.
+_PlainScalar = (
+    StrictStr
+    | Annotated[StrictInt, Field(ge=INT64_MIN, le=INT64_MAX)]
+    | Annotated[InstanceOf[float], Field(allow_inf_nan=False)]
+    | StrictBool
+    | None
+)
 
 
-def check_event(event_in: LogEventIn, settings: Settings, now: datetime) -> None:
-    """Raise PayloadTooLargeError or InvalidEventError when the event breaks a limit."""
-    message_bytes = text_bytes(event_in.message, "message")
+# The level: a level name as it is (what the shippers' decoders give) taken by pydantic-core alone, any other
+# spelling through Level.parse (a Python call per item). The errors of this schema are never shown: an item it
+# refuses is validated again by LogEventFields', whose errors are.
+_LEVEL_FIRST_AS_IS = Annotated[Level | LevelName, Field(union_mode="left_to_right")]
+
+
+def plain_items(settings: Settings) -> TypeAdapter[list[dict[str, Any]]]:
+    """The validator of a batch whose items all have plain attributes (see the module's docstring)."""
+    return _plain_items(settings.max_attributes, settings.max_attribute_key_bytes // _UTF8_BYTES_PER_CHARACTER)
+
+
+@lru_cache(maxsize=4)
+def _plain_items(max_attributes: int, max_key_characters: int) -> TypeAdapter[list[dict[str, Any]]]:
+    key = Annotated[str, Field(max_length=max_key_characters)]  # n characters are at most 4n bytes of UTF-8
+    # Recursive: the strings name the alias itself (pydantic resolves them from this frame).
+    PlainValue = TypeAliasType("PlainValue", _PlainScalar | list["PlainValue"] | dict[key, "PlainValue"])
+    attributes = Annotated[dict[key, PlainValue], Field(max_length=max_attributes)]
+    fields = {**LogEventFields.__annotations__, "level": _LEVEL_FIRST_AS_IS, "attributes": NotRequired[attributes]}
+    item = with_config(ConfigDict(extra="forbid"))(TypedDict("PlainLogEventFields", fields))  # type: ignore[operator]
+    return TypeAdapter(list[item])
+
+
+def plainly_within_limits(value: bytes, attribute_count: int, settings: Settings) -> bool:
+    """Whether an event whose attributes are plain (`plain_items` passed it) passes every rule but the
+    timestamp's, decided on `value`, its record's JSON. False for an empty `value` (a lone surrogate cannot be
+    serialized), and whenever in doubt: check_event then judges.
+
+    - Sizes: each text of the event is a part of its JSON, so a JSON within the smallest size limit has every text
+      within its own. The attributes' running total, as the walk counts it, exceeds their JSON by at most
+      _SCALAR_BYTES per scalar: per attribute when they are flat, per two bytes of JSON at worst when nested.
+    - Nesting: the event's JSON opens one object, and each container of the attributes one more `{` or `[` (a text
+      holding brackets only costs the walk).
+    - Characters: a NUL shows in JSON as \\u0000 (a text holding those six characters only costs the walk).
+    """
+    size = len(value)
+    if not (0 < size <= settings.max_message_bytes and size <= settings.max_attribute_value_bytes):
+        return False
+    if b"\\u0000" in value:
+        return False
+    braces = value.count(b"{")
+    if braces <= 2 and b"[" not in value:  # flat attributes (or none)
+        return size + _SCALAR_BYTES * attribute_count <= settings.max_attributes_bytes
+    containers = braces + value.count(b"[") - 1
+    return (
+        containers <= settings.max_attribute_depth and size * (1 + _SCALAR_BYTES // 2) <= settings.max_attributes_bytes
+    )
+
+
+def check_event(record: Mapping[str, Any], settings: Settings) -> None:
+    """Raise PayloadTooLargeError or InvalidEventError when the event (its record's fields) breaks a limit."""
+    message_bytes = text_bytes(record["message"], "message")
     if message_bytes > settings.max_message_bytes:
         raise PayloadTooLargeError(
             f"message is {message_bytes} bytes; the limit is {settings.max_message_bytes}",
             details={"field": "message", "limit": settings.max_message_bytes},
         )
-    for field, value in (("source", event_in.source), ("traceId", event_in.trace_id), ("spanId", event_in.span_id)):
-        if value is not None:
-            text_bytes(value, field)
-    _check_attributes(event_in.attributes, settings)
-    if event_in.timestamp is not None:
-        _check_skew(event_in.timestamp, settings, now)
+    for field in ("source", "traceId", "spanId"):
+        if record.get(field) is not None:
+            text_bytes(record[field], field)
+    _check_attributes(record.get("attributes") or {}, settings)
+
+
+def check_timestamp(timestamp: datetime, settings: Settings, now: datetime) -> None:
+    """Raise InvalidEventError when the timestamp is outside the accepted window around `now`."""
+    earliest, latest = _accepted_window(now, settings.max_past_skew_seconds, settings.max_future_skew_seconds)
+    if not earliest <= timestamp <= latest:
+        raise InvalidEventError(
+            "timestamp is outside the accepted window",
+            details={"field": "timestamp", "earliest": earliest.isoformat(), "latest": latest.isoformat()},
+        )
 
 
 def text_bytes(text: str, field: str) -> int:
@@ -58,38 +134,7 @@ def _check_attributes(attributes: dict[str, Any], settings: Settings) -> None:
             f"{len(attributes)} attributes; the limit is {settings.max_attributes}",
             details={"field": "attributes", "limit": settings.max_attributes},
         )
-    if not _flat_and_plain(attributes, settings):
-        _AttributeWalk(settings).container(attributes, depth=1, path="attributes")
-
-
-def _flat_and_plain(attributes: dict[str, Any], settings: Settings) -> bool:
-    """Whether the attributes pass every rule, decided cheaply for what shippers send most: one level of ASCII
-    texts and numbers within the limits (ASCII has no lone surrogate, and its length is its size in bytes). False
-    for anything else; the full walk then judges, and names what is wrong. The running total is counted as the
-    walk counts it, so both agree on the limit."""
-    key_limit, value_limit = settings.max_attribute_key_bytes, settings.max_attribute_value_bytes
-    total = 0
-    for key, value in attributes.items():
-        if len(key) > key_limit or not key.isascii() or "\x00" in key:
-            return False
-        kind = type(value)
-        if kind is str:
-            if len(value) > value_limit or not value.isascii() or "\x00" in value:
-                return False
-            total += len(key) + len(value) + 2 * _SEPARATOR_BYTES
-        elif _plain_scalar(kind, value):
-            total += len(key) + _SEPARATOR_BYTES + _SCALAR_BYTES
-        else:
-            return False
-    return total <= settings.max_attributes_bytes
-
-
-def _plain_scalar(kind: type, value: Any) -> bool:
-    if kind is int:
-        return INT64_MIN <= value <= INT64_MAX
-    if kind is float:
-        return math.isfinite(value)
-    return kind is bool or value is None
+    _AttributeWalk(settings).container(attributes, depth=1, path="attributes")
 
 
 class _AttributeWalk:
@@ -176,12 +221,3 @@ def _join(path: str, name: str | int) -> str:
     if isinstance(name, int):
         return f"{path}[{name}]"
     return f"{path}.{name[:64]}"
-
-
-def _check_skew(timestamp: datetime, settings: Settings, now: datetime) -> None:
-    earliest, latest = _accepted_window(now, settings.max_past_skew_seconds, settings.max_future_skew_seconds)
-    if not earliest <= timestamp <= latest:
-        raise InvalidEventError(
-            "timestamp is outside the accepted window",
-            details={"field": "timestamp", "earliest": earliest.isoformat(), "latest": latest.isoformat()},
-        )

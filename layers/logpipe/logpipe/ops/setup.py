@@ -1,7 +1,8 @@
-"""Setup of the backing services: the topics the template names, and the schema migrations.
+"""Setup of the backing services: the topics the template names, the schema migrations and the database roles' logins.
 
 The one implementation of topic creation, used three ways:
-- on AWS by the deploy-time custom resource (functions/setup, `run`): topics, then migrations;
+- on AWS by the deploy-time custom resource (functions/setup, `run`): topics, migrations, then each database role's
+  password from its secret (logpipe.ops.roles);
 - locally by `local/services.py` and by docker compose's `setup` service:
   `python -m logpipe.ops.setup topics --bootstrap-servers HOST:PORT log-events:6 log-events-dlq:1`.
 
@@ -23,6 +24,7 @@ from logpipe.adapters import aws
 from logpipe.config import get_settings
 from logpipe.observability import logger
 from logpipe.ops.migrate import apply_migrations
+from logpipe.ops.roles import grant_logins
 
 ADMIN_TIMEOUT_S = 60
 BROKER_DEFAULT = -1  # replication factor: the cluster's default (3 on MSK Serverless, 1 on a single local broker)
@@ -33,21 +35,39 @@ class Topic(BaseModel):
     partitions: int = Field(alias="Partitions", ge=1)
 
 
+class DatabaseRole(BaseModel):
+    role: str = Field(alias="Role", min_length=1)
+    secret_arn: str = Field(alias="SecretArn", min_length=1)
+
+
 class Request(BaseModel):
     """The custom resource's properties (template.yaml: KafkaSetup)."""
 
     cluster_arn: str = Field(default="", alias="ClusterArn")
     bootstrap_servers: str = Field(default="", alias="BootstrapServers")
     topics: list[Topic] = Field(alias="Topics", min_length=1)
+    database_roles: list[DatabaseRole] = Field(default=[], alias="DatabaseRoles")
 
 
 def run(request: Request) -> dict[str, str]:
     bootstrap = request.bootstrap_servers or iam_bootstrap_brokers(request.cluster_arn)
     settings = get_settings()
     ensure_topics(bootstrap, request.topics, aws.kafka_client_config(settings))
-    applied = apply_migrations(aws.database_url(settings))
-    logger.info("setup done", extra={"bootstrap_servers": bootstrap, "migrations_applied": applied})
+    owner_url = aws.database_url(settings)
+    applied = apply_migrations(owner_url)
+    logins = grant_logins(owner_url, {role.role: role_password(role) for role in request.database_roles})
+    logger.info(
+        "setup done", extra={"bootstrap_servers": bootstrap, "migrations_applied": applied, "role_logins": logins}
+    )
     return {"BootstrapServers": bootstrap}
+
+
+def role_password(role: DatabaseRole) -> str:
+    """The password of the role's secret, whose username must be the role (the functions log in with it)."""
+    username, password = aws.secret_credentials(role.secret_arn, get_settings())
+    if username != role.role:
+        raise ValueError(f"the secret for database role {role.role} names the user {username}")
+    return password
 
 
 def iam_bootstrap_brokers(cluster_arn: str) -> str:

@@ -8,6 +8,10 @@ background thread of its process: a question in steady use is recomputed every h
 request's time, and by one caller, not by every request that arrives meanwhile. A question nobody asked within
 the bound is computed on the request. The cache is an optimisation: without Redis every answer is computed.
 
+A hash holds at most MAX_ANSWERS answers: one that grows past it (an organization asking more distinct questions
+within the bound than that) is dropped whole, and its questions are computed again as they come. Each write
+renews the hash's expiry, so without that bound a client varying its question would grow one hash for ever.
+
 invalidate(organization_id) drops every cached answer of one kind of an organization at once (one DEL).
 """
 
@@ -24,6 +28,7 @@ from logpipe.adapters import cache
 from logpipe.observability import logger
 
 Answer = TypeVar("Answer", bound=BaseModel)
+MAX_ANSWERS = 64
 
 
 class AnswerCache(Generic[Answer]):
@@ -88,7 +93,9 @@ class AnswerCache(Generic[Answer]):
         key = self._hash_key(organization_id)
         try:
             with cache.client().pipeline(transaction=False) as pipe:
-                pipe.hset(key, field, entry).expire(key, max_age).execute()
+                _added, answers, _renewed = pipe.hset(key, field, entry).hlen(key).expire(key, max_age).execute()
+            if answers > MAX_ANSWERS:
+                cache.client().delete(key)
         except redis.RedisError as exc:
             logger.warning(f"{self.kind} not cached", extra={"error": str(exc)})
 

@@ -5,13 +5,17 @@ The bucket width is the smallest round step (1 s, 5 s, 10 s, 30 s, 1 min, 5 min,
 3 h, 6 h, 12 h, 1 d, then whole days) that covers the window in at most the buckets asked for, and buckets start on
 multiples of it since the Unix epoch (PostgreSQL's date_bin): the same question always gets the same buckets.
 Without `to` the window ends now and without `from` it starts 24 hours earlier; such a window is cached under its
-parameters, as /api/stats does. The cache field is a digest of the question, so its size is bounded whatever the
-text or source asked for.
+parameters, as /api/stats does. A `from` or `to` that is given is rounded outward to the bucket width
+(aligned_window): the first and last buckets are whole, and windows that differ by less than a bucket (the log
+explorer asks for "the last hour" to the millisecond) share one cached answer. The cache field is a digest of the
+question, so its size is bounded whatever the text or source asked for.
 """
 
 import hashlib
 import json
 import math
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from logpipe.config import Settings
@@ -30,11 +34,13 @@ _cache = AnswerCache("histogram", Histogram)
 
 def get_histogram(organization_id: str, event_filter: EventFilter, buckets: int, settings: Settings) -> Histogram:
     event_filter = event_filter.in_utc()
-    event_filter.check_window()
+    event_filter.check_countable()
+    since, until, seconds = aligned_window(event_filter.since, event_filter.until, buckets)
+    event_filter = replace(event_filter, since=since, until=until)
     return _cache.get(
         organization_id,
         _field(event_filter, buckets),
-        lambda: _count(organization_id, event_filter, buckets),
+        lambda: _count(organization_id, event_filter, seconds, settings.read_count_timeout_seconds),
         settings.stats_cache_seconds,
     )
 
@@ -51,22 +57,45 @@ def bucket_start(moment: datetime, seconds: int) -> datetime:
     return EPOCH + width * ((moment - EPOCH) // width)
 
 
-def _count(organization_id: str, event_filter: EventFilter, buckets: int) -> Histogram:
+def aligned_window(
+    since: datetime | None, until: datetime | None, steps: int
+) -> tuple[datetime | None, datetime | None, int]:
+    """The round step that covers the window (default ends: now, 24 hours before `to`) in at most `steps` steps,
+    and the given ends rounded outward to it, `from` down and `to` up (the others stay None): questions that differ
+    by less than a step are the same question."""
+    end = until or datetime.now(UTC)
+    step = bucket_seconds(end - (since or end - DEFAULT_WINDOW), steps)
+    since = _rounded("from", since, lambda moment: bucket_start(moment, step))
+    until = _rounded("to", until, lambda moment: _round_up(moment, step))
+    return since, until, step
+
+
+def _rounded(name: str, moment: datetime | None, rounding: Callable[[datetime], datetime]) -> datetime | None:
     try:
-        return _count_in_window(organization_id, event_filter, buckets)
+        return rounding(moment) if moment else None
+    except OverflowError as exc:  # rounded before year 1 or after 9999 (a window of centuries)
+        raise InvalidQueryError(f"`{name}` is too near the dates this API counts in", details={"field": name}) from exc
+
+
+def _round_up(moment: datetime, seconds: int) -> datetime:
+    start = bucket_start(moment, seconds)
+    return start if start == moment else start + timedelta(seconds=seconds)
+
+
+def _count(organization_id: str, event_filter: EventFilter, seconds: int, timeout: float) -> Histogram:
+    try:
+        return _count_in_window(organization_id, event_filter, seconds, timeout)
     except OverflowError as exc:  # a window or bucket reaching before year 1 or after 9999
         raise InvalidQueryError("the time range reaches beyond the dates this API counts in") from exc
 
 
-def _count_in_window(organization_id: str, event_filter: EventFilter, buckets: int) -> Histogram:
-    until = event_filter.until or datetime.now(UTC)
-    since = event_filter.since or until - DEFAULT_WINDOW
-    if since >= until:
-        raise InvalidQueryError("`from` must be earlier than `to`")
-    seconds = bucket_seconds(until - since, buckets)
+def _count_in_window(organization_id: str, event_filter: EventFilter, seconds: int, timeout: float) -> Histogram:
+    since, until = event_filter.window(DEFAULT_WINDOW)
     window = EventFilter(event_filter.levels, event_filter.source, since, until, event_filter.text)
     counts: dict[datetime, dict[str, int]] = {}
-    for start, level, count in queries.count_buckets(organization_id, window, timedelta(seconds=seconds), EPOCH):
+    for start, level, count in queries.count_buckets(
+        organization_id, window, timedelta(seconds=seconds), EPOCH, timeout
+    ):
         counts.setdefault(start, {})[level] = count
     return Histogram(
         from_=since,

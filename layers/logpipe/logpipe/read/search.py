@@ -3,6 +3,10 @@
 The cursor is the (occurred_at, id) of the last row of a page, opaque to clients. Pages are ordered by that
 pair, newest first, and the next page holds rows strictly older than it, so rows arriving meanwhile (newer
 ones) never shift a page: nothing is repeated or skipped.
+
+Answers fit in Lambda's 6 MB response: a page holds `limit` events or fewer when they would take more than
+RESPONSE_BYTES_FOR_EVENTS (logpipe.read.queries counts each at the most it can take), and its cursor continues
+after its last event; an event's context gives its before and after lists a third of that each.
 """
 
 import base64
@@ -11,36 +15,44 @@ import json
 from datetime import datetime
 from uuid import UUID
 
+from logpipe.config import Settings
 from logpipe.errors import EventNotFoundError, InvalidQueryError
 from logpipe.models import LogEvent
 from logpipe.read import queries
 from logpipe.read.models import EventContext, LogPage
-from logpipe.read.queries import EventFilter
+from logpipe.read.queries import Bounds, EventFilter
+
+# Lambda answers at most 6 MB (6,291,456 bytes); the rest is the answer's envelope, headers and cursor.
+RESPONSE_BYTES_FOR_EVENTS = 5_000_000
 
 
-def list_events(organization_id: str, event_filter: EventFilter, limit: int, cursor: str | None) -> LogPage:
+def list_events(
+    organization_id: str, event_filter: EventFilter, limit: int, cursor: str | None, settings: Settings
+) -> LogPage:
     event_filter = event_filter.in_utc()
     event_filter.check_window()
     before = _decode_cursor(cursor) if cursor else None
-    rows = queries.find_events(organization_id, event_filter, limit + 1, before)
-    page, more = rows[:limit], len(rows) > limit
-    return LogPage(items=page, next_cursor=_encode_cursor(page[-1]) if more else None)
+    bounds = Bounds(settings.read_query_timeout_seconds, RESPONSE_BYTES_FOR_EVENTS)
+    rows = queries.find_events(organization_id, event_filter, limit, before, bounds)
+    return LogPage(items=rows.events, next_cursor=_encode_cursor(rows.events[-1]) if rows.more else None)
 
 
-def get_event(organization_id: str, event_id: UUID) -> LogEvent:
-    event = queries.find_event(organization_id, event_id)
+def get_event(organization_id: str, event_id: UUID, settings: Settings) -> LogEvent:
+    event = queries.find_event(organization_id, event_id, settings.read_query_timeout_seconds)
     if event is None:
         raise EventNotFoundError(f"no event {event_id}")
     return event
 
 
-def event_context(organization_id: str, event_id: UUID, before: int, after: int) -> EventContext:
-    """The event and the `before` / `after` events of its source just before and after it in (time, id) order."""
-    event = get_event(organization_id, event_id)
+def event_context(organization_id: str, event_id: UUID, before: int, after: int, settings: Settings) -> EventContext:
+    """The event and the `before` / `after` events of its source just before and after it in (time, id) order
+    (fewer, the nearest, when they would not fit in the answer)."""
+    event = get_event(organization_id, event_id, settings)
     position = (event.timestamp, event.id)
+    bounds = Bounds(settings.read_query_timeout_seconds, RESPONSE_BYTES_FOR_EVENTS // 3)
     same_source = EventFilter(source=event.source)
-    earlier = queries.find_events(organization_id, same_source, before, position) if before else []
-    later = queries.find_events_after(organization_id, event.source, position, after) if after else []
+    earlier = queries.find_events(organization_id, same_source, before, position, bounds).events if before else []
+    later = queries.find_events_after(organization_id, event.source, position, after, bounds).events if after else []
     return EventContext(before=earlier[::-1], event=event, after=later)
 
 
@@ -57,4 +69,4 @@ def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
             raise ValueError("a cursor holds a time and an id, both as text")
         return datetime.fromisoformat(occurred_at), UUID(event_id)
     except (binascii.Error, ValueError, TypeError) as exc:
-        raise InvalidQueryError("the cursor is not one this API returned") from exc
+        raise InvalidQueryError("the cursor is not one this API returned", details={"field": "cursor"}) from exc

@@ -20,7 +20,7 @@ from logpipe.encoding import strict_base64
 from logpipe.errors import DependencyUnavailableError
 from logpipe.models import MAX_ORGANIZATION_ID_CHARS, LogEvent
 from logpipe.observability import MetricUnit, logger, metrics, tracer
-from logpipe.receipts import outcomes
+from logpipe.receipts import accepted, outcomes
 from logpipe.sink import deadletter, storage
 from logpipe.sink.deadletter import REPLAY_COUNT_HEADER, DeadLetter
 
@@ -62,7 +62,8 @@ def process_batch(records: Iterable[ConsumerRecordRecords], settings: Settings, 
     """Store every storable record exactly once per (organization, id); dead-letter the rest.
 
     Returns only when rows are committed and dead letters acknowledged, so the caller may commit offsets.
-    A PostgreSQL outage raises DependencyUnavailableError, and the whole batch is delivered again.
+    A PostgreSQL outage raises DependencyUnavailableError, and the whole batch is delivered again. Once PostgreSQL
+    holds every decoded event's outcome, their accept records leave Redis.
     """
     started = time.perf_counter()
     decoded, rejected = _decode(records, _oldest_kept_day(settings), writer)
@@ -70,6 +71,7 @@ def process_batch(records: Iterable[ConsumerRecordRecords], settings: Settings, 
     letters = rejected + unstorable
     if letters:
         outcomes.record_dead_letters(_identities(letters))
+    accepted.forget_settled([item.event for item in decoded], settings)
     failures = _publish(letters)
 
     outcome = BatchOutcome(

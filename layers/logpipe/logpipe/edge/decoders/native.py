@@ -19,7 +19,7 @@ def decode(text: str, content_type: str, max_items: int) -> DecodedBatch:
     return DecodedBatch.of(items, text.encode())
 
 
-def batch_items(text: str, content_type: str, max_items: int) -> list[Any | MalformedRequestError]:
+def batch_items(text: str, content_type: str, max_items: int) -> list[Any | MalformedRequestError | InvalidEventError]:
     """The items of a batch body: decoded values, or per NDJSON line the error that line raised.
 
     More than `max_items` is refused before any NDJSON line is parsed.
@@ -54,10 +54,10 @@ def _at_most(items: list[Any], max_items: int) -> list[Any]:
     return items
 
 
-def _ndjson_line(line: str) -> Any | MalformedRequestError:
+def _ndjson_line(line: str) -> Any | MalformedRequestError | InvalidEventError:
     try:
         return loads(line)
     except json.JSONDecodeError:
         return MalformedRequestError("malformed_json", "This line is not valid JSON")
-    except MalformedRequestError as error:
+    except (MalformedRequestError, InvalidEventError) as error:
         return error

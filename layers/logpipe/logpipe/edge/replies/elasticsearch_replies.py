@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler import Response
 from logpipe.edge.answers import error_headers, json_response, status_for
 from logpipe.edge.decoders.esbulk import BulkAction
 from logpipe.errors import LogpipeError
-from logpipe.models import BatchAccepted
+from logpipe.models import BatchAccepted, BatchItemResult
 
 PRODUCT_HEADER = {"X-Elastic-Product": "Elasticsearch"}
 # What `GET /` reports: an 8.x version, so 8.x clients and shippers speak their current protocol.
@@ -64,10 +64,10 @@ def document(body: Any) -> Response:
     return json_response(200, body, dict(PRODUCT_HEADER))
 
 
-def _item(result: Any, action: BulkAction) -> dict[str, Any]:
-    if result.error is None:
-        outcome = {"_index": action.index, "_id": action.id or str(result.id), "status": 201, "result": "created"}
+def _item(result: BatchItemResult, action: BulkAction) -> dict[str, Any]:
+    if result["error"] is None:
+        outcome = {"_index": action.index, "_id": action.id or str(result["id"]), "status": 201, "result": "created"}
     else:
-        error = {"type": "document_parsing_exception", "reason": result.error.message}
+        error = {"type": "document_parsing_exception", "reason": result["error"].message}
         outcome = {"_index": action.index, "_id": action.id, "status": 400, "error": error}
     return {action.action: outcome}
