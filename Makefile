@@ -15,9 +15,10 @@ ORG ?=
 SCOPES ?= ingest,read
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
+CHAOS_ARGS ?=
 VEGETA := $(VENV)/bin/vegeta
 
-.PHONY: help setup services run key test test-unit lint format down env build bench maintain replay observe
+.PHONY: help setup services run key test test-unit lint format down env build bench chaos maintain replay observe
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -70,6 +71,9 @@ $(VEGETA): | $(INSTALLED)
 bench: services $(VEGETA) ## run bench/ (BENCH_ARGS=--quick for a 1-minute smoke run): bench/results/latest.json
 	eval "$$($(PY) local/services.py env)"; \
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+chaos: setup ## faults under load on private services (CHAOS_ARGS=--short: CI's 2-minute form; --seed N repeats a run)
+	$(PY) bench/chaos $(CHAOS_ARGS)
 
 lint: setup ## ruff lint and format check
 	$(VENV)/bin/ruff check .

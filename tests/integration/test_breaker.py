@@ -227,6 +227,39 @@ def test_kafka_paused_opens_the_circuit_probes_and_closes_when_resumed(
     assert cache.client().hget(store.prefix + circuit, "state") == b"CLOSED"
 
 
+@pytest.mark.timeout(400)
+def test_a_paused_broker_holds_one_publish_for_the_publish_wait_and_the_next_not_at_all(
+    private_broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An instance must not wait out the 5 s delivery timeout for a broker that stopped answering (every instance
+    busy waiting is how invocations got throttled, 500, while Kafka was down): one wait of KAFKA_PUBLISH_WAIT_MS,
+    then, while those records are still unacknowledged, failures at once."""
+    bootstrap, pid = private_broker
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
+    monkeypatch.setenv("KAFKA_DELIVERY_TIMEOUT_MS", "5000")
+    monkeypatch.setenv("KAFKA_PUBLISH_WAIT_MS", "500")
+    get_settings.cache_clear()
+    kafka._producer.cache_clear()
+    try:
+        assert "ok" in [attempt(kafka.publish_events)[0] for _ in range(5)]
+        pause(pid)
+        try:
+            first, first_in = attempt(kafka.publish_events)
+            second, second_in = attempt(kafka.publish_events)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        deadline = time.monotonic() + 30
+        while (after := attempt(kafka.publish_events)[0]) != "ok" and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        get_settings.cache_clear()
+        kafka._producer.cache_clear()
+
+    assert first.startswith("503") and 0.4 < first_in < 1.5  # the publish wait, not the delivery timeout
+    assert second.startswith("503") and second_in < 0.05  # behind the first one's records: no second wait
+    assert after == "ok"
+
+
 def test_an_open_circuit_in_redis_makes_the_handler_answer_503_at_once_without_touching_kafka(
     settings, producer_function, http_event, acme_headers, lambda_context, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -246,9 +279,32 @@ def test_an_open_circuit_in_redis_makes_the_handler_answer_503_at_once_without_t
         store.save_closed("kafka")
 
     assert response["statusCode"] == 503
-    assert 1 <= int(response["headers"]["Retry-After"]) <= settings.kafka_breaker_recovery_seconds
+    assert 1 <= int(response["headers"]["Retry-After"]) < 2 * settings.kafka_breaker_recovery_seconds
     assert json.loads(response["body"])["error"]["details"] == {"dependency": "kafka"}
     assert elapsed < 0.5
+
+
+def test_the_clients_an_open_circuit_refuses_come_back_spread_over_a_recovery_period(settings) -> None:
+    """Not all in the second the circuit closes: there they outnumbered the instances and were throttled (500)."""
+    calls: list[int] = []
+
+    def broker_down(_events) -> None:
+        calls.append(1)
+        raise DependencyUnavailableError("kafka", "test: broker down", 5)
+
+    store = circuit_breaker.RedisCircuitStore(prefix=f"it-breaker:{uuid.uuid4().hex}:")
+    publish = circuit_breaker.guarded(
+        "kafka", publisher.kafka_breaker_policy(settings), store, circuit_name=f"kafka-spread-{uuid.uuid4().hex[:8]}"
+    )(broker_down)
+    for _ in range(settings.kafka_breaker_failure_threshold):
+        attempt(publish)
+
+    waits = [int(attempt(publish)[0].removeprefix("503 after ").removesuffix("s")) for _ in range(30)]
+
+    assert len(calls) == settings.kafka_breaker_failure_threshold  # the circuit is open: refused without a call
+    recovery = settings.kafka_breaker_recovery_seconds
+    assert all(1 <= wait < 2 * recovery for wait in waits)
+    assert len(set(waits)) > 1, waits
 
 
 def test_with_redis_down_each_instance_still_opens_probes_and_closes_on_its_own(

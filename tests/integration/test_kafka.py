@@ -114,6 +114,30 @@ def test_an_unacknowledged_write_raises_within_the_delivery_timeout(unreachable_
     assert time.monotonic() - started < 5
 
 
+def test_with_every_broker_connection_down_a_publish_fails_in_milliseconds_not_after_the_publish_wait(
+    unreachable_broker, organization_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KAFKA_DELIVERY_TIMEOUT_MS", "5000")
+    monkeypatch.setenv("KAFKA_PUBLISH_WAIT_MS", "3000")
+    get_settings.cache_clear()
+    now = datetime.now(UTC)
+    event = LogEvent(
+        id=uuid.uuid4(), organization_id=organization_id, level=Level.INFO, message="nobody hears this",
+        source="test", timestamp=now, received_at=now,
+    )  # fmt: skip
+    took, queued = [], []
+    for _ in range(3):
+        started = time.monotonic()
+        with pytest.raises(DependencyUnavailableError):
+            kafka.publish_events([record_of(event)])
+        took.append(time.monotonic() - started)
+        queued.append(kafka._contact.pending)
+
+    assert took[0] < 1  # librdkafka reports the refused connection at once: no wait for an acknowledgement
+    assert max(took[1:]) < 0.2  # still down: refused after a short metadata probe
+    assert queued[1:] == [queued[0]] * 2  # and nothing more queued
+
+
 def test_a_record_kafka_refuses_for_its_size_is_the_clients_error_and_opens_no_circuit(settings) -> None:
     from logpipe.ingest import publisher
 

@@ -30,8 +30,12 @@ class Settings(BaseSettings):
     kafka_bootstrap_servers: str = Field(min_length=1)
     kafka_topic: str = "log-events"
     kafka_dlq_topic: str = "log-events-dlq"
-    # Upper bound on how long a request waits for the broker's acknowledgement before answering 503.
+    # How long the producer keeps trying to deliver a record (librdkafka's message.timeout.ms).
     kafka_delivery_timeout_ms: int = Field(default=5000, ge=100)
+    # How long a request waits for the broker's acknowledgement before answering 503 (its records may still be
+    # delivered until the delivery timeout): well below the function's timeout, so that a broker that stopped
+    # answering holds each instance this long, not until every instance is busy and invocations are throttled.
+    kafka_publish_wait_ms: int = Field(default=1000, ge=10)
 
     database_url: str = Field(min_length=1)
     database_pool_max_size: int = Field(default=4, ge=1)
@@ -75,7 +79,7 @@ class Settings(BaseSettings):
 
     # Circuit breaker around Kafka (docs/ingest.md, "Circuit breaker").
     kafka_breaker_failure_threshold: int = Field(default=3, ge=1)
-    kafka_breaker_recovery_seconds: int = Field(default=10, ge=1)
+    kafka_breaker_recovery_seconds: int = Field(default=3, ge=1)
     kafka_breaker_success_threshold: int = Field(default=2, ge=1)
     # How long an instance trusts its copy of the shared breaker state before reading Redis again.
     kafka_breaker_state_cache_seconds: int = Field(default=1, ge=0)

@@ -7,6 +7,7 @@ A closed circuit costs no Redis round-trip per request: the state is cached in-p
 `kafka_breaker_state_cache_seconds` (Powertools' local cache).
 """
 
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -178,14 +179,16 @@ def guarded(
     dependency: str, policy: BreakerPolicy, store: CircuitBreakerPersistenceLayer, circuit_name: str | None = None
 ) -> Callable:
     """Decorate a call to `dependency`: DependencyUnavailableError failures count, an open circuit answers
-    DependencyUnavailableError at once with Retry-After = the time left until the next probe.
+    DependencyUnavailableError at once with Retry-After = the time left until the next probe plus a random share of
+    the recovery time: the clients refused during an outage then come back spread over a recovery period instead
+    of all in the second the circuit closes (where they outnumbered the instances, and the excess was throttled).
 
     The circuit is named after the dependency unless `circuit_name` says otherwise."""
     recovery = policy.recovery_seconds
 
     def refuse(*_args: Any, circuit: CircuitInfo, **_kwargs: Any) -> None:
         opened_at = circuit.opened_at or int(time.time())
-        wait = max(1, opened_at + recovery - int(time.time()))
+        wait = max(1, opened_at + recovery - int(time.time())) + random.randrange(recovery)
         raise DependencyUnavailableError(dependency, f"circuit {circuit.name} is {circuit.state}", wait)
 
     return circuit_breaker(

@@ -3,6 +3,7 @@
 import contextlib
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
@@ -25,14 +26,41 @@ _REFUSED_CONTENT = frozenset(
 
 # librdkafka's interval between two requests for the idempotent producer's id (rd_kafka_idemp_pid_timer_restart).
 _PRODUCER_ID_RETRY_S = 0.5
+# How long a publish asks for the cluster's metadata when every broker connection was reported down.
+_BROKER_PROBE_S = 0.05
 
 # (topic, key, value, headers) of one message to publish; a None value is a tombstone.
 Outgoing = tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]] | None]
 
 
+@dataclass
+class _BrokerContact:
+    """What this process's producer has learnt of the brokers: whether a record of it was ever acknowledged (the
+    first wait of a fresh producer includes connecting and getting its idempotent producer id), how many of its
+    records await their delivery report, and whether it reported every broker connection down (librdkafka does
+    within milliseconds of the connections dropping) and has not reached a broker since."""
+
+    acknowledged: bool = False
+    pending: int = 0
+    all_down: bool = False
+
+    def on_error(self, error: KafkaError) -> None:
+        if error.code() == KafkaError._ALL_BROKERS_DOWN:
+            self.all_down = True
+
+    def on_report(self, error: KafkaError | None) -> None:
+        self.pending -= 1
+        if error is None:
+            self.acknowledged, self.all_down = True, False
+
+
+_contact = _BrokerContact()
+
+
 @lru_cache(maxsize=1)
 def _producer() -> Producer:
     settings = get_settings()
+    _contact.__init__()  # a new producer has learnt nothing yet
     return Producer(
         {
             "bootstrap.servers": settings.kafka_bootstrap_servers,
@@ -47,6 +75,9 @@ def _producer() -> Producer:
             # instead of hanging.
             "message.timeout.ms": settings.kafka_delivery_timeout_ms,
             "socket.connection.setup.timeout.ms": min(max(settings.kafka_delivery_timeout_ms, 1000), 10_000),
+            # A restarted broker is reconnected to within a second (librdkafka backs off up to 10 s by default).
+            "reconnect.backoff.max.ms": 1000,
+            "error_cb": _contact.on_error,
             **aws.kafka_client_config(settings),
         }
     )
@@ -90,32 +121,37 @@ def consumer(group_id: str) -> Consumer:
 
 
 def _produce_and_wait(messages: Sequence[Outgoing]) -> None:
-    """Produce, then serve delivery reports until these messages are all acknowledged (not the whole queue)."""
+    """Produce, then serve delivery reports until these messages are all acknowledged (not the whole queue), for at
+    most KAFKA_PUBLISH_WAIT_MS; records not acknowledged by then stay queued until the delivery timeout."""
     if not messages:
         return
     settings = get_settings()
     producer = _producer()
+    _refuse_while_unanswered(producer)
     unacknowledged = len(messages)
     failures: list[KafkaError] = []
 
     def on_delivery(error: KafkaError | None, _message: Message) -> None:
         nonlocal unacknowledged
         unacknowledged -= 1
+        _contact.on_report(error)
         if error is not None:
             failures.append(error)
 
     try:
         for topic, key, value, headers in messages:
             producer.produce(topic, value=value, key=key, headers=headers, on_delivery=on_delivery)
+            _contact.pending += 1
     except (BufferError, KafkaException) as exc:
-        producer.flush(settings.kafka_delivery_timeout_ms / 1000)
+        producer.flush(settings.kafka_publish_wait_ms / 1000)
         if isinstance(exc, KafkaException) and exc.args[0].code() in _REFUSED_CONTENT:
             raise _refused(exc.args[0]) from exc
         raise _unavailable(f"could not enqueue to Kafka: {exc}") from exc
 
-    # Delivery reports arrive within message.timeout.ms; the extra second covers callback scheduling.
-    deadline = time.monotonic() + settings.kafka_delivery_timeout_ms / 1000 + 1
-    while unacknowledged and (remaining := deadline - time.monotonic()) > 0:
+    # A fresh producer may wait out the delivery timeout (the extra second covers callback scheduling).
+    wait_ms = settings.kafka_publish_wait_ms if _contact.acknowledged else settings.kafka_delivery_timeout_ms + 1000
+    deadline = time.monotonic() + wait_ms / 1000
+    while unacknowledged and not _contact.all_down and (remaining := deadline - time.monotonic()) > 0:
         producer.poll(remaining)
     refused = next((failure for failure in failures if failure.code() in _REFUSED_CONTENT), None)
     if refused is not None:
@@ -124,6 +160,22 @@ def _produce_and_wait(messages: Sequence[Outgoing]) -> None:
         reason = failures[0].str() if failures else f"{unacknowledged} message(s) unacknowledged"
         logger.error("Kafka delivery failed", extra={"failures": len(failures), "queued": unacknowledged})
         raise _unavailable(f"Kafka did not acknowledge the write: {reason}")
+
+
+def _refuse_while_unanswered(producer: Producer) -> None:
+    """Fail at once, rather than wait out the publish wait, when a wait could not succeed: every broker connection
+    is down (reported, and a metadata request still finds no broker), or records an earlier call gave up waiting
+    for are still unacknowledged (the broker stopped answering; more records would only queue behind them). The
+    circuit breaker counts these failures like a timeout, so it opens within milliseconds of a broker's loss."""
+    producer.poll(0)  # serve the delivery reports and errors already in
+    if _contact.all_down:
+        try:
+            producer.list_topics(timeout=_BROKER_PROBE_S)
+        except KafkaException:
+            raise _unavailable("every Kafka broker connection is down") from None
+        _contact.all_down = False
+    if _contact.pending:
+        raise _unavailable(f"{_contact.pending} earlier message(s) still unacknowledged")
 
 
 def _refused(error: KafkaError) -> PayloadTooLargeError:
