@@ -65,6 +65,7 @@ from _kafka_producer import ensure_topic
 from confluent_kafka import Consumer, TopicPartition
 from ingest import PRODUCER_INSTANCES, Keys, kafka_baseline
 from run import cpu_times
+from sink import consumer_lag, receipt_to_row_ms, template_for
 
 sys.path.insert(0, str(REPO / "tests" / "unit" / "edge" / "decoders"))
 import bench_decoders  # the records of the decoders' micro-benchmark (it puts the layer on sys.path)
@@ -337,20 +338,10 @@ def _paced(url: str, shipment: Shipment, rate: int, seconds: float, headers: dic
     out.put({"codes": dict(codes), "late_requests": late[0], "seconds": time.monotonic() - start})
 
 
-def consumer_lag(probe: Consumer, topic: str) -> int:
-    """Records of the topic the consumer group has not committed yet (it commits only what is stored)."""
-    partitions = [TopicPartition(topic, p) for p in range(TOPIC_PARTITIONS)]
-    committed = probe.committed(partitions, timeout=10)
-    ends = sum(probe.get_watermark_offsets(tp, timeout=10)[1] for tp in partitions)
-    return ends - sum(max(0, tp.offset) for tp in committed)
-
-
 def sustained(env: dict[str, str], plan: Plan) -> dict[str, Any]:
     """The whole pipeline, the consumer on: OTLP requests offered at constant rates, each for ``sustained_s``;
     per rate, the consumer's lag sampled every LAG_SAMPLE_S and its growth over the second half, and the time from
     the producer's receipt to the committed row (``received_at`` to ``stored_at``)."""
-    from sink import template_for
-
     bootstrap, shipment = env["KAFKA_BOOTSTRAP_SERVERS"], shipments()[0]
     topic = f"bench-sustained-{uuid.uuid4().hex[:8]}"
     ensure_topic(bootstrap, topic)
@@ -450,17 +441,8 @@ def _lag_growth_per_s(lags: list[tuple[float, int]]) -> float:
 
 
 def _receipt_to_row(conn: psycopg.Connection, organization: str) -> dict[str, Any]:
-    stored, p50, p99, worst = conn.execute(
-        "SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY lag),"
-        " percentile_cont(0.99) WITHIN GROUP (ORDER BY lag), max(lag) FROM"
-        " (SELECT extract(epoch FROM stored_at - received_at) * 1000 AS lag"
-        "  FROM log_events WHERE organization_id = %s) AS lags",
-        (organization,),
-    ).fetchone()
-    return {
-        "stored": stored,
-        "receipt_to_row_ms": {"p50": round(p50 or 0), "p99": round(p99 or 0), "max": round(worst or 0)},
-    }
+    stored, p50, p99, worst = receipt_to_row_ms(conn, organization)
+    return {"stored": stored, "receipt_to_row_ms": {"p50": round(p50), "p99": round(p99), "max": round(worst)}}
 
 
 # ---------------------------------------------------------------------------------------------------- peer
