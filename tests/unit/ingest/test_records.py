@@ -9,8 +9,8 @@ from pydantic_core import to_json
 from logpipe.config import Settings
 from logpipe.edge.answers import status_for
 from logpipe.errors import InvalidEventError, PayloadTooLargeError
-from logpipe.ingest.records import event_record
-from logpipe.ingest.rules import check_event, plain_items, plainly_within_limits
+from logpipe.ingest.records import RecordMaker
+from logpipe.ingest.rules import PlainLimits, check_event, plain_items
 from logpipe.models import Level, LogEvent, LogEventFields
 
 NOW = datetime(2026, 11, 27, 10, 0, 0, 123456, tzinfo=UTC)
@@ -34,7 +34,7 @@ def record_of(item: dict, settings: Settings = SETTINGS, event_id: UUID | str = 
         fields, plain = plain_items(settings).validate_python([item])[0], True
     except ValidationError:
         fields, plain = FIELDS.validate_python(item), False
-    return event_record(fields, "acme", event_id, NOW, settings, plain)
+    return RecordMaker(settings, NOW)(fields, "acme", event_id, plain)
 
 
 @pytest.mark.parametrize(
@@ -128,7 +128,7 @@ def test_timestamps_outside_the_skew_window_are_refused(offset: timedelta) -> No
 def test_what_shippers_send_passes_on_its_json_without_the_walk() -> None:
     plain_items(SETTINGS).validate_python([SHIPPED])
     record = record_of(SHIPPED)
-    assert plainly_within_limits(record.value, len(SHIPPED["attributes"]), SETTINGS)
+    assert PlainLimits.of(SETTINGS).admits(record.value, len(SHIPPED["attributes"]))
 
 
 @pytest.mark.parametrize("attributes", [{f"k{n}": True for n in range(40)}, {"a": [1] * 100}], ids=["flat", "nested"])
@@ -181,7 +181,7 @@ def test_the_check_on_the_json_never_passes_an_event_the_walk_refuses(limits: di
                 attributes[key] = [rng.randint(0, 9) for _ in range(rng.randint(1, 80))]
         record = {"message": rng.choice(texts[1:]) * rng.randint(1, 3), "source": "s", "attributes": attributes}
         value = _json(record)
-        if _plain(record, settings) and plainly_within_limits(value, len(attributes), settings):
+        if _plain(record, settings) and PlainLimits.of(settings).admits(value, len(attributes)):
             passed += 1
             nested += any(isinstance(value, (dict, list)) for value in attributes.values())
             check_event(record, settings)  # must not raise

@@ -23,7 +23,7 @@ from pydantic import TypeAdapter, ValidationError
 from logpipe.config import Settings
 from logpipe.errors import InvalidEventError, LogpipeError, OrganizationMismatchError
 from logpipe.ingest import idempotency, publisher, rules
-from logpipe.ingest.records import event_record
+from logpipe.ingest.records import RecordMaker, event_record
 from logpipe.models import (
     BatchAccepted,
     DecodedBatch,
@@ -148,15 +148,9 @@ def accept_batch(
     """Validate every item of a batch, publish the valid ones with one Kafka wait, answer per item (publishing
     nothing when no item is valid)."""
     items = batch.items
-    received_at = datetime.now(UTC)
     ids = _DerivedIds(idempotency_key or f"sha256:{batch.digest}")
     validated, not_plain = _validated(items, settings)
-    outcomes = [
-        fields
-        if isinstance(fields, ErrorDetail)
-        else _batch_record(fields, index, settings, received_at, ids, organization_id, index not in not_plain)
-        for index, fields in enumerate(validated)
-    ]
+    outcomes = _batch_records(validated, not_plain, RecordMaker(settings, datetime.now(UTC)), ids, organization_id)
     if not any(isinstance(outcome, EventRecord) for outcome in outcomes):
         return _batch_answer(outcomes)
 
@@ -205,23 +199,27 @@ def _validate_into(outcomes: list[Any], indexes: list[int], schema: TypeAdapter)
     return refused
 
 
-def _batch_record(
-    fields: dict[str, Any],
-    index: int,
-    settings: Settings,
-    received_at: datetime,
+def _batch_records(
+    validated: list[dict[str, Any] | ErrorDetail],
+    not_plain: set[int],
+    make: RecordMaker,
     ids: _DerivedIds,
     organization_id: str | None,
-    plain: bool,
-) -> EventRecord | ErrorDetail:
-    """The record of one valid item, or the error that refuses it alone; without a client id, its id is derived
-    from (organization, the batch's key, index)."""
-    try:
-        organization = owning_organization(fields.get("organizationId"), organization_id)
-        event_id = fields.get("id") or ids(organization, index)
-        return event_record(fields, organization, event_id, received_at, settings, plain)
-    except LogpipeError as error:
-        return _error_detail(error)
+) -> list[EventRecord | ErrorDetail]:
+    """The record of each valid item, or the error that refuses it alone; an item without a client id gets its id
+    from (organization, the batch's key, index). One loop for the batch: this runs once per event."""
+    outcomes: list[EventRecord | ErrorDetail] = []
+    append = outcomes.append
+    for index, fields in enumerate(validated):
+        if isinstance(fields, ErrorDetail):
+            append(fields)
+            continue
+        try:
+            organization = owning_organization(fields.get("organizationId"), organization_id)
+            append(make(fields, organization, fields.get("id") or ids(organization, index), index not in not_plain))
+        except LogpipeError as error:
+            append(_error_detail(error))
+    return outcomes
 
 
 def _error_detail(error: LogpipeError) -> ErrorDetail:

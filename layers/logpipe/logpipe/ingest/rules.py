@@ -6,12 +6,13 @@ numbers) accept, so an accepted event can always be stored. Size limits answer 4
 Two ways to decide, with one outcome. A batch's items are validated against `plain_items` (LogEventFields whose
 attributes hold only texts, int64s, finite floats, booleans and nulls, in objects and lists, within the count and
 key rules: pydantic-core checks that for the whole batch in one call); the record of such an event passes on
-`plainly_within_limits`, a few native checks of its serialized JSON (logpipe.ingest.records serializes every event
+`PlainLimits.admits`, a few native checks of its serialized JSON (logpipe.ingest.records serializes every event
 once). Any other event is walked field by field by `check_event`, which raises the error that names what is wrong.
 """
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Annotated, Any, NotRequired
@@ -62,30 +63,48 @@ def _plain_items(max_attributes: int, max_key_characters: int) -> TypeAdapter[li
     return TypeAdapter(list[item])
 
 
-def plainly_within_limits(value: bytes, attribute_count: int, settings: Settings) -> bool:
-    """Whether an event whose attributes are plain (`plain_items` passed it) passes every rule but the
-    timestamp's, decided on `value`, its record's JSON. False for an empty `value` (a lone surrogate cannot be
-    serialized), and whenever in doubt: check_event then judges.
+@dataclass(frozen=True, slots=True)
+class PlainLimits:
+    """The bounds `admits` decides on, read from the settings once per request."""
 
-    - Sizes: each text of the event is a part of its JSON, so a JSON within the smallest size limit has every text
-      within its own. The attributes' running total, as the walk counts it, exceeds their JSON by at most
-      _SCALAR_BYTES per scalar: per attribute when they are flat, per two bytes of JSON at worst when nested.
-    - Nesting: the event's JSON opens one object, and each container of the attributes one more `{` or `[` (a text
-      holding brackets only costs the walk).
-    - Characters: a NUL shows in JSON as \\u0000 (a text holding those six characters only costs the walk).
-    """
-    size = len(value)
-    if not (0 < size <= settings.max_message_bytes and size <= settings.max_attribute_value_bytes):
-        return False
-    if b"\\u0000" in value:
-        return False
-    braces = value.count(b"{")
-    if braces <= 2 and b"[" not in value:  # flat attributes (or none)
-        return size + _SCALAR_BYTES * attribute_count <= settings.max_attributes_bytes
-    containers = braces + value.count(b"[") - 1
-    return (
-        containers <= settings.max_attribute_depth and size * (1 + _SCALAR_BYTES // 2) <= settings.max_attributes_bytes
-    )
+    text_bytes: int  # the smallest limit of a text: the message's or an attribute value's
+    attributes_bytes: int
+    attribute_depth: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> "PlainLimits":
+        return cls(
+            min(settings.max_message_bytes, settings.max_attribute_value_bytes),
+            settings.max_attributes_bytes,
+            settings.max_attribute_depth,
+        )
+
+    def admits(self, value: bytes, attribute_count: int) -> bool:
+        """Whether an event whose attributes are plain (`plain_items` passed it) passes every rule but the
+        timestamp's, decided on `value`, its record's JSON. False for an empty `value` (a lone surrogate cannot be
+        serialized), and whenever in doubt: check_event then judges.
+
+        - Sizes: each text of the event is a part of its JSON, so a JSON within the smallest size limit has every
+          text within its own. The attributes' running total, as the walk counts it, exceeds their JSON by at most
+          _SCALAR_BYTES per scalar: per attribute when they are flat, per two bytes of JSON at worst when nested.
+        - Nesting: the event's JSON opens one object, and each container of the attributes one more `{` or `[` (a
+          text holding brackets only costs the walk).
+        - Characters: a NUL shows in JSON as \\u0000 (a text holding those six characters only costs the walk).
+
+        Each check looks for one byte first (`find` of one byte is a memchr; most events hold no backslash and no
+        bracket), and counts only when it must.
+        """
+        size = len(value)
+        if not 0 < size <= self.text_bytes:
+            return False
+        if value.find(b"\\") >= 0 and b"\\u0000" in value:
+            return False
+        # The first `{` after the event's own opens the attributes (or is in a text: then the counts decide).
+        attributes = value.find(b"{", 1)
+        if value.find(b"[") < 0 and (attributes < 0 or value.find(b"{", attributes + 1) < 0):  # flat, or none
+            return size + _SCALAR_BYTES * attribute_count <= self.attributes_bytes
+        containers = value.count(b"{") + value.count(b"[") - 1
+        return containers <= self.attribute_depth and size * (1 + _SCALAR_BYTES // 2) <= self.attributes_bytes
 
 
 def check_event(record: Mapping[str, Any], settings: Settings) -> None:
@@ -102,14 +121,31 @@ def check_event(record: Mapping[str, Any], settings: Settings) -> None:
     _check_attributes(record.get("attributes") or {}, settings)
 
 
-def check_timestamp(timestamp: datetime, settings: Settings, now: datetime) -> None:
-    """Raise InvalidEventError when the timestamp is outside the accepted window around `now`."""
-    earliest, latest = _accepted_window(now, settings.max_past_skew_seconds, settings.max_future_skew_seconds)
-    if not earliest <= timestamp <= latest:
-        raise InvalidEventError(
-            "timestamp is outside the accepted window",
-            details={"field": "timestamp", "earliest": earliest.isoformat(), "latest": latest.isoformat()},
+@dataclass(frozen=True, slots=True)
+class TimestampWindow:
+    """The timestamps accepted at one moment (a request's items share it: computed once per request)."""
+
+    earliest: datetime
+    latest: datetime
+
+    @classmethod
+    def at(cls, now: datetime, settings: Settings) -> "TimestampWindow":
+        return cls(
+            now - timedelta(seconds=settings.max_past_skew_seconds),
+            now + timedelta(seconds=settings.max_future_skew_seconds),
         )
+
+    def check(self, timestamp: datetime) -> None:
+        """Raise InvalidEventError when the timestamp is outside the window."""
+        if not self.earliest <= timestamp <= self.latest:
+            raise InvalidEventError(
+                "timestamp is outside the accepted window",
+                details={
+                    "field": "timestamp",
+                    "earliest": self.earliest.isoformat(),
+                    "latest": self.latest.isoformat(),
+                },
+            )
 
 
 def text_bytes(text: str, field: str) -> int:
@@ -209,12 +245,6 @@ class _AttributeWalk:
             f"attributes are over {self.settings.max_attributes_bytes} bytes",
             details={"field": "attributes", "limit": self.settings.max_attributes_bytes},
         )
-
-
-@lru_cache(maxsize=4)
-def _accepted_window(now: datetime, past_seconds: int, future_seconds: int) -> tuple[datetime, datetime]:
-    """The timestamps accepted at `now` (a batch's items share their `now`: computed once per batch)."""
-    return now - timedelta(seconds=past_seconds), now + timedelta(seconds=future_seconds)
 
 
 def _join(path: str, name: str | int) -> str:
