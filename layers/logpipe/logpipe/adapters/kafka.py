@@ -28,6 +28,8 @@ _REFUSED_CONTENT = frozenset(
 _PRODUCER_ID_RETRY_S = 0.5
 # How long a publish asks for the cluster's metadata when every broker connection was reported down.
 _BROKER_PROBE_S = 0.05
+# How often a publish waiting for its acknowledgement looks whether every broker connection was reported down.
+_WAIT_SLICE_S = 0.02
 
 # (topic, key, value, headers) of one message to publish; a None value is a tombstone.
 Outgoing = tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]] | None]
@@ -35,23 +37,21 @@ Outgoing = tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]] | None
 
 @dataclass
 class _BrokerContact:
-    """What this process's producer has learnt of the brokers: whether a record of it was ever acknowledged (the
-    first wait of a fresh producer includes connecting and getting its idempotent producer id), how many of its
-    records await their delivery report, and whether it reported every broker connection down (librdkafka does
+    """What this process's producer has learnt of the brokers: whether a write of it was ever acknowledged (the
+    first wait of a fresh producer includes connecting and getting its idempotent producer id), whether a call gave
+    up waiting and left records in its queue, and whether it reported every broker connection down (librdkafka does
     within milliseconds of the connections dropping) and has not reached a broker since."""
 
     acknowledged: bool = False
-    pending: int = 0
+    left_unacknowledged: bool = False
     all_down: bool = False
 
     def on_error(self, error: KafkaError) -> None:
         if error.code() == KafkaError._ALL_BROKERS_DOWN:
             self.all_down = True
 
-    def on_report(self, error: KafkaError | None) -> None:
-        self.pending -= 1
-        if error is None:
-            self.acknowledged, self.all_down = True, False
+    def on_acknowledged(self) -> None:
+        self.acknowledged, self.left_unacknowledged, self.all_down = True, False, False
 
 
 _contact = _BrokerContact()
@@ -71,6 +71,9 @@ def _producer() -> Producer:
             # in one go and batches itself while the first request is in flight).
             "linger.ms": 0,
             "compression.type": "lz4",
+            # Delivery reports of failed records only: a call waits for the producer's queue to empty instead of
+            # counting one report per record (a Python callback per event, about a microsecond each).
+            "delivery.report.only.error": True,
             # A message not acknowledged within this bound fails its delivery report, so callers answer 503
             # instead of hanging.
             "message.timeout.ms": settings.kafka_delivery_timeout_ms,
@@ -121,29 +124,24 @@ def consumer(group_id: str) -> Consumer:
 
 
 def _produce_and_wait(messages: Sequence[Outgoing]) -> None:
-    """Produce, then serve delivery reports until these messages are all acknowledged (not the whole queue), for at
-    most KAFKA_PUBLISH_WAIT_MS; records not acknowledged by then stay queued until the delivery timeout."""
+    """Produce, then wait until the producer's queue is empty (one instance sends one request at a time, and nothing
+    earlier is left in it: _refuse_while_unanswered), for at most KAFKA_PUBLISH_WAIT_MS; records not acknowledged by
+    then stay queued until the delivery timeout. Only a failed record is reported (delivery.report.only.error)."""
     if not messages:
         return
     settings = get_settings()
     producer = _producer()
     _refuse_while_unanswered(producer)
-    unacknowledged = len(messages)
     failures: list[KafkaError] = []
 
-    def on_delivery(error: KafkaError | None, _message: Message) -> None:
-        nonlocal unacknowledged
-        unacknowledged -= 1
-        _contact.on_report(error)
-        if error is not None:
-            failures.append(error)
+    def on_failure(error: KafkaError, _message: Message) -> None:
+        failures.append(error)
 
     try:
         for topic, key, value, headers in messages:
-            producer.produce(topic, value=value, key=key, headers=headers, on_delivery=on_delivery)
-            _contact.pending += 1
+            producer.produce(topic, value=value, key=key, headers=headers, on_delivery=on_failure)
     except (BufferError, KafkaException) as exc:
-        producer.flush(settings.kafka_publish_wait_ms / 1000)
+        _contact.left_unacknowledged = producer.flush(settings.kafka_publish_wait_ms / 1000) > 0
         if isinstance(exc, KafkaException) and exc.args[0].code() in _REFUSED_CONTENT:
             raise _refused(exc.args[0]) from exc
         raise _unavailable(f"could not enqueue to Kafka: {exc}") from exc
@@ -151,15 +149,18 @@ def _produce_and_wait(messages: Sequence[Outgoing]) -> None:
     # A fresh producer may wait out the delivery timeout (the extra second covers callback scheduling).
     wait_ms = settings.kafka_publish_wait_ms if _contact.acknowledged else settings.kafka_delivery_timeout_ms + 1000
     deadline = time.monotonic() + wait_ms / 1000
+    unacknowledged = len(producer)
     while unacknowledged and not _contact.all_down and (remaining := deadline - time.monotonic()) > 0:
-        producer.poll(remaining)
+        unacknowledged = producer.flush(min(remaining, _WAIT_SLICE_S))  # serves reports and errors meanwhile
     refused = next((failure for failure in failures if failure.code() in _REFUSED_CONTENT), None)
     if refused is not None:
         raise _refused(refused)
     if failures or unacknowledged:
+        _contact.left_unacknowledged = unacknowledged > 0
         reason = failures[0].str() if failures else f"{unacknowledged} message(s) unacknowledged"
         logger.error("Kafka delivery failed", extra={"failures": len(failures), "queued": unacknowledged})
         raise _unavailable(f"Kafka did not acknowledge the write: {reason}")
+    _contact.on_acknowledged()
 
 
 def _refuse_while_unanswered(producer: Producer) -> None:
@@ -174,8 +175,10 @@ def _refuse_while_unanswered(producer: Producer) -> None:
         except KafkaException:
             raise _unavailable("every Kafka broker connection is down") from None
         _contact.all_down = False
-    if _contact.pending:
-        raise _unavailable(f"{_contact.pending} earlier message(s) still unacknowledged")
+    if _contact.left_unacknowledged:
+        if queued := len(producer):  # its records, and any report or error not served yet
+            raise _unavailable(f"{queued} earlier message(s) still unacknowledged")
+        _contact.left_unacknowledged = False
 
 
 def _refused(error: KafkaError) -> PayloadTooLargeError:
