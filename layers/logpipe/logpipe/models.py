@@ -135,17 +135,19 @@ class ErrorDetail(BaseModel):
 
 class BatchItemResult(TypedDict):
     """One item of a batch: accepted with its id, or rejected with the error it alone caused (a TypedDict: a
-    batch's thousand results validate into plain dicts, not a model each)."""
+    batch's thousand results are plain dicts, not a model each; the id is the text its record holds)."""
 
     index: int
     status: Literal["accepted", "rejected"]
-    id: UUID | None
+    id: Annotated[str, Field(json_schema_extra={"format": "uuid"})] | None
     error: ErrorDetail | None
 
 
 class BatchAccepted(BaseModel):
     """The answer to a batch: "success" when every item was accepted, "partial" when some were rejected, "rejected"
-    when none was (the native route answers that as an error, the shipper protocols in their own shapes)."""
+    when none was (the native route answers that as an error, the shipper protocols in their own shapes). The batch
+    path constructs it from results it made itself (logpipe.ingest.intake): validating a thousand items it just
+    built would cost about a microsecond per event."""
 
     status: Literal["success", "partial", "rejected"]
     accepted: int
