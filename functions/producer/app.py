@@ -98,14 +98,16 @@ def post_batch(idempotency_key: IdempotencyKey = None):  # the body is read here
 @app.post(OTLP_LOGS_PATH, middlewares=[ingesting], **POST_OTLP_LOGS)
 def post_otlp_logs():
     body, content_type = _shipped()
-    answer = _accept(otlp.decode(body, content_type, settings.max_batch_events, settings.max_batch_decoded_bytes), body)
+    items = otlp.decode(body, content_type, settings.max_batch_events, settings.max_batch_decoded_bytes)
+    answer = _accept(items, body, receipts=False)  # an OTLP answer names no record
     return otlp_replies.accepted(answer, content_type)
 
 
 @app.post(LOKI_PUSH_PATH, middlewares=[ingesting], **POST_LOKI_PUSH)
 def post_loki_push():
     body, content_type = _shipped()
-    answer = _accept(loki.decode(body, content_type, settings.max_batch_events, settings.max_batch_decoded_bytes), body)
+    items = loki.decode(body, content_type, settings.max_batch_events, settings.max_batch_decoded_bytes)
+    answer = _accept(items, body, receipts=False)  # a push is answered 204: no entry is named
     return loki_replies.accepted(answer)
 
 
@@ -155,9 +157,10 @@ def _shipped() -> tuple[bytes, str]:
     return body_bytes(request), (request.get("headers") or {}).get("content-type", "")
 
 
-def _accept(items: list[Any], body: bytes) -> BatchAccepted:
-    """The shared batch path: validation, Kafka, receipts."""
-    return accept_batch(DecodedBatch.of(items, body), settings, None, app.context["organization_id"])
+def _accept(items: list[Any], body: bytes, receipts: bool = True) -> BatchAccepted:
+    """The shared batch path: validation, Kafka, receipts (for answers that name the events' ids)."""
+    batch = DecodedBatch.of(items, body)
+    return accept_batch(batch, settings, None, app.context["organization_id"], receipts=receipts)
 
 
 def _bulk(default_index: str | None):

@@ -153,3 +153,20 @@ def test_elasticsearch_probes_are_answered_harmlessly(call, method: str, path: s
     assert response["statusCode"] == 200
     assert response["headers"]["X-Elastic-Product"] == "Elasticsearch"
     assert expected in json.loads(response["body"])
+
+
+def test_accept_records_are_kept_only_where_the_answer_names_the_events(call, published: list, monkeypatch) -> None:
+    """OTLP and Loki answers name no event, so nobody can ask for the status of their ids: no accept record is
+    written for them (one Redis set member per event); the native batch and `_bulk` answers name every id."""
+    from logpipe.receipts import accepted
+
+    recorded: list[str] = []
+    monkeypatch.setattr(accepted, "record_accepted", lambda events, settings: recorded.extend(e.id for e in events))
+    now = str(time.time_ns())
+    call("/v1/logs", otlp("a", "b"), {"content-type": "application/x-protobuf"})
+    call("/loki/api/v1/push", {"streams": [{"stream": {"job": "x"}, "values": [[now, "line"]]}]})
+    assert recorded == []
+    assert call("/api/logs/batch", [{"level": "INFO", "message": "m", "source": "s"}])["statusCode"] == 202
+    call("/orders/_bulk", json.dumps({"create": {}}) + "\n" + json.dumps({"message": "doc"}) + "\n", NDJSON)
+    assert [event.message for event in published[-2:]] == ["m", "doc"]
+    assert recorded == [str(event.id) for event in published[-2:]]

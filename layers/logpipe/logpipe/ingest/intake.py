@@ -145,9 +145,13 @@ def accept_batch(
     settings: Settings,
     idempotency_key: str | None = None,
     organization_id: str | None = None,
+    *,
+    receipts: bool = True,
 ) -> BatchAccepted:
     """Validate every item of a batch, publish the valid ones with one Kafka wait, answer per item (publishing
-    nothing when no item is valid)."""
+    nothing when no item is valid). `receipts=False` for a protocol whose answer names no event (OTLP, Loki push):
+    nobody can ask for the status of an id they were never told, so no accept record is kept (one Redis set member
+    per event, written by the producer and removed by the sink)."""
     items = batch.items
     ids = _DerivedIds(idempotency_key or f"sha256:{batch.digest}")
     validated, not_plain = _validated(items, settings)
@@ -156,7 +160,7 @@ def accept_batch(
         return _batch_answer(outcomes)
 
     def publish_batch() -> BatchAccepted:
-        publisher.publish([outcome for outcome in outcomes if isinstance(outcome, EventRecord)], settings)
+        publisher.publish([outcome for outcome in outcomes if isinstance(outcome, EventRecord)], settings, receipts)
         return _batch_answer(outcomes)
 
     if idempotency_key is None:

@@ -1,5 +1,5 @@
 """Publishing accepted events: Kafka behind its circuit breaker, one wait for the broker's acknowledgement of all
-of them, then their accept records and the received metric."""
+of them, then their accept records (when the client is told their ids) and the received metric."""
 
 from collections.abc import Callable, Sequence
 from functools import lru_cache
@@ -12,11 +12,13 @@ from logpipe.observability import MetricUnit, metrics
 from logpipe.receipts import accepted
 
 
-def publish(records: Sequence[EventRecord], settings: Settings) -> None:
+def publish(records: Sequence[EventRecord], settings: Settings, receipts: bool = True) -> None:
     """Publish the events' records and return once Kafka acknowledged every one; raises DependencyUnavailableError (the
-    broker did not acknowledge in time, or its circuit is open)."""
+    broker did not acknowledge in time, or its circuit is open). `receipts`: keep their accept records, so that
+    their status reads `queued` until stored (pointless when the client's answer names no id)."""
     _guarded_send(kafka_breaker_policy(settings))(records)
-    accepted.record_accepted(records, settings)
+    if receipts:
+        accepted.record_accepted(records, settings)
     metrics.add_metric(name="log_events_received_total", unit=MetricUnit.Count, value=len(records))
 
 
