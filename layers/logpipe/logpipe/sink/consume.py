@@ -13,7 +13,8 @@ from datetime import UTC, date, datetime, timedelta
 from uuid import UUID
 
 from aws_lambda_powertools.utilities.kafka.consumer_records import ConsumerRecordRecords
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+from pydantic_core import SchemaValidator, core_schema
 
 from logpipe.config import Settings
 from logpipe.encoding import strict_base64
@@ -23,6 +24,7 @@ from logpipe.observability import MetricUnit, logger, metrics, tracer
 from logpipe.receipts import accepted, outcomes
 from logpipe.sink import deadletter, storage
 from logpipe.sink.deadletter import REPLAY_COUNT_HEADER, DeadLetter
+from logpipe.sink.storage import EventFields
 
 
 @dataclass(frozen=True)
@@ -43,10 +45,43 @@ class BatchOutcome:
     failed_records: list[RecordPosition]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Decoded:
+    """A record and its event; as receipts need it (logpipe.receipts.accepted.Accepted), the event's identity."""
+
     record: ConsumerRecordRecords
-    event: LogEvent
+    event: EventFields
+
+    @property
+    def organization_id(self) -> str:
+        return self.event["organization_id"]
+
+    @property
+    def id(self) -> UUID:
+        return self.event["id"]
+
+    @property
+    def received_at(self) -> datetime:
+        return self.event["received_at"]
+
+
+def _fields_validator(model: type[BaseModel]) -> SchemaValidator:
+    """The model's own validation (each field's schema, alias and default, the model's config) giving a dict of its
+    fields instead of an instance: a batch validates thousands of record values, and building a model for each
+    was a third of that (LogEvent.model_validate_json 7.2 us against 4.5 us per bench event)."""
+    schema = model.__pydantic_core_schema__
+    assert schema["type"] == "model" and schema["schema"]["type"] == "model-fields", schema["type"]
+    fields = {
+        name: core_schema.typed_dict_field(
+            field["schema"], required=field["schema"]["type"] != "default", validation_alias=field["validation_alias"]
+        )
+        for name, field in schema["schema"]["fields"].items()
+    }
+    return SchemaValidator(core_schema.typed_dict_schema(fields, config=schema["config"]))
+
+
+# A record's value is LogEvent's JSON (logpipe.ingest.records): checked as LogEvent checks it.
+_EVENT_FIELDS = _fields_validator(LogEvent)
 
 
 class _Unusable(Exception):
@@ -71,7 +106,7 @@ def process_batch(records: Iterable[ConsumerRecordRecords], settings: Settings, 
     letters = rejected + unstorable
     if letters:
         outcomes.record_dead_letters(_identities(letters))
-    accepted.forget_settled([item.event for item in decoded], settings)
+    accepted.forget_settled(decoded, settings)
     failures = _publish(letters)
 
     outcome = BatchOutcome(
@@ -110,7 +145,7 @@ def _record_metrics(outcome: BatchOutcome, decoded: list[_Decoded], elapsed_ms: 
     metrics.add_metric(name="log_event_processing_time", unit=MetricUnit.Milliseconds, value=elapsed_ms)
     if decoded:
         # From the producer's receipt to committed storage, for the batch's oldest event.
-        oldest = min(item.event.received_at for item in decoded)
+        oldest = min(item.received_at for item in decoded)
         latency_ms = max(0.0, (datetime.now(UTC) - oldest).total_seconds() * 1000)  # clocks may disagree
         metrics.add_metric(name="log_event_end_to_end_latency", unit=MetricUnit.Milliseconds, value=latency_ms)
     if outcome.dead_lettered:
@@ -131,7 +166,7 @@ def _decode(
     return decoded, letters
 
 
-def _event(record: ConsumerRecordRecords, oldest_kept_day: date) -> LogEvent:
+def _event(record: ConsumerRecordRecords, oldest_kept_day: date) -> EventFields:
     """The record's event, decoded straight from its bytes (UTF-8 and JSON checked by pydantic-core)."""
     value = record.get("value")
     if value is None:  # Lambda omits the value of a tombstone
@@ -141,11 +176,12 @@ def _event(record: ConsumerRecordRecords, oldest_kept_day: date) -> LogEvent:
     except ValueError as exc:  # binascii.Error, or a str that is not ASCII
         raise _Unusable("undecodable", f"value is not base64: {exc}") from exc
     try:
-        event = LogEvent.model_validate_json(raw)
+        event = _EVENT_FIELDS.validate_json(raw)
     except ValidationError as exc:
         raise _Unusable("undecodable", f"ValidationError: {_short(exc)}") from exc
-    if storage.utc_day(event.timestamp) < oldest_kept_day:
-        raise _Unusable("expired", f"timestamp {event.timestamp.isoformat()} is older than the retention period")
+    timestamp = event["timestamp"]
+    if storage.utc_day(timestamp) < oldest_kept_day:
+        raise _Unusable("expired", f"timestamp {timestamp.isoformat()} is older than the retention period")
     return event
 
 
