@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import NamedTuple
 from uuid import UUID
 
 from aws_lambda_powertools.utilities.kafka.consumer_records import ConsumerRecordRecords
@@ -45,24 +46,14 @@ class BatchOutcome:
     failed_records: list[RecordPosition]
 
 
-@dataclass(frozen=True, slots=True)
-class _Decoded:
-    """A record and its event; as receipts need it (logpipe.receipts.accepted.Accepted), the event's identity."""
+class _Decoded(NamedTuple):
+    """A record, its event, and the event's identity as receipts need it (logpipe.receipts.accepted.Accepted)."""
 
     record: ConsumerRecordRecords
     event: EventFields
-
-    @property
-    def organization_id(self) -> str:
-        return self.event["organization_id"]
-
-    @property
-    def id(self) -> UUID:
-        return self.event["id"]
-
-    @property
-    def received_at(self) -> datetime:
-        return self.event["received_at"]
+    organization_id: str
+    id: UUID
+    received_at: datetime
 
 
 def _fields_validator(model: type[BaseModel]) -> SchemaValidator:
@@ -160,7 +151,8 @@ def _decode(
     letters: list[DeadLetter] = []
     for record in records:
         try:
-            decoded.append(_Decoded(record, _event(record, oldest_kept_day)))
+            event = _event(record, oldest_kept_day)
+            decoded.append(_Decoded(record, event, event["organization_id"], event["id"], event["received_at"]))
         except _Unusable as exc:
             letters.append(_dead_letter(record, exc.reason, str(exc), writer))
     return decoded, letters
