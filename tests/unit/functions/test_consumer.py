@@ -7,7 +7,7 @@ def test_decodes_the_msk_event_and_stores_the_batch(
     consumer_function, sample_event, lambda_context, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     stored: list = []
-    monkeypatch.setattr(consume.storage, "store_events", lambda events: stored.extend(events) or len(events))
+    monkeypatch.setattr(consume.storage, "store_events", lambda events: len(stored.extend(events) or stored))
     monkeypatch.setattr(consume.deadletter, "publish", lambda letters: None)
 
     result = consumer_function.handler(sample_event("consumer_msk_batch"), lambda_context)

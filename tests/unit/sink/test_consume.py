@@ -2,6 +2,7 @@ import base64
 import copy
 import json
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import pytest
@@ -24,7 +25,8 @@ class FakeStore:
         self.keys: set = set()
         self.calls = 0
 
-    def store_events(self, events: list[storage.EventFields]) -> int:
+    def store_events(self, events: Iterable[storage.EventFields]) -> int:
+        events = list(events)  # the consumer's decoding iterator, consumed whole as store_events does
         self.calls += 1
         if any(event["message"] == "unstorable" for event in events):
             raise storage.UnstorableRowsError("DataError: invalid byte sequence")
@@ -245,3 +247,27 @@ def test_settled_ids_leave_redis_with_their_receipt_times(monkeypatch: pytest.Mo
         (f"org-{n}", uuid.UUID(json.loads(value)["id"]), datetime(2026, 1, n, tzinfo=UTC))
         for n, value in zip((1, 2), values, strict=True)
     ]
+
+
+def test_events_reach_the_store_while_the_batch_is_decoded(monkeypatch: pytest.MonkeyPatch, dead_letters: list) -> None:
+    """PostgreSQL inserts a row while the next record is decoded: the store gets each event as soon as it is
+    decoded, not the batch once every record is."""
+    decoded_when_stored: list[int] = []
+    decoding = consume._event
+
+    def counted(*args):
+        counted.calls += 1
+        return decoding(*args)
+
+    counted.calls = 0
+    monkeypatch.setattr(consume, "_event", counted)
+
+    def store_events(events) -> int:
+        for _ in events:
+            decoded_when_stored.append(counted.calls)
+        return len(decoded_when_stored)
+
+    monkeypatch.setattr(consume.storage, "store_events", store_events)
+    outcome = process(msk_event([event_value(), b"{not json", event_value(), event_value()]))
+    assert decoded_when_stored == [1, 3, 4]
+    assert (outcome.stored, outcome.dead_lettered) == (3, 1)

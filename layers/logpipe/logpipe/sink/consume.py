@@ -7,7 +7,7 @@ about 2·k·log2(n) small transactions, not n). A PostgreSQL outage raises and t
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import NamedTuple
@@ -92,8 +92,9 @@ def process_batch(records: Iterable[ConsumerRecordRecords], settings: Settings, 
     holds every decoded event's outcome, their accept records leave Redis.
     """
     started = time.perf_counter()
-    decoded, rejected = _decode(records, _oldest_kept_day(settings), writer)
-    stored, unstorable = _store_isolating(decoded, writer)
+    decoded: list[_Decoded] = []
+    rejected: list[DeadLetter] = []
+    stored, unstorable = _store_decoding(_decode(records, _oldest_kept_day(settings), writer, decoded, rejected))
     letters = rejected + unstorable
     if letters:
         outcomes.record_dead_letters(_identities(letters))
@@ -144,18 +145,33 @@ def _record_metrics(outcome: BatchOutcome, decoded: list[_Decoded], elapsed_ms: 
         metrics.add_metric(name="log_events_errors_total", unit=MetricUnit.Count, value=outcome.dead_lettered)
 
 
+class _Decoding(NamedTuple):
+    """The batch's events as they are decoded (each one also appended to `decoded`; a record that can never be
+    stored to `rejected`, as its dead letter)."""
+
+    events: Iterator[EventFields]
+    decoded: list[_Decoded]
+    writer: str
+
+
 def _decode(
-    records: Iterable[ConsumerRecordRecords], oldest_kept_day: date, writer: str
-) -> tuple[list[_Decoded], list[DeadLetter]]:
-    decoded: list[_Decoded] = []
-    letters: list[DeadLetter] = []
-    for record in records:
-        try:
-            event = _event(record, oldest_kept_day)
+    records: Iterable[ConsumerRecordRecords],
+    oldest_kept_day: date,
+    writer: str,
+    decoded: list[_Decoded],
+    rejected: list[DeadLetter],
+) -> _Decoding:
+    def events() -> Iterator[EventFields]:
+        for record in records:
+            try:
+                event = _event(record, oldest_kept_day)
+            except _Unusable as exc:
+                rejected.append(_dead_letter(record, exc.reason, str(exc), writer))
+                continue
             decoded.append(_Decoded(record, event, event["organization_id"], event["id"], event["received_at"]))
-        except _Unusable as exc:
-            letters.append(_dead_letter(record, exc.reason, str(exc), writer))
-    return decoded, letters
+            yield event
+
+    return _Decoding(events(), decoded, writer)
 
 
 def _event(record: ConsumerRecordRecords, oldest_kept_day: date) -> EventFields:
@@ -184,14 +200,27 @@ def _short(exc: ValidationError) -> str:
     )
 
 
+def _store_decoding(decoding: _Decoding) -> tuple[int, list[DeadLetter]]:
+    """Store the events while they are decoded (PostgreSQL inserts a row while the next record is decoded); when
+    PostgreSQL refuses a row, isolate it among all the decoded items (store_events decodes them all either way)."""
+    try:
+        return storage.store_events(decoding.events), []
+    except storage.UnstorableRowsError as exc:
+        return _bisect(decoding.decoded, decoding.writer, exc)
+
+
 def _store_isolating(items: list[_Decoded], writer: str) -> tuple[int, list[DeadLetter]]:
     """Store the items; when PostgreSQL refuses a row, halve and recurse until each refused row stands alone."""
     try:
         return storage.store_events([item.event for item in items]), []
     except storage.UnstorableRowsError as exc:
-        if len(items) == 1:
-            return 0, [_dead_letter(items[0].record, "unstorable", str(exc), writer)]
-        logger.warning("PostgreSQL refused a row; bisecting", extra={"rows": len(items), "error": str(exc)})
+        return _bisect(items, writer, exc)
+
+
+def _bisect(items: list[_Decoded], writer: str, refused: storage.UnstorableRowsError) -> tuple[int, list[DeadLetter]]:
+    if len(items) == 1:
+        return 0, [_dead_letter(items[0].record, "unstorable", str(refused), writer)]
+    logger.warning("PostgreSQL refused a row; bisecting", extra={"rows": len(items), "error": str(refused)})
     middle = len(items) // 2
     stored_first, letters_first = _store_isolating(items[:middle], writer)
     stored_second, letters_second = _store_isolating(items[middle:], writer)

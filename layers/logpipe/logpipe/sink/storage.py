@@ -1,7 +1,7 @@
 """The sink's write path: a batch of events into log_events and log_event_ids in one transaction, each
 (organization, id) stored once, day partitions created when missing."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -74,15 +74,22 @@ def utc_day(moment: datetime) -> date:
     return (moment - offset).date() if offset else moment.date()
 
 
-def store_events(events: Sequence[EventFields]) -> int:
+def store_events(events: Iterable[EventFields]) -> int:
     """Store events in one transaction; returns how many were new (duplicates are skipped).
+
+    `events` may be an iterator that decodes them (the consumer's): the rows are copied as it yields them, so
+    PostgreSQL inserts while the next ones are decoded, and it is consumed whole in every case.
 
     Raises DependencyUnavailableError when PostgreSQL cannot be reached (retry later) and
     UnstorableRowsError when a row itself is refused (the caller isolates it).
     """
-    if not events:
-        return 0
-    rows = [_row(event) for event in events]
+    rows: list[tuple] = []
+    events = iter(events)
+    try:
+        return _copy_as_they_come(events, rows)
+    except (*_ROW_ERRORS, _UnknownDay):
+        pass  # a duplicate, a row refused, a day without a known partition: undone, stored by the full path
+    rows += (_row(event) for event in events)
     days = {utc_day(row[2]) for row in rows}
     try:
         try:
@@ -97,7 +104,31 @@ def store_events(events: Sequence[EventFields]) -> int:
         raise UnstorableRowsError(f"{type(exc).__name__}: {exc}") from exc
 
 
+class _UnknownDay(Exception):
+    """A row's day partition is not known to exist: it can only be created outside the COPY."""
+
+
+def _copy_as_they_come(events: Iterator[EventFields], rows: list[tuple]) -> int:
+    """The usual batch, all new events of known days: their rows copied into log_events as the events come (each
+    one kept in `rows`), then their ids into log_event_ids, in one transaction."""
+    with postgres.connection() as conn, conn.transaction(), conn.cursor() as cursor:
+        with cursor.copy(_COPY_EVENTS) as copy:
+            copy.set_types(_TYPES)
+            for event in events:
+                row = _row(event)
+                rows.append(row)
+                if utc_day(row[2]) not in _known_partitions:
+                    raise _UnknownDay
+                copy.write_row(row)
+        if not rows:
+            return 0
+        _copy(cursor, _COPY_IDS, _TYPES[:_ID_COLUMNS], (row[:_ID_COLUMNS] for row in rows))
+        return len(rows)
+
+
 def _store_rows(rows: Sequence[tuple], days: set[date]) -> int:
+    if not rows:
+        return 0
     with postgres.connection() as conn:
         _ensure_partitions(conn, days)
         return _insert_rows(conn, rows)
