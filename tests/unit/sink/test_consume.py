@@ -271,3 +271,12 @@ def test_events_reach_the_store_while_the_batch_is_decoded(monkeypatch: pytest.M
     outcome = process(msk_event([event_value(), b"{not json", event_value(), event_value()]))
     assert decoded_when_stored == [1, 3, 4]
     assert (outcome.stored, outcome.dead_lettered) == (3, 1)
+
+
+def test_a_batch_of_poison_alone_never_asks_postgresql(monkeypatch: pytest.MonkeyPatch, dead_letters: list) -> None:
+    def no_database(*args, **kwargs):
+        raise AssertionError("PostgreSQL asked for a batch without a storable event")
+
+    monkeypatch.setattr(storage.postgres, "connection", no_database)
+    outcome = process(msk_event([b"{not json", None]))
+    assert (outcome.received, outcome.stored, outcome.dead_lettered) == (2, 0, 2)

@@ -1,6 +1,7 @@
 """The sink's write path: a batch of events into log_events and log_event_ids in one transaction, each
 (organization, id) stored once, day partitions created when missing."""
 
+import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
@@ -83,8 +84,12 @@ def store_events(events: Iterable[EventFields]) -> int:
     Raises DependencyUnavailableError when PostgreSQL cannot be reached (retry later) and
     UnstorableRowsError when a row itself is refused (the caller isolates it).
     """
-    rows: list[tuple] = []
     events = iter(events)
+    first = next(events, None)
+    if first is None:
+        return 0
+    events = itertools.chain([first], events)
+    rows: list[tuple] = []
     try:
         return _copy_as_they_come(events, rows)
     except (*_ROW_ERRORS, _UnknownDay):
@@ -120,15 +125,11 @@ def _copy_as_they_come(events: Iterator[EventFields], rows: list[tuple]) -> int:
                 if utc_day(row[2]) not in _known_partitions:
                     raise _UnknownDay
                 copy.write_row(row)
-        if not rows:
-            return 0
         _copy(cursor, _COPY_IDS, _TYPES[:_ID_COLUMNS], (row[:_ID_COLUMNS] for row in rows))
         return len(rows)
 
 
 def _store_rows(rows: Sequence[tuple], days: set[date]) -> int:
-    if not rows:
-        return 0
     with postgres.connection() as conn:
         _ensure_partitions(conn, days)
         return _insert_rows(conn, rows)
