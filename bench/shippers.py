@@ -1,7 +1,7 @@
 """Shippers bench: OTLP/HTTP, the native batch, Loki push and Elasticsearch `_bulk` through the runner's intake,
 with plain confluent-kafka and VictoriaLogs measured in the same run.
 
-    python bench/shippers.py [--quick]
+    python bench/shippers.py [--quick] [--sustained-only] [--rates 15000,20000]
 
 Requests hold 1,000 realistic records each (250-450 bytes, 5-12 attributes: the builders of the decoders'
 micro-benchmark, tests/unit/edge/decoders/bench_decoders.py, with timestamps of today), encoded once with the real
@@ -479,12 +479,24 @@ def victoria_logs(shipment: Shipment, plan: Plan) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------------- main
+def _rates(text: str) -> tuple[int, ...]:
+    return tuple(int(rate) for rate in text.split(","))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a few seconds per part")
-    plan = QUICK if parser.parse_args().quick else FULL
+    parser.add_argument("--sustained-only", action="store_true", help="only the end-to-end part (its figures alone)")
+    parser.add_argument("--rates", type=_rates, help="events/s offered end to end, comma-separated (10000,15000)")
+    args = parser.parse_args()
+    plan = QUICK if args.quick else FULL
+    if args.rates:
+        plan = Plan(**{**plan.__dict__, "sustained_rates": args.rates})
     env = services_env()
     os.environ.update(env)
+    if args.sustained_only:
+        emit({"events_per_request": EVENTS, "sustained_end_to_end": sustained(env, plan)})
+        return 0
     organization_id = f"bench-shippers-{uuid.uuid4().hex[:8]}"
     figures: dict[str, Any] = {
         "events_per_request": EVENTS,

@@ -14,8 +14,11 @@ import json
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
+
+import pydantic_core
 
 from .sam_model import DEFAULT_ACCOUNT_ID
 
@@ -271,6 +274,13 @@ def map_http_response(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
 TIMESTAMP_TYPES = {1: "CREATE_TIME", 2: "LOG_APPEND_TIME"}
 
 
+class KafkaRecord(NamedTuple):
+    """One record of the batch event: its ``<topic>-<partition>`` group and its JSON, as the event carries it."""
+
+    partition_key: str
+    json: bytes
+
+
 def kafka_record(
     *,
     topic: str,
@@ -281,53 +291,65 @@ def kafka_record(
     key: bytes | None,
     value: bytes | None,
     headers: list[tuple[str, bytes | None]] | None,
-) -> dict[str, Any]:
-    """One record as Lambda's Kafka event source mapping delivers it.
+) -> KafkaRecord:
+    """One record as Lambda's Kafka event source mapping delivers it, already in JSON.
 
     The key is absent when the record has none, and so is the value of a tombstone (a null value): an empty
-    value is an empty string, a null one is no ``value`` key at all.
+    value is an empty string, a null one is no ``value`` key at all. The record is written as bytes, its base64
+    included, rather than built as a dict and serialized with the batch: a batch is thousands of records of
+    about a kilobyte, and its base64 never becomes a str nor is scanned again for escaping.
     """
-    record: dict[str, Any] = {
-        "topic": topic,
-        "partition": partition,
-        "offset": offset,
-        "timestamp": timestamp if timestamp >= 0 else 0,
-        "timestampType": TIMESTAMP_TYPES.get(timestamp_type, "CREATE_TIME"),
-    }
+    parts = [
+        b'{"topic":%b,"partition":%d,"offset":%d,"timestamp":%d,"timestampType":"%b"'
+        % (
+            _json_text(topic),
+            partition,
+            offset,
+            timestamp if timestamp >= 0 else 0,
+            _TIMESTAMP_TYPE_NAMES.get(timestamp_type, b"CREATE_TIME"),
+        )
+    ]
     if key is not None:
-        record["key"] = base64.b64encode(key).decode("ascii")
+        parts += (b',"key":"', binascii.b2a_base64(key, newline=False), b'"')
     if value is not None:
-        record["value"] = base64.b64encode(value).decode("ascii")
-    record["headers"] = [{name: list(data or b"")} for name, data in (headers or [])]
-    return record
+        parts += (b',"value":"', binascii.b2a_base64(value, newline=False), b'"')
+    parts += (
+        b',"headers":',
+        pydantic_core.to_json([{name: list(data or b"")} for name, data in headers]) if headers else b"[]",
+        b"}",
+    )
+    return KafkaRecord(f"{topic}-{partition}", b"".join(parts))
 
 
-def record_size(record: dict[str, Any]) -> int:
-    """An upper estimate of the record's size in the event JSON (used to stay below the 6 MB payload limit)."""
-    size = 160 + len(record["topic"]) + len(record.get("value") or "") + len(record.get("key") or "")
-    for header in record["headers"]:
-        for name, data in header.items():
-            size += 8 + len(name) + 4 * len(data)
-    return size
+_TIMESTAMP_TYPE_NAMES = {number: name.encode() for number, name in TIMESTAMP_TYPES.items()}
+
+
+@lru_cache(maxsize=256)
+def _json_text(text: str) -> bytes:
+    """A topic name as a JSON string (cached: a poller sees a handful of topics, once per record)."""
+    return pydantic_core.to_json(text)
 
 
 def build_kafka_event(
-    records: list[dict[str, Any]],
+    records: list[KafkaRecord],
     *,
     event_source: str,
     bootstrap_servers: str,
     event_source_arn: str | None = None,
-) -> dict[str, Any]:
-    """The batch event: records grouped under "<topic>-<partition>" keys, in offset order within each."""
-    grouped: dict[str, list[dict[str, Any]]] = {}
+) -> bytes:
+    """The batch event's JSON: records grouped under "<topic>-<partition>" keys, in offset order within each."""
+    grouped: dict[str, list[bytes]] = {}
     for record in records:
-        grouped.setdefault(f"{record['topic']}-{record['partition']}", []).append(record)
-    event: dict[str, Any] = {"eventSource": event_source}
+        grouped.setdefault(record.partition_key, []).append(record.json)
+    envelope: dict[str, Any] = {"eventSource": event_source}
     if event_source_arn and event_source == "aws:kafka":
-        event["eventSourceArn"] = event_source_arn
-    event["bootstrapServers"] = bootstrap_servers
-    event["records"] = grouped
-    return event
+        envelope["eventSourceArn"] = event_source_arn
+    envelope["bootstrapServers"] = bootstrap_servers
+    parts = [pydantic_core.to_json(envelope)[:-1], b',"records":{']
+    for key, jsons in grouped.items():
+        parts += (b"," if len(parts) > 2 else b"", _json_text(key), b":[", b",".join(jsons), b"]")
+    parts.append(b"}}")
+    return b"".join(parts)
 
 
 def parse_batch_item_failures(result: Any, batch_keys: set[str]) -> list[tuple[str, int]] | None:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from logpipe.models import Level, LogEvent
 from logpipe.sink import storage
+from tests.integration.stored_events import as_fields
 
 
 def make_event(organization_id: str, minutes_ago: float, level: str = "INFO", **fields) -> LogEvent:
@@ -23,7 +24,7 @@ def make_event(organization_id: str, minutes_ago: float, level: str = "INFO", **
 
 
 def store(*events: LogEvent) -> list[LogEvent]:
-    storage.store_events(list(events))
+    storage.store_events(as_fields(list(events)))
     return list(events)
 
 

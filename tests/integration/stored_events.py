@@ -1,9 +1,11 @@
 """Normalized events (the Kafka value and the stored row) for tests that write PostgreSQL directly."""
 
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from logpipe.models import EventRecord, Level, LogEvent
+from logpipe.sink.storage import EventFields
 
 NOW = datetime.now(UTC)
 
@@ -29,3 +31,8 @@ def record_of(event: LogEvent) -> EventRecord:
     return EventRecord(
         event.organization_id, str(event.id), event.received_at, event.model_dump_json(by_alias=True).encode()
     )
+
+
+def as_fields(events: Iterable[LogEvent]) -> list[EventFields]:
+    """Events as the sink stores them (logpipe.sink.storage.EventFields)."""
+    return [event.model_dump() for event in events]

@@ -18,7 +18,7 @@ from logpipe.ops.roles import grant_logins
 from logpipe.receipts import outcomes
 from logpipe.sink import storage
 from tests.integration.gateway_helpers import answer
-from tests.integration.stored_events import make_event
+from tests.integration.stored_events import as_fields, make_event
 
 # Local logins only (127.0.0.1, like the owner's logpipe/logpipe); on AWS each password comes from its secret.
 # Fixed, so test runs of several worktrees against one cluster set the same ones.
@@ -111,7 +111,7 @@ def test_the_consumer_stores_and_creates_a_day_partition_as_the_writer(
     partition = f"log_events_{day:%Y%m%d}"
     try:
         with as_role("logpipe_writer"):
-            assert storage.store_events([event, event]) == 1
+            assert storage.store_events(as_fields([event, event])) == 1
             outcomes.record_dead_letters([(organization_id, uuid.uuid4(), "poison")])
             with postgres.connection() as conn:
                 storage.ensure_partition(conn, day)
@@ -129,7 +129,7 @@ def test_the_gateway_reads_and_manages_keys_as_the_reader(
     as_role: AsRole, gateway_function, api_request, lambda_context, auth_headers, organization_id: str
 ) -> None:
     event = make_event(organization_id)
-    storage.store_events([event])
+    storage.store_events(as_fields([event]))
     with as_role("logpipe_reader"):
         headers = auth_headers(organization_id)  # the key is created, then looked up, as the reader
         for path in ["/api/logs", f"/api/logs/{event.id}", f"/api/logs/{event.id}/status", "/api/stats"]:

@@ -3,7 +3,7 @@ from datetime import timedelta
 import psycopg
 
 from logpipe.sink import storage
-from tests.integration.stored_events import NOW, make_event
+from tests.integration.stored_events import NOW, as_fields, make_event
 
 
 def rows(conn: psycopg.Connection, organization_id: str) -> list[tuple]:
@@ -17,7 +17,7 @@ def rows(conn: psycopg.Connection, organization_id: str) -> list[tuple]:
 def test_stores_every_column(settings, pg: psycopg.Connection, organization_id: str) -> None:
     event = make_event(organization_id)
 
-    assert storage.store_events([event]) == 1
+    assert storage.store_events(as_fields([event])) == 1
 
     [(row_id, level, message, source, occurred_at, attributes, trace_id, span_id)] = rows(pg, organization_id)
     assert (row_id, level, message, source) == (event.id, "INFO", "disk almost full", "node-7")
@@ -28,11 +28,11 @@ def test_stores_every_column(settings, pg: psycopg.Connection, organization_id: 
 
 def test_redelivery_stores_nothing_twice(settings, pg: psycopg.Connection, organization_id: str) -> None:
     events = [make_event(organization_id) for _ in range(50)]
-    assert storage.store_events(events) == 50
-    assert storage.store_events(events) == 0
-    assert storage.store_events([*events[:10], make_event(organization_id)]) == 1
+    assert storage.store_events(as_fields(events)) == 50
+    assert storage.store_events(as_fields(events)) == 0
+    assert storage.store_events(as_fields([*events[:10], make_event(organization_id)])) == 1
     # new rows first, a known one last: what the first attempt copied is undone, the new ones are stored once
-    assert storage.store_events([make_event(organization_id), make_event(organization_id), events[-1]]) == 2
+    assert storage.store_events(as_fields([make_event(organization_id), make_event(organization_id), events[-1]])) == 2
     assert len(rows(pg, organization_id)) == 53
     ids = pg.execute("SELECT count(*) FROM log_event_ids WHERE organization_id = %s", (organization_id,))
     assert ids.fetchone() == (53,)
@@ -40,21 +40,21 @@ def test_redelivery_stores_nothing_twice(settings, pg: psycopg.Connection, organ
 
 def test_an_id_is_stored_once_even_with_another_timestamp(settings, pg, organization_id: str) -> None:
     event = make_event(organization_id)
-    assert storage.store_events([event]) == 1
-    assert storage.store_events([event.model_copy(update={"timestamp": NOW - timedelta(days=2)})]) == 0
-    assert storage.store_events([event, event]) == 0
+    assert storage.store_events(as_fields([event])) == 1
+    assert storage.store_events(as_fields([event.model_copy(update={"timestamp": NOW - timedelta(days=2)})])) == 0
+    assert storage.store_events(as_fields([event, event])) == 0
     assert len(rows(pg, organization_id)) == 1
 
 
 def test_duplicates_inside_one_batch_are_stored_once(settings, pg, organization_id: str) -> None:
     event = make_event(organization_id)
-    assert storage.store_events([event, event, event]) == 1
+    assert storage.store_events(as_fields([event, event, event])) == 1
     assert len(rows(pg, organization_id)) == 1
 
 
 def test_day_partitions_are_created_on_demand(settings, pg: psycopg.Connection, organization_id: str) -> None:
     days = [NOW - timedelta(days=3), NOW - timedelta(days=1), NOW]
-    assert storage.store_events([make_event(organization_id, timestamp=day) for day in days]) == 3
+    assert storage.store_events(as_fields([make_event(organization_id, timestamp=day) for day in days])) == 3
 
     partitions = {
         name

@@ -13,6 +13,7 @@ from logpipe.adapters import kafka
 from logpipe.models import LogEvent
 from logpipe.sink import storage
 from tests.conftest import FakeLambdaContext
+from tests.integration.stored_events import as_fields
 
 
 def post(producer_function, sample_event, lambda_context, body: dict, idempotency_key: str | None = None):
@@ -131,7 +132,7 @@ def test_a_retry_after_the_completion_write_failed_publishes_the_same_id_and_sto
     records = kafka_records(settings, organization_id, published[0])
     assert len(records) == 2
     # Store both records (a consumer of this topic, e.g. the e2e runner's, may already have stored them).
-    storage.store_events([LogEvent.model_validate_json(value) for value in records])
+    storage.store_events(as_fields([LogEvent.model_validate_json(value) for value in records]))
     assert pg.execute("SELECT count(*) FROM log_events WHERE organization_id = %s", (organization_id,)).fetchone() == (
         1,
     )

@@ -15,7 +15,7 @@ from logpipe.ops import maintenance, replay
 from logpipe.receipts import outcomes
 from logpipe.sink import deadletter, storage
 from logpipe.sink.deadletter import DeadLetter
-from tests.integration.stored_events import NOW, make_event
+from tests.integration.stored_events import NOW, as_fields, make_event
 
 
 def stored_ids(pg: psycopg.Connection, organization_id: str) -> list[str]:
@@ -31,9 +31,9 @@ def stored_ids(pg: psycopg.Connection, organization_id: str) -> list[str]:
 def test_two_organizations_with_the_same_id_are_both_stored(settings, pg, organization_id: str) -> None:
     other = f"{organization_id}-other"
     shared = uuid.uuid4()
-    assert storage.store_events([make_event(organization_id, id=shared)]) == 1
-    assert storage.store_events([make_event(other, id=shared)]) == 1  # not taken for a duplicate
-    assert storage.store_events([make_event(other, id=shared, message="again")]) == 0
+    assert storage.store_events(as_fields([make_event(organization_id, id=shared)])) == 1
+    assert storage.store_events(as_fields([make_event(other, id=shared)])) == 1  # not taken for a duplicate
+    assert storage.store_events(as_fields([make_event(other, id=shared, message="again")])) == 0
     assert stored_ids(pg, organization_id) == stored_ids(pg, other) == [str(shared)]
 
 
@@ -41,7 +41,7 @@ def test_the_first_of_two_copies_in_one_batch_wins(settings, pg, organization_id
     event_id = uuid.uuid4()
     first = make_event(organization_id, id=event_id, message="first", timestamp=NOW - timedelta(hours=1))
     second = make_event(organization_id, id=event_id, message="second")
-    assert storage.store_events([first, second]) == 1
+    assert storage.store_events(as_fields([first, second])) == 1
     row = pg.execute(
         "SELECT message, occurred_at FROM log_events WHERE organization_id = %s", (organization_id,)
     ).fetchone()
@@ -129,7 +129,7 @@ def test_maintenance_creates_partitions_ahead_and_drops_expired_ones_with_their_
     old_day = today - timedelta(days=45)
     old = make_event(organization_id, timestamp=datetime.combine(old_day, datetime.min.time(), UTC))
     kept = make_event(organization_id, timestamp=NOW - timedelta(days=2))
-    assert storage.store_events([old, kept]) == 2
+    assert storage.store_events(as_fields([old, kept])) == 2
 
     dry = maintenance.run(retention, today, dry_run=True)
     assert old_day.isoformat() in dry.dropped and partition_exists(pg, old_day)
@@ -147,10 +147,11 @@ def test_maintenance_creates_partitions_ahead_and_drops_expired_ones_with_their_
 
 def test_the_partition_cache_survives_a_partition_dropped_by_another_process(settings, pg, organization_id) -> None:
     day = NOW - timedelta(days=3)
-    assert storage.store_events([make_event(organization_id, timestamp=day)]) == 1  # this process now knows the day
+    # this process now knows the day
+    assert storage.store_events(as_fields([make_event(organization_id, timestamp=day)])) == 1
     pg.execute(f"DROP TABLE log_events_{day:%Y%m%d}")  # another process's retention
 
-    assert storage.store_events([make_event(organization_id, timestamp=day)]) == 1
+    assert storage.store_events(as_fields([make_event(organization_id, timestamp=day)])) == 1
     assert partition_exists(pg, day.date())
 
 

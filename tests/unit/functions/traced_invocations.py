@@ -88,7 +88,7 @@ def main() -> int:
     accepted.record_accepted = lambda events, settings: None
     accepted.forget_settled = lambda events, settings: None
     outcomes.record_dead_letters = lambda letters: None
-    consume.storage.store_events = lambda events: len(events)
+    consume.storage.store_events = lambda events: len(list(events))
     consume.deadletter.publish = lambda letters: None
     auth._lookup = lambda key_hash, settings: auth.Principal("traced", "acme", frozenset({"ingest"}))
     ratelimit.take_organization_tokens = lambda organization_id, cost, settings, bucket=None: None

@@ -11,6 +11,7 @@ import pytest
 from confluent_kafka import TIMESTAMP_CREATE_TIME, TIMESTAMP_NOT_AVAILABLE
 
 from local.lambda_runner import kafka_poller
+from local.lambda_runner.events import KafkaRecord
 from local.lambda_runner.kafka_poller import KafkaPoller, backoff_delay, parse_destination
 from local.lambda_runner.sam_model import KafkaSource
 from local.lambda_runner.workers import InvokeResult
@@ -88,7 +89,7 @@ def make_poller(results: list[InvokeResult], **source_args: Any) -> tuple[KafkaP
     return poller, events
 
 
-def batch(*spec: tuple[int, int]) -> list[tuple[FakeMessage, dict[str, Any]]]:
+def batch(*spec: tuple[int, int]) -> list[tuple[FakeMessage, KafkaRecord]]:
     messages = [FakeMessage("t", p, o) for p, o in spec]
     return [(m, kafka_poller._to_record(m)) for m in messages]  # type: ignore[arg-type]
 

@@ -2,10 +2,12 @@ import base64
 import copy
 import json
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import pytest
 from aws_lambda_powertools.utilities.kafka import ConsumerRecords
+from pydantic import ValidationError
 
 from logpipe.config import get_settings
 from logpipe.errors import DependencyUnavailableError
@@ -23,11 +25,12 @@ class FakeStore:
         self.keys: set = set()
         self.calls = 0
 
-    def store_events(self, events: list[LogEvent]) -> int:
+    def store_events(self, events: Iterable[storage.EventFields]) -> int:
+        events = list(events)  # the consumer's decoding iterator, consumed whole as store_events does
         self.calls += 1
-        if any(event.message == "unstorable" for event in events):
+        if any(event["message"] == "unstorable" for event in events):
             raise storage.UnstorableRowsError("DataError: invalid byte sequence")
-        new = {(event.organization_id, event.id) for event in events} - self.keys
+        new = {(event["organization_id"], event["id"]) for event in events} - self.keys
         self.keys |= new
         return len(new)
 
@@ -199,3 +202,81 @@ def test_a_batch_reports_the_seed_metrics_and_end_to_end_latency(sample_event, s
     assert emitted["log_events_dead_lettered_total"]["Value"] == [3.0]
     assert emitted["log_event_processing_time"]["Unit"] == "Milliseconds"
     assert emitted["log_event_end_to_end_latency"]["Value"][0] >= 0
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        event_value(),
+        event_value(attributes={"a": 1, "b": [True, None, 2.5]}, traceId="t" * 32, spanId="s" * 16),
+        # field names as well as aliases, a time without an offset
+        event_value().replace(b'"organizationId"', b'"organization_id"').replace(b'"receivedAt"', b'"received_at"'),
+        event_value(receivedAt="2026-01-01T00:00:00"),
+        event_value(timestamp="2026-01-01T23:30:00-05:00"),
+        event_value(level="warning"),
+        event_value(id="not-a-uuid"),
+        event_value(attributes=[1]),
+        b'{"id": 1}',
+        b"[]",
+        b"{not json",
+    ],
+)
+def test_a_value_is_checked_as_log_event_checks_it(value: bytes) -> None:
+    """The sink's plain-dict validation is LogEvent's own: the same fields and values, the same errors (where and
+    what: the dead letter's x-dlq-error)."""
+    try:
+        expected = LogEvent.model_validate_json(value).model_dump()
+    except ValidationError as exc:
+        with pytest.raises(ValidationError) as refused:
+            consume._EVENT_FIELDS.validate_json(value)
+        assert [(e["loc"], e["msg"]) for e in refused.value.errors()] == [(e["loc"], e["msg"]) for e in exc.errors()]
+    else:
+        assert consume._EVENT_FIELDS.validate_json(value) == expected
+
+
+def test_settled_ids_leave_redis_with_their_receipt_times(monkeypatch: pytest.MonkeyPatch, store: FakeStore) -> None:
+    settled: list = []
+    monkeypatch.setattr(
+        consume.accepted,
+        "forget_settled",
+        lambda events, settings: settled.extend((e.organization_id, e.id, e.received_at) for e in events),
+    )
+    values = [event_value(organizationId=f"org-{n}", receivedAt=f"2026-01-0{n}T00:00:00+00:00") for n in (1, 2)]
+    process(msk_event([*values, b"{not json"]))
+    assert settled == [
+        (f"org-{n}", uuid.UUID(json.loads(value)["id"]), datetime(2026, 1, n, tzinfo=UTC))
+        for n, value in zip((1, 2), values, strict=True)
+    ]
+
+
+def test_events_reach_the_store_while_the_batch_is_decoded(monkeypatch: pytest.MonkeyPatch, dead_letters: list) -> None:
+    """PostgreSQL inserts a row while the next record is decoded: the store gets each event as soon as it is
+    decoded, not the batch once every record is."""
+    decoded_when_stored: list[int] = []
+    decoding = consume._event
+
+    def counted(*args):
+        counted.calls += 1
+        return decoding(*args)
+
+    counted.calls = 0
+    monkeypatch.setattr(consume, "_event", counted)
+
+    def store_events(events) -> int:
+        for _ in events:
+            decoded_when_stored.append(counted.calls)
+        return len(decoded_when_stored)
+
+    monkeypatch.setattr(consume.storage, "store_events", store_events)
+    outcome = process(msk_event([event_value(), b"{not json", event_value(), event_value()]))
+    assert decoded_when_stored == [1, 3, 4]
+    assert (outcome.stored, outcome.dead_lettered) == (3, 1)
+
+
+def test_a_batch_of_poison_alone_never_asks_postgresql(monkeypatch: pytest.MonkeyPatch, dead_letters: list) -> None:
+    def no_database(*args, **kwargs):
+        raise AssertionError("PostgreSQL asked for a batch without a storable event")
+
+    monkeypatch.setattr(storage.postgres, "connection", no_database)
+    outcome = process(msk_event([b"{not json", None]))
+    assert (outcome.received, outcome.stored, outcome.dead_lettered) == (2, 0, 2)

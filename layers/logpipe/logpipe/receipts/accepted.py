@@ -83,11 +83,12 @@ def was_accepted(organization_id: str, event_id: UUID, settings: Settings) -> bo
 
 def _by_bucket(events: Iterable[Accepted], width: int) -> dict[tuple[str, int], list[str]]:
     """The events' ids by (organization, bucket of the time they were received); a request's events share their
-    receipt time, so its bucket is computed once per run of equal times."""
+    receipt time, so its bucket is computed once per run of equal times (equal, not only the same object: the sink
+    decodes one time per event)."""
     ids: dict[tuple[str, int], list[str]] = defaultdict(list)
     received_at, bucket = None, 0
     for event in events:
-        if event.received_at is not received_at:
+        if event.received_at != received_at:
             received_at = event.received_at
             bucket = _bucket_of(received_at, width)
         ids[(event.organization_id, bucket)].append(str(event.id))

@@ -7,13 +7,15 @@ about 2·k·log2(n) small transactions, not n). A PostgreSQL outage raises and t
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import NamedTuple
 from uuid import UUID
 
 from aws_lambda_powertools.utilities.kafka.consumer_records import ConsumerRecordRecords
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+from pydantic_core import SchemaValidator, core_schema
 
 from logpipe.config import Settings
 from logpipe.encoding import strict_base64
@@ -23,6 +25,7 @@ from logpipe.observability import MetricUnit, logger, metrics, tracer
 from logpipe.receipts import accepted, outcomes
 from logpipe.sink import deadletter, storage
 from logpipe.sink.deadletter import REPLAY_COUNT_HEADER, DeadLetter
+from logpipe.sink.storage import EventFields
 
 
 @dataclass(frozen=True)
@@ -43,10 +46,33 @@ class BatchOutcome:
     failed_records: list[RecordPosition]
 
 
-@dataclass(frozen=True)
-class _Decoded:
+class _Decoded(NamedTuple):
+    """A record, its event, and the event's identity as receipts need it (logpipe.receipts.accepted.Accepted)."""
+
     record: ConsumerRecordRecords
-    event: LogEvent
+    event: EventFields
+    organization_id: str
+    id: UUID
+    received_at: datetime
+
+
+def _fields_validator(model: type[BaseModel]) -> SchemaValidator:
+    """The model's own validation (each field's schema, alias and default, the model's config) giving a dict of its
+    fields instead of an instance: a batch validates thousands of record values, and building a model for each
+    was a third of that (LogEvent.model_validate_json 7.2 us against 4.5 us per bench event)."""
+    schema = model.__pydantic_core_schema__
+    assert schema["type"] == "model" and schema["schema"]["type"] == "model-fields", schema["type"]
+    fields = {
+        name: core_schema.typed_dict_field(
+            field["schema"], required=field["schema"]["type"] != "default", validation_alias=field["validation_alias"]
+        )
+        for name, field in schema["schema"]["fields"].items()
+    }
+    return SchemaValidator(core_schema.typed_dict_schema(fields, config=schema["config"]))
+
+
+# A record's value is LogEvent's JSON (logpipe.ingest.records): checked as LogEvent checks it.
+_EVENT_FIELDS = _fields_validator(LogEvent)
 
 
 class _Unusable(Exception):
@@ -66,12 +92,13 @@ def process_batch(records: Iterable[ConsumerRecordRecords], settings: Settings, 
     holds every decoded event's outcome, their accept records leave Redis.
     """
     started = time.perf_counter()
-    decoded, rejected = _decode(records, _oldest_kept_day(settings), writer)
-    stored, unstorable = _store_isolating(decoded, writer)
+    decoded: list[_Decoded] = []
+    rejected: list[DeadLetter] = []
+    stored, unstorable = _store_decoding(_decode(records, _oldest_kept_day(settings), writer, decoded, rejected))
     letters = rejected + unstorable
     if letters:
         outcomes.record_dead_letters(_identities(letters))
-    accepted.forget_settled([item.event for item in decoded], settings)
+    accepted.forget_settled(decoded, settings)
     failures = _publish(letters)
 
     outcome = BatchOutcome(
@@ -110,7 +137,7 @@ def _record_metrics(outcome: BatchOutcome, decoded: list[_Decoded], elapsed_ms: 
     metrics.add_metric(name="log_event_processing_time", unit=MetricUnit.Milliseconds, value=elapsed_ms)
     if decoded:
         # From the producer's receipt to committed storage, for the batch's oldest event.
-        oldest = min(item.event.received_at for item in decoded)
+        oldest = min(item.received_at for item in decoded)
         latency_ms = max(0.0, (datetime.now(UTC) - oldest).total_seconds() * 1000)  # clocks may disagree
         metrics.add_metric(name="log_event_end_to_end_latency", unit=MetricUnit.Milliseconds, value=latency_ms)
     if outcome.dead_lettered:
@@ -118,20 +145,36 @@ def _record_metrics(outcome: BatchOutcome, decoded: list[_Decoded], elapsed_ms: 
         metrics.add_metric(name="log_events_errors_total", unit=MetricUnit.Count, value=outcome.dead_lettered)
 
 
+class _Decoding(NamedTuple):
+    """The batch's events as they are decoded (each one also appended to `decoded`; a record that can never be
+    stored to `rejected`, as its dead letter)."""
+
+    events: Iterator[EventFields]
+    decoded: list[_Decoded]
+    writer: str
+
+
 def _decode(
-    records: Iterable[ConsumerRecordRecords], oldest_kept_day: date, writer: str
-) -> tuple[list[_Decoded], list[DeadLetter]]:
-    decoded: list[_Decoded] = []
-    letters: list[DeadLetter] = []
-    for record in records:
-        try:
-            decoded.append(_Decoded(record, _event(record, oldest_kept_day)))
-        except _Unusable as exc:
-            letters.append(_dead_letter(record, exc.reason, str(exc), writer))
-    return decoded, letters
+    records: Iterable[ConsumerRecordRecords],
+    oldest_kept_day: date,
+    writer: str,
+    decoded: list[_Decoded],
+    rejected: list[DeadLetter],
+) -> _Decoding:
+    def events() -> Iterator[EventFields]:
+        for record in records:
+            try:
+                event = _event(record, oldest_kept_day)
+            except _Unusable as exc:
+                rejected.append(_dead_letter(record, exc.reason, str(exc), writer))
+                continue
+            decoded.append(_Decoded(record, event, event["organization_id"], event["id"], event["received_at"]))
+            yield event
+
+    return _Decoding(events(), decoded, writer)
 
 
-def _event(record: ConsumerRecordRecords, oldest_kept_day: date) -> LogEvent:
+def _event(record: ConsumerRecordRecords, oldest_kept_day: date) -> EventFields:
     """The record's event, decoded straight from its bytes (UTF-8 and JSON checked by pydantic-core)."""
     value = record.get("value")
     if value is None:  # Lambda omits the value of a tombstone
@@ -141,11 +184,12 @@ def _event(record: ConsumerRecordRecords, oldest_kept_day: date) -> LogEvent:
     except ValueError as exc:  # binascii.Error, or a str that is not ASCII
         raise _Unusable("undecodable", f"value is not base64: {exc}") from exc
     try:
-        event = LogEvent.model_validate_json(raw)
+        event = _EVENT_FIELDS.validate_json(raw)
     except ValidationError as exc:
         raise _Unusable("undecodable", f"ValidationError: {_short(exc)}") from exc
-    if storage.utc_day(event.timestamp) < oldest_kept_day:
-        raise _Unusable("expired", f"timestamp {event.timestamp.isoformat()} is older than the retention period")
+    timestamp = event["timestamp"]
+    if storage.utc_day(timestamp) < oldest_kept_day:
+        raise _Unusable("expired", f"timestamp {timestamp.isoformat()} is older than the retention period")
     return event
 
 
@@ -156,14 +200,27 @@ def _short(exc: ValidationError) -> str:
     )
 
 
+def _store_decoding(decoding: _Decoding) -> tuple[int, list[DeadLetter]]:
+    """Store the events while they are decoded (PostgreSQL inserts a row while the next record is decoded); when
+    PostgreSQL refuses a row, isolate it among all the decoded items (store_events decodes them all either way)."""
+    try:
+        return storage.store_events(decoding.events), []
+    except storage.UnstorableRowsError as exc:
+        return _bisect(decoding.decoded, decoding.writer, exc)
+
+
 def _store_isolating(items: list[_Decoded], writer: str) -> tuple[int, list[DeadLetter]]:
     """Store the items; when PostgreSQL refuses a row, halve and recurse until each refused row stands alone."""
     try:
         return storage.store_events([item.event for item in items]), []
     except storage.UnstorableRowsError as exc:
-        if len(items) == 1:
-            return 0, [_dead_letter(items[0].record, "unstorable", str(exc), writer)]
-        logger.warning("PostgreSQL refused a row; bisecting", extra={"rows": len(items), "error": str(exc)})
+        return _bisect(items, writer, exc)
+
+
+def _bisect(items: list[_Decoded], writer: str, refused: storage.UnstorableRowsError) -> tuple[int, list[DeadLetter]]:
+    if len(items) == 1:
+        return 0, [_dead_letter(items[0].record, "unstorable", str(refused), writer)]
+    logger.warning("PostgreSQL refused a row; bisecting", extra={"rows": len(items), "error": str(refused)})
     middle = len(items) // 2
     stored_first, letters_first = _store_isolating(items[:middle], writer)
     stored_second, letters_second = _store_isolating(items[middle:], writer)
