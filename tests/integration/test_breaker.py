@@ -260,6 +260,44 @@ def test_a_paused_broker_holds_one_publish_for_the_publish_wait_and_the_next_not
     assert after == "ok"
 
 
+@pytest.mark.timeout(400)
+def test_a_paused_broker_holds_a_publish_only_the_quick_wait_while_the_wait_permits_are_held_elsewhere(
+    private_broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only KAFKA_PUBLISH_LONG_WAITS requests across every instance wait on a broker that stopped answering; the
+    others give up after KAFKA_PUBLISH_QUICK_WAIT_MS (every instance waiting out the publish wait is how invocations
+    got throttled, 500, in the first second of a pause)."""
+    bootstrap, pid = private_broker
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
+    monkeypatch.setenv("KAFKA_PUBLISH_WAIT_MS", "1000")
+    monkeypatch.setenv("KAFKA_PUBLISH_QUICK_WAIT_MS", "200")
+    get_settings.cache_clear()
+    kafka._producer.cache_clear()
+    permits = circuit_breaker.WaitPermits(f"kafka-it-{uuid.uuid4().hex[:8]}", limit=1, lease_seconds=30)
+
+    def publish(records: list[EventRecord]) -> None:
+        kafka.publish_events(records, patience=permits.permit)
+
+    try:
+        assert "ok" in [attempt(publish)[0] for _ in range(5)]
+        pause(pid)
+        try:
+            with permits.permit() as held_elsewhere:  # another instance waits on the broker
+                refused, refused_in = attempt(publish)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        deadline = time.monotonic() + 30
+        while (after := attempt(publish)[0]) != "ok" and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        get_settings.cache_clear()
+        kafka._producer.cache_clear()
+
+    assert held_elsewhere
+    assert refused.startswith("503") and 0.15 < refused_in < 0.6  # the quick wait, not the publish wait
+    assert after == "ok"
+
+
 def test_an_open_circuit_in_redis_makes_the_handler_answer_503_at_once_without_touching_kafka(
     settings, producer_function, http_event, acme_headers, lambda_context, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -2,7 +2,8 @@
 
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -31,6 +32,9 @@ _BROKER_PROBE_S = 0.05
 
 # (topic, key, value, headers) of one message to publish; a None value is a tombstone.
 Outgoing = tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]] | None]
+# Asked when a publish is not acknowledged within KAFKA_PUBLISH_QUICK_WAIT_MS: whether it may wait longer (up to
+# KAFKA_PUBLISH_WAIT_MS), held while it does. Without one, every publish may.
+Patience = Callable[[], AbstractContextManager[bool]]
 
 
 @dataclass
@@ -95,10 +99,11 @@ def connect() -> None:
         producer.poll(_PRODUCER_ID_RETRY_S)
 
 
-def publish_events(records: Sequence[EventRecord]) -> None:
-    """Publish events' records keyed by organization and return only once the broker acknowledged all of them."""
+def publish_events(records: Sequence[EventRecord], patience: Patience | None = None) -> None:
+    """Publish events' records keyed by organization and return only once the broker acknowledged all of them;
+    `patience` says whether a publish not acknowledged within the quick wait may wait longer."""
     topic = get_settings().kafka_topic
-    _produce_and_wait([(topic, record.organization_id.encode(), record.value, None) for record in records])
+    _produce_and_wait([(topic, record.organization_id.encode(), record.value, None) for record in records], patience)
 
 
 def publish_records(messages: Sequence[Outgoing]) -> None:
@@ -120,9 +125,10 @@ def consumer(group_id: str) -> Consumer:
     )
 
 
-def _produce_and_wait(messages: Sequence[Outgoing]) -> None:
+def _produce_and_wait(messages: Sequence[Outgoing], patience: Patience | None = None) -> None:
     """Produce, then serve delivery reports until these messages are all acknowledged (not the whole queue), for at
-    most KAFKA_PUBLISH_WAIT_MS; records not acknowledged by then stay queued until the delivery timeout."""
+    most KAFKA_PUBLISH_QUICK_WAIT_MS, and then, if `patience` grants it, up to KAFKA_PUBLISH_WAIT_MS; records not
+    acknowledged by then stay queued until the delivery timeout."""
     if not messages:
         return
     settings = get_settings()
@@ -148,11 +154,19 @@ def _produce_and_wait(messages: Sequence[Outgoing]) -> None:
             raise _refused(exc.args[0]) from exc
         raise _unavailable(f"could not enqueue to Kafka: {exc}") from exc
 
+    def wait_until(deadline: float) -> None:
+        while unacknowledged and not _contact.all_down and (remaining := deadline - time.monotonic()) > 0:
+            producer.poll(remaining)
+
     # A fresh producer may wait out the delivery timeout (the extra second covers callback scheduling).
     wait_ms = settings.kafka_publish_wait_ms if _contact.acknowledged else settings.kafka_delivery_timeout_ms + 1000
-    deadline = time.monotonic() + wait_ms / 1000
-    while unacknowledged and not _contact.all_down and (remaining := deadline - time.monotonic()) > 0:
-        producer.poll(remaining)
+    started = time.monotonic()
+    wait_until(started + min(wait_ms, settings.kafka_publish_quick_wait_ms) / 1000)
+    if unacknowledged and not _contact.all_down:
+        with (patience or _patient)() as may_wait:
+            if not may_wait:
+                raise _unavailable("Kafka is slow to acknowledge and as many requests as may wait already do")
+            wait_until(started + wait_ms / 1000)
     refused = next((failure for failure in failures if failure.code() in _REFUSED_CONTENT), None)
     if refused is not None:
         raise _refused(refused)
@@ -160,6 +174,10 @@ def _produce_and_wait(messages: Sequence[Outgoing]) -> None:
         reason = failures[0].str() if failures else f"{unacknowledged} message(s) unacknowledged"
         logger.error("Kafka delivery failed", extra={"failures": len(failures), "queued": unacknowledged})
         raise _unavailable(f"Kafka did not acknowledge the write: {reason}")
+
+
+def _patient() -> AbstractContextManager[bool]:
+    return contextlib.nullcontext(True)
 
 
 def _refuse_while_unanswered(producer: Producer) -> None:
