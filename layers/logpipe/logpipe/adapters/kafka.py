@@ -40,22 +40,28 @@ Patience = Callable[[], AbstractContextManager[bool]]
 @dataclass
 class _BrokerContact:
     """What this process's producer has learnt of the brokers: whether a record of it was ever acknowledged (the
-    first wait of a fresh producer includes connecting and getting its idempotent producer id), how many of its
-    records await their delivery report, and whether it reported every broker connection down (librdkafka does
-    within milliseconds of the connections dropping) and has not reached a broker since."""
+    first wait of a fresh producer includes connecting and getting its idempotent producer id), whether the broker
+    answered since the producer's last failure, lost connection or unanswered wait (none yet: it does; a broker just
+    back may still be electing or loading its coordinator, and every instance's producer re-acquires its idempotent
+    producer id), how many of its records await their delivery report, and whether it reported every broker
+    connection down (librdkafka does within milliseconds of the connections dropping) and has not reached a broker
+    since."""
 
     acknowledged: bool = False
+    answering: bool = True
     pending: int = 0
     all_down: bool = False
 
     def on_error(self, error: KafkaError) -> None:
         if error.code() == KafkaError._ALL_BROKERS_DOWN:
-            self.all_down = True
+            self.all_down, self.answering = True, False
 
     def on_report(self, error: KafkaError | None) -> None:
         self.pending -= 1
         if error is None:
-            self.acknowledged, self.all_down = True, False
+            self.acknowledged, self.answering, self.all_down = True, True, False
+        else:
+            self.answering = False
 
 
 _contact = _BrokerContact()
@@ -158,19 +164,23 @@ def _produce_and_wait(messages: Sequence[Outgoing], patience: Patience | None = 
         while unacknowledged and not _contact.all_down and (remaining := deadline - time.monotonic()) > 0:
             producer.poll(remaining)
 
-    # A fresh producer may wait out the delivery timeout (the extra second covers callback scheduling).
+    # A fresh producer may wait out the delivery timeout (the extra second covers callback scheduling). Until the
+    # broker answers again after a failure, a wait of any length takes a permit: a few instances wait, not all.
     wait_ms = settings.kafka_publish_wait_ms if _contact.acknowledged else settings.kafka_delivery_timeout_ms + 1000
+    quick_ms = min(wait_ms, settings.kafka_publish_quick_wait_ms) if _contact.answering else 0
     started = time.monotonic()
-    wait_until(started + min(wait_ms, settings.kafka_publish_quick_wait_ms) / 1000)
+    wait_until(started + quick_ms / 1000)
     if unacknowledged and not _contact.all_down:
         with (patience or _patient)() as may_wait:
             if not may_wait:
+                _contact.answering = False
                 raise _unavailable("Kafka is slow to acknowledge and as many requests as may wait already do")
             wait_until(started + wait_ms / 1000)
     refused = next((failure for failure in failures if failure.code() in _REFUSED_CONTENT), None)
     if refused is not None:
         raise _refused(refused)
     if failures or unacknowledged:
+        _contact.answering = False
         reason = failures[0].str() if failures else f"{unacknowledged} message(s) unacknowledged"
         logger.error("Kafka delivery failed", extra={"failures": len(failures), "queued": unacknowledged})
         raise _unavailable(f"Kafka did not acknowledge the write: {reason}")
