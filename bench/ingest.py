@@ -1,6 +1,6 @@
 """Ingest bench: POST /api/logs through the local runner, open loop (vegeta), consumer running, with its baselines.
 
-    python bench/ingest.py [--quick]
+    python bench/ingest.py [--quick] [--overload-only RATE]
 
 Phases, each against the project's template.yaml served by local/runner.py (Kafka consumer polling):
 1. ``single_1000``: single events at 1,000 req/s (target: every answer 202, p99 <= 50 ms), CPU per event per process;
@@ -10,6 +10,8 @@ Phases, each against the project's template.yaml served by local/runner.py (Kafk
    every refusal a 429 with p99 <= 20 ms, no 5xx), then one more request served normally;
 5. ``batch``: 500-event POST /api/logs/batch requests (target >= 50,000 events/s acknowledged), if the route exists;
 6. ``lost``: every accepted id of phases 1-4 looked up in PostgreSQL once the consumer caught up (target: 0).
+``--overload-only RATE`` runs phase 4 alone at twice RATE (the sustained rate of an earlier run) and phase 6 for it,
+without the baselines: the quick way to check a change against overload.
 Baselines in the same run: ``noop_runner`` (bench/noop: the same runner and concurrency, a handler that does
 nothing) and ``kafka_producer`` (plain confluent-kafka processes, one event at a time, acks=all).
 """
@@ -353,11 +355,31 @@ UNLIMITED_TENANTS = {"INGEST_RATE_BYTES": str(10**12), "INGEST_BURST_BYTES": str
 
 
 # ---------------------------------------------------------------------------------------------------- main
+def overload_only(env: dict[str, str], plan: Plan, sustained_rate: int) -> dict[str, Any]:
+    """Phase 4 alone, at twice ``sustained_rate``, after the same warm-up, and its accepted ids checked."""
+    orgs: dict[str, set[str]] = {}
+    keys = Keys(env)
+    with runner(REPO / "template.yaml", {**env, **UNLIMITED_TENANTS}) as process:
+        progress("waiting for the instances' cold starts")
+        wait_until_idle(children(process.proc.pid))
+        url = process.url + "/api/logs"
+        attack(url, body("bench-warmup"), rate=500, duration_s=plan.warmup_s, headers=keys.headers("bench-warmup"))
+        time.sleep(2)
+        figures = {"overload": overload(url, sustained_rate, plan, orgs, keys)}
+        figures["lost"] = lost(orgs, env["DATABASE_URL"])
+    return figures
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a ~1-minute smoke run")
-    plan = QUICK if parser.parse_args().quick else FULL
+    parser.add_argument("--overload-only", type=int, metavar="RATE", help="only the overload phase, at twice RATE")
+    args = parser.parse_args()
+    plan = QUICK if args.quick else FULL
     env = services_env()
+    if args.overload_only:
+        emit(overload_only(env, plan, args.overload_only))
+        return 0
     figures: dict[str, Any] = {}
     orgs: dict[str, set[str]] = {}
     keys = Keys(env)

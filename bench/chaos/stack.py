@@ -16,7 +16,6 @@ from pathlib import Path
 
 from _common import REPO, children, worker_function
 from backing_services.settings import Config
-from ingest import PRODUCER_INSTANCES
 from lambda_runner.testing import RunnerProcess
 
 STATE = REPO / "local" / ".state-chaos"
@@ -109,7 +108,7 @@ class Runner:
     def start(self) -> None:
         self.process = RunnerProcess(
             REPO / "template.yaml",
-            args=["--instance-id", RUNNER_ID, "--prewarm", str(PRODUCER_INSTANCES), "--log-level", "INFO"],
+            args=["--instance-id", RUNNER_ID, "--log-level", "INFO"],
             env=self.env,
             cwd=REPO,
             port=self.port,

@@ -1,6 +1,7 @@
 """The Kafka circuit breaker against real services: a private broker this test starts, pauses (SIGSTOP) and resumes,
 the shared state in the real Redis, and the policy when Redis itself is down."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -149,6 +150,33 @@ def pause(pid: int) -> None:
     raise AssertionError(f"broker {pid} did not stop: thread states {states}")
 
 
+def use_private_broker(monkeypatch: pytest.MonkeyPatch, bootstrap: str, **settings: str) -> None:
+    """The private broker and these settings (by lower-case name) from now on, with a fresh producer."""
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
+    for name, value in settings.items():
+        monkeypatch.setenv(name.upper(), value)
+    get_settings.cache_clear()
+    kafka._producer.cache_clear()
+
+
+@contextlib.contextmanager
+def paused(pid: int) -> Iterator[None]:
+    """The broker stopped for the block, resumed after it whatever happens."""
+    pause(pid)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+def until_ok(call: Callable[[list[EventRecord]], None], timeout: float = 30) -> str:
+    """Attempts until one succeeds (the resumed broker answers again) or `timeout`; the last outcome."""
+    deadline = time.monotonic() + timeout
+    while (outcome := attempt(call)[0]) != "ok" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return outcome
+
+
 def thread_state(task: Path) -> str:
     try:
         return (task / "stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -235,22 +263,13 @@ def test_a_paused_broker_holds_one_publish_for_the_publish_wait_and_the_next_not
     busy waiting is how invocations got throttled, 500, while Kafka was down): one wait of KAFKA_PUBLISH_WAIT_MS,
     then, while those records are still unacknowledged, failures at once."""
     bootstrap, pid = private_broker
-    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
-    monkeypatch.setenv("KAFKA_DELIVERY_TIMEOUT_MS", "5000")
-    monkeypatch.setenv("KAFKA_PUBLISH_WAIT_MS", "500")
-    get_settings.cache_clear()
-    kafka._producer.cache_clear()
+    use_private_broker(monkeypatch, bootstrap, kafka_delivery_timeout_ms="5000", kafka_publish_wait_ms="500")
     try:
         assert "ok" in [attempt(kafka.publish_events)[0] for _ in range(5)]
-        pause(pid)
-        try:
+        with paused(pid):
             first, first_in = attempt(kafka.publish_events)
             second, second_in = attempt(kafka.publish_events)
-        finally:
-            os.kill(pid, signal.SIGCONT)
-        deadline = time.monotonic() + 30
-        while (after := attempt(kafka.publish_events)[0]) != "ok" and time.monotonic() < deadline:
-            time.sleep(0.2)
+        after = until_ok(kafka.publish_events)
     finally:
         get_settings.cache_clear()
         kafka._producer.cache_clear()
@@ -260,10 +279,38 @@ def test_a_paused_broker_holds_one_publish_for_the_publish_wait_and_the_next_not
     assert after == "ok"
 
 
+@pytest.mark.timeout(400)
+def test_a_paused_broker_holds_a_publish_only_the_quick_wait_while_the_wait_permits_are_held_elsewhere(
+    private_broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only KAFKA_PUBLISH_LONG_WAITS requests across every instance wait on a broker that stopped answering; the
+    others give up after KAFKA_PUBLISH_QUICK_WAIT_MS (every instance waiting out the publish wait is how invocations
+    got throttled, 500, in the first second of a pause)."""
+    bootstrap, pid = private_broker
+    use_private_broker(monkeypatch, bootstrap, kafka_publish_wait_ms="1000", kafka_publish_quick_wait_ms="200")
+    permits = circuit_breaker.WaitPermits(f"kafka-it-{uuid.uuid4().hex[:8]}", limit=1, lease_seconds=30)
+
+    def publish(records: list[EventRecord]) -> None:
+        kafka.publish_events(records, patience=permits.permit)
+
+    try:
+        assert "ok" in [attempt(publish)[0] for _ in range(5)]
+        with paused(pid), permits.permit() as held_elsewhere:  # another instance waits on the broker
+            refused, refused_in = attempt(publish)
+        after = until_ok(publish)
+    finally:
+        get_settings.cache_clear()
+        kafka._producer.cache_clear()
+
+    assert held_elsewhere
+    assert refused.startswith("503") and 0.15 < refused_in < 0.6  # the quick wait, not the publish wait
+    assert after == "ok"
+
+
 def test_an_open_circuit_in_redis_makes_the_handler_answer_503_at_once_without_touching_kafka(
     settings, producer_function, http_event, acme_headers, lambda_context, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def must_not_publish(_events) -> None:
+    def must_not_publish(_events, **_) -> None:
         raise AssertionError("an open circuit must not call Kafka")
 
     monkeypatch.setattr(kafka, "publish_events", must_not_publish)

@@ -111,8 +111,8 @@ def test_a_retry_after_the_completion_write_failed_publishes_the_same_id_and_sto
     real_publish = kafka.publish_events
     admin = redis.Redis.from_url(settings.redis_url)
 
-    def publish_then_freeze_redis_writes(events) -> None:
-        real_publish(events)  # Kafka acknowledged ...
+    def publish_then_freeze_redis_writes(events, **options) -> None:
+        real_publish(events, **options)  # Kafka acknowledged ...
         admin.execute_command("CLIENT", "PAUSE", 10_000, "WRITE")  # ... and saving the answer times out
 
     monkeypatch.setattr(kafka, "publish_events", publish_then_freeze_redis_writes)

@@ -113,6 +113,19 @@ def test_each_handler_names_a_module_that_exists(name: str) -> None:
     assert f"def {attribute}(" in source.read_text()
 
 
+@pytest.mark.parametrize("name", sorted(name for name, function in functions().items() if function.http_routes))
+def test_no_route_admits_at_once_more_requests_than_its_function_has_instances(name: str) -> None:
+    """The stage throttle's burst is how many requests its bucket admits at once, and each needs an instance at that
+    moment (Lambda queues no synchronous invocation): beyond the function's reserved concurrency the excess is
+    throttled, and API Gateway answers a throttled integration 500, not 429. With a burst of 100 for 8 producer
+    instances, the ingest bench's overload answered every admitted request 500 for its first 1.5 s (841 x 500)."""
+    function = functions()[name]
+    assert function.reserved_concurrency is not None, f"{name}: no ReservedConcurrentExecutions"
+    for route in function.http_routes:
+        assert route.throttle is not None, f"{route.route_key}: not throttled"
+        assert route.throttle.burst <= function.reserved_concurrency, route.route_key
+
+
 def test_the_consumer_reads_log_events_through_msk() -> None:
     [msk] = [source for source in functions()["ConsumerFunction"].kafka_sources if source.kind == "MSK"]
     assert msk.topics == ("log-events",)

@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     # delivered until the delivery timeout): well below the function's timeout, so that a broker that stopped
     # answering holds each instance this long, not until every instance is busy and invocations are throttled.
     kafka_publish_wait_ms: int = Field(default=1000, ge=10)
+    # Every request waits this long for its acknowledgement; beyond it, only KAFKA_PUBLISH_LONG_WAITS requests across
+    # every instance at once wait on (up to KAFKA_PUBLISH_WAIT_MS), the others answer 503 at once: a broker that
+    # stopped answering (paused, returning, electing) holds a few instances, not all of them (docs/ingest.md).
+    kafka_publish_quick_wait_ms: int = Field(default=200, ge=10)
+    kafka_publish_long_waits: int = Field(default=2, ge=1)
 
     database_url: str = Field(min_length=1)
     database_pool_max_size: int = Field(default=4, ge=1)

@@ -67,7 +67,7 @@ def test_with_a_valid_key_the_body_is_inflated_and_validated(
     producer_function, http_event, lambda_context, body_work: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The control of the tests above: the recorders see the work when the key is valid."""
-    monkeypatch.setattr("logpipe.adapters.kafka.publish_events", lambda events: None)
+    monkeypatch.setattr("logpipe.adapters.kafka.publish_events", lambda events, **_: None)
     event = http_event(gzip.compress(json.dumps(SEED).encode()), headers={"content-encoding": "gzip"})
     assert status_of(producer_function, event, lambda_context) == 202
     assert body_work == ["inflate", "validate"]

@@ -8,7 +8,9 @@ from logpipe.models import LogEvent
 def published(monkeypatch: pytest.MonkeyPatch) -> list[LogEvent]:
     """The events the producer publishes, as the consumer reads their Kafka records."""
     sent: list[LogEvent] = []
-    monkeypatch.setattr(
-        kafka, "publish_events", lambda records: sent.extend(LogEvent.model_validate_json(r.value) for r in records)
-    )
+
+    def publish(records, **_options) -> None:
+        sent.extend(LogEvent.model_validate_json(record.value) for record in records)
+
+    monkeypatch.setattr(kafka, "publish_events", publish)
     return sent

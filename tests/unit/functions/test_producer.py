@@ -59,7 +59,7 @@ def test_non_json_content_type_is_415(producer_function, sample_event, lambda_co
 def test_kafka_outage_is_503_with_retry_after(
     producer_function, sample_event, lambda_context, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def down(_events):
+    def down(_events, **_):
         raise DependencyUnavailableError("kafka", "Kafka did not acknowledge the write", retry_after_seconds=7)
 
     monkeypatch.setattr(kafka, "publish_events", down)
@@ -91,7 +91,7 @@ def test_a_503_names_the_dependency_and_never_its_hosts_or_driver_message(
 ) -> None:
     reason = 'KafkaError{code=_MSG_TIMED_OUT,val=-192,str="Local: Message timed out"} at 10.0.3.7:9092'
 
-    def down(_events):
+    def down(_events, **_):
         raise DependencyUnavailableError("kafka", reason, retry_after_seconds=5)
 
     monkeypatch.setattr(kafka, "publish_events", down)
@@ -125,7 +125,7 @@ def test_a_batch_with_one_bad_item_answers_207_and_publishes_the_others_in_one_c
     producer_function, sample_event, lambda_context, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[list] = []
-    monkeypatch.setattr(kafka, "publish_events", lambda events: calls.append(list(events)))
+    monkeypatch.setattr(kafka, "publish_events", lambda events, **_: calls.append(list(events)))
 
     status, _, answer = invoke(producer_function, sample_event("producer_post_batch"), lambda_context)
 

@@ -84,7 +84,7 @@ def main() -> int:
     assert not tracer.disabled, "tracing should be on in this process"
     kept = KeptEntities()
     xray_recorder.configure(emitter=kept, streaming_threshold=0)
-    kafka.publish_events = lambda events: None
+    kafka.publish_events = lambda events, **_: None
     accepted.record_accepted = lambda events, settings: None
     accepted.forget_settled = lambda events, settings: None
     outcomes.record_dead_letters = lambda letters: None

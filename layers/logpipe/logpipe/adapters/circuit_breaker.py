@@ -1,4 +1,5 @@
-"""Circuit breaking with Powertools' circuit_breaker utility, its state shared by every instance through Redis.
+"""Circuit breaking with Powertools' circuit_breaker utility, its state shared by every instance through Redis, and
+wait permits: how many callers, across every instance, may wait at once for a dependency that is slow to answer.
 
 Policy when Redis itself fails: the breaker degrades to per-instance state. Reads fall back to the last state
 this instance knew, writes land in the instance's own cache only (the half-open election is then won locally),
@@ -9,7 +10,9 @@ A closed circuit costs no Redis round-trip per request: the state is cached in-p
 
 import random
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +53,66 @@ redis.call('HSET', KEYS[1], unpack(ARGV, 4))
 redis.call('EXPIREAT', KEYS[1], ARGV[3])
 return 1
 """
+
+
+# Take a wait permit: drop the expired leases, then add this holder's if fewer than the limit are left.
+# KEYS[1] = the leases (sorted set, score = expiry in ms); ARGV = now (ms), limit, this lease's expiry (ms), holder.
+_TAKE_PERMIT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
+redis.call('PEXPIREAT', KEYS[1], ARGV[3])
+return 1
+"""
+
+
+class WaitPermits:
+    """At most `limit` callers, across every instance, hold a permit to wait for a slow dependency at once; a caller
+    refused one gives up at once instead. A function instance serves one request at a time: when every instance
+    waits on a dependency that stopped answering, the invocations beyond them are throttled (API Gateway answers
+    500), so only a few may wait to learn whether it answers, and the others answer 503 with Retry-After.
+
+    The leases are one Redis sorted set (`logpipe:wait-permits:<name>`); a lease expires by itself after
+    `lease_seconds`, so an instance that died holding one does not keep it. Redis down: the permit is granted
+    (each instance waits on its own, as the breaker degrades to per-instance state)."""
+
+    def __init__(
+        self,
+        name: str,
+        limit: int,
+        lease_seconds: float,
+        client: Callable[[], redis.Redis] = cache.client,
+        prefix: str = "logpipe:wait-permits:",
+    ) -> None:
+        self.key = prefix + name
+        self.limit = limit
+        self.lease_ms = int(lease_seconds * 1000)
+        self._client = client
+
+    @contextmanager
+    def permit(self) -> Iterator[bool]:
+        """Whether this caller may wait; the permit is returned when the block ends."""
+        holder = uuid.uuid4().hex
+        granted = self._take(holder)
+        try:
+            yield granted is not False
+        finally:
+            if granted:
+                self._give_back(holder)
+
+    def _take(self, holder: str) -> bool | None:
+        """True: taken; False: every permit is held; None: Redis did not answer (granted without a lease)."""
+        now_ms = int(time.time() * 1000)
+        try:
+            taken = self._client().eval(_TAKE_PERMIT, 1, self.key, now_ms, self.limit, now_ms + self.lease_ms, holder)
+        except redis.RedisError as exc:
+            logger.warning("wait permit without Redis: this instance waits", extra={"error": str(exc)})
+            return None
+        return bool(taken)
+
+    def _give_back(self, holder: str) -> None:
+        with suppress(redis.RedisError):  # else the lease expires by itself
+            self._client().zrem(self.key, holder)
 
 
 class RedisCircuitStore(CircuitBreakerPersistenceLayer):

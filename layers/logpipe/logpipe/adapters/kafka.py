@@ -2,7 +2,8 @@
 
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -33,25 +34,32 @@ _WAIT_SLICE_S = 0.02
 
 # (topic, key, value, headers) of one message to publish; a None value is a tombstone.
 Outgoing = tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]] | None]
+# Asked when a publish is not acknowledged within KAFKA_PUBLISH_QUICK_WAIT_MS: whether it may wait longer (up to
+# KAFKA_PUBLISH_WAIT_MS), held while it does. Without one, every publish may.
+Patience = Callable[[], AbstractContextManager[bool]]
 
 
 @dataclass
 class _BrokerContact:
     """What this process's producer has learnt of the brokers: whether a write of it was ever acknowledged (the
-    first wait of a fresh producer includes connecting and getting its idempotent producer id), whether a call gave
-    up waiting and left records in its queue, and whether it reported every broker connection down (librdkafka does
-    within milliseconds of the connections dropping) and has not reached a broker since."""
+    first wait of a fresh producer includes connecting and getting its idempotent producer id), whether the broker
+    answered since the producer's last failure, lost connection or unanswered wait (none yet: it does; a broker just
+    back may still be electing or loading its coordinator, and every instance's producer re-acquires its idempotent
+    producer id), whether a call gave up waiting and left records in its queue, and whether it reported every broker
+    connection down (librdkafka does within milliseconds of the connections dropping) and has not reached a broker
+    since."""
 
     acknowledged: bool = False
+    answering: bool = True
     left_unacknowledged: bool = False
     all_down: bool = False
 
     def on_error(self, error: KafkaError) -> None:
         if error.code() == KafkaError._ALL_BROKERS_DOWN:
-            self.all_down = True
+            self.all_down, self.answering = True, False
 
     def on_acknowledged(self) -> None:
-        self.acknowledged, self.left_unacknowledged, self.all_down = True, False, False
+        self.acknowledged, self.answering, self.left_unacknowledged, self.all_down = True, True, False, False
 
 
 _contact = _BrokerContact()
@@ -98,10 +106,11 @@ def connect() -> None:
         producer.poll(_PRODUCER_ID_RETRY_S)
 
 
-def publish_events(records: Sequence[EventRecord]) -> None:
-    """Publish events' records keyed by organization and return only once the broker acknowledged all of them."""
+def publish_events(records: Sequence[EventRecord], patience: Patience | None = None) -> None:
+    """Publish events' records keyed by organization and return only once the broker acknowledged all of them;
+    `patience` says whether a publish not acknowledged within the quick wait may wait longer."""
     topic = get_settings().kafka_topic
-    _produce_and_wait([(topic, record.organization_id.encode(), record.value, None) for record in records])
+    _produce_and_wait([(topic, record.organization_id.encode(), record.value, None) for record in records], patience)
 
 
 def publish_records(messages: Sequence[Outgoing]) -> None:
@@ -123,10 +132,11 @@ def consumer(group_id: str) -> Consumer:
     )
 
 
-def _produce_and_wait(messages: Sequence[Outgoing]) -> None:
+def _produce_and_wait(messages: Sequence[Outgoing], patience: Patience | None = None) -> None:
     """Produce, then wait until the producer's queue is empty (one instance sends one request at a time, and nothing
-    earlier is left in it: _refuse_while_unanswered), for at most KAFKA_PUBLISH_WAIT_MS; records not acknowledged by
-    then stay queued until the delivery timeout. Only a failed record is reported (delivery.report.only.error)."""
+    earlier is left in it: _refuse_while_unanswered), for at most KAFKA_PUBLISH_QUICK_WAIT_MS, and then, if `patience`
+    grants it, up to KAFKA_PUBLISH_WAIT_MS; records not acknowledged by then stay queued until the delivery timeout.
+    Only a failed record is reported (delivery.report.only.error)."""
     if not messages:
         return
     settings = get_settings()
@@ -146,21 +156,40 @@ def _produce_and_wait(messages: Sequence[Outgoing]) -> None:
             raise _refused(exc.args[0]) from exc
         raise _unavailable(f"could not enqueue to Kafka: {exc}") from exc
 
-    # A fresh producer may wait out the delivery timeout (the extra second covers callback scheduling).
+    def wait_until(deadline: float) -> int:
+        """Records still queued when they are all acknowledged (0), every broker is reported down, or `deadline`."""
+        queued = len(producer)
+        while queued and not _contact.all_down and (remaining := deadline - time.monotonic()) > 0:
+            queued = producer.flush(min(remaining, _WAIT_SLICE_S))  # serves reports and errors meanwhile
+        return queued
+
+    # A fresh producer may wait out the delivery timeout (the extra second covers callback scheduling). Until the
+    # broker answers again after a failure, a wait of any length takes a permit: a few instances wait, not all.
     wait_ms = settings.kafka_publish_wait_ms if _contact.acknowledged else settings.kafka_delivery_timeout_ms + 1000
-    deadline = time.monotonic() + wait_ms / 1000
-    unacknowledged = len(producer)
-    while unacknowledged and not _contact.all_down and (remaining := deadline - time.monotonic()) > 0:
-        unacknowledged = producer.flush(min(remaining, _WAIT_SLICE_S))  # serves reports and errors meanwhile
+    quick_ms = min(wait_ms, settings.kafka_publish_quick_wait_ms) if _contact.answering else 0
+    started = time.monotonic()
+    unacknowledged = wait_until(started + quick_ms / 1000)
+    if unacknowledged and not _contact.all_down:
+        with (patience or _patient)() as may_wait:
+            if not may_wait:
+                _contact.answering = False
+                _contact.left_unacknowledged = True
+                raise _unavailable("Kafka is slow to acknowledge and as many requests as may wait already do")
+            unacknowledged = wait_until(started + wait_ms / 1000)
     refused = next((failure for failure in failures if failure.code() in _REFUSED_CONTENT), None)
     if refused is not None:
         raise _refused(refused)
     if failures or unacknowledged:
+        _contact.answering = False
         _contact.left_unacknowledged = unacknowledged > 0
         reason = failures[0].str() if failures else f"{unacknowledged} message(s) unacknowledged"
         logger.error("Kafka delivery failed", extra={"failures": len(failures), "queued": unacknowledged})
         raise _unavailable(f"Kafka did not acknowledge the write: {reason}")
     _contact.on_acknowledged()
+
+
+def _patient() -> AbstractContextManager[bool]:
+    return contextlib.nullcontext(True)
 
 
 def _refuse_while_unanswered(producer: Producer) -> None:

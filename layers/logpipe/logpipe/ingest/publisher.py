@@ -16,7 +16,7 @@ def publish(records: Sequence[EventRecord], settings: Settings, receipts: bool =
     """Publish the events' records and return once Kafka acknowledged every one; raises DependencyUnavailableError (the
     broker did not acknowledge in time, or its circuit is open). `receipts`: keep their accept records, so that
     their status reads `queued` until stored (pointless when the client's answer names no id)."""
-    _guarded_send(kafka_breaker_policy(settings))(records)
+    _guarded_send(kafka_breaker_policy(settings), kafka_wait_permits(settings))(records)
     if receipts:
         accepted.record_accepted(records, settings)
     metrics.add_metric(name="log_events_received_total", unit=MetricUnit.Count, value=len(records))
@@ -37,10 +37,23 @@ def kafka_circuit_store() -> circuit_breaker.RedisCircuitStore:
     return circuit_breaker.RedisCircuitStore()
 
 
+def kafka_wait_permits(settings: Settings) -> circuit_breaker.WaitPermits:
+    """Who may wait past the quick wait for a broker slow to acknowledge, shared by every instance through Redis; a
+    lease outlives the longest wait (a fresh producer's)."""
+    longest_ms = max(settings.kafka_publish_wait_ms, settings.kafka_delivery_timeout_ms + 1000)
+    return _wait_permits(settings.kafka_publish_long_waits, longest_ms)
+
+
 @lru_cache(maxsize=4)
-def _guarded_send(policy: BreakerPolicy) -> Callable[[Sequence[EventRecord]], None]:
-    return circuit_breaker.guarded("kafka", policy, kafka_circuit_store())(_send)
+def _wait_permits(limit: int, lease_ms: int) -> circuit_breaker.WaitPermits:
+    return circuit_breaker.WaitPermits("kafka", limit, lease_seconds=lease_ms / 1000)
 
 
-def _send(records: Sequence[EventRecord]) -> None:
-    kafka.publish_events(records)
+@lru_cache(maxsize=4)
+def _guarded_send(
+    policy: BreakerPolicy, permits: circuit_breaker.WaitPermits
+) -> Callable[[Sequence[EventRecord]], None]:
+    def send(records: Sequence[EventRecord]) -> None:
+        kafka.publish_events(records, patience=permits.permit)
+
+    return circuit_breaker.guarded("kafka", policy, kafka_circuit_store())(send)
