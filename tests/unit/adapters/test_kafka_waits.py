@@ -89,7 +89,7 @@ def test_without_a_permit_a_slow_broker_holds_a_request_the_quick_wait_and_with_
     producer.delay_s = 0.4
     refused, refused_in = publish_timed()
     producer.queued.clear()
-    kafka._contact.pending, kafka._contact.answering = 0, True
+    kafka._contact.left_unacknowledged, kafka._contact.answering = False, True
     granted, granted_in = publish_timed(lambda: contextlib.nullcontext(True))
 
     assert refused == "503" and QUICK_WAIT_S <= refused_in < QUICK_WAIT_S + 0.1
@@ -104,7 +104,7 @@ def test_until_the_broker_answers_again_after_a_failure_a_request_without_a_perm
     producer.answers, producer.delay_s = True, 0.1  # back, and slow at first (electing, loading its coordinator)
     refused, refused_in = publish_timed()
     producer.queued.clear()
-    kafka._contact.pending = 0
+    kafka._contact.left_unacknowledged = False
     answered = publish_timed(lambda: contextlib.nullcontext(True))[0]
     then_quick = publish_timed()[0]  # answering again: the quick wait covers 100 ms
 
