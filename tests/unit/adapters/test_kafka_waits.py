@@ -111,3 +111,18 @@ def test_until_the_broker_answers_again_after_a_failure_a_request_without_a_perm
     assert failed == "503"
     assert refused == "503" and refused_in < 0.05  # no quick wait: a permit first, and none was free
     assert (answered, then_quick) == ("ok", "ok")
+
+
+def test_records_a_refused_wait_left_behind_and_the_broker_then_acknowledged_give_back_the_quick_wait(
+    producer: FakeProducer,
+) -> None:
+    """A request refused a permit leaves its records queued; once they are acknowledged (not failed), the broker
+    answers again: the next request waits the quick wait, without asking for a permit first."""
+    producer.delay_s = 0.3
+    refused = publish_timed()[0]  # slower than the quick wait, no permit: its record stays queued
+    time.sleep(0.35)
+    producer.flush(0)  # the broker acknowledged it meanwhile
+    producer.delay_s = 0.05
+    then = publish_timed()[0]
+
+    assert (refused, then) == ("503", "ok")

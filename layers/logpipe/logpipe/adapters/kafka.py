@@ -52,6 +52,7 @@ class _BrokerContact:
     acknowledged: bool = False
     answering: bool = True
     left_unacknowledged: bool = False
+    failed_since_left: bool = False
     all_down: bool = False
 
     def on_error(self, error: KafkaError) -> None:
@@ -60,6 +61,19 @@ class _BrokerContact:
 
     def on_acknowledged(self) -> None:
         self.acknowledged, self.answering, self.left_unacknowledged, self.all_down = True, True, False, False
+
+    def on_failure(self) -> None:
+        self.answering, self.failed_since_left = False, True
+
+    def on_left(self) -> None:
+        """A call gave up waiting: its records stay queued, and their fate tells whether the broker answers."""
+        self.answering, self.left_unacknowledged, self.failed_since_left = False, True, False
+
+    def on_drained(self) -> None:
+        """The records a call left behind are no longer queued: acknowledged, unless one was reported failed."""
+        self.left_unacknowledged = False
+        if not self.failed_since_left:
+            self.answering = True
 
 
 _contact = _BrokerContact()
@@ -146,12 +160,14 @@ def _produce_and_wait(messages: Sequence[Outgoing], patience: Patience | None = 
 
     def on_failure(error: KafkaError, _message: Message) -> None:
         failures.append(error)
+        _contact.on_failure()
 
     try:
         for topic, key, value, headers in messages:
             producer.produce(topic, value=value, key=key, headers=headers, on_delivery=on_failure)
     except (BufferError, KafkaException) as exc:
-        _contact.left_unacknowledged = producer.flush(settings.kafka_publish_wait_ms / 1000) > 0
+        if producer.flush(settings.kafka_publish_wait_ms / 1000):
+            _contact.on_left()
         if isinstance(exc, KafkaException) and exc.args[0].code() in _REFUSED_CONTENT:
             raise _refused(exc.args[0]) from exc
         raise _unavailable(f"could not enqueue to Kafka: {exc}") from exc
@@ -172,8 +188,7 @@ def _produce_and_wait(messages: Sequence[Outgoing], patience: Patience | None = 
     if unacknowledged and not _contact.all_down:
         with (patience or _patient)() as may_wait:
             if not may_wait:
-                _contact.answering = False
-                _contact.left_unacknowledged = True
+                _contact.on_left()
                 raise _unavailable("Kafka is slow to acknowledge and as many requests as may wait already do")
             unacknowledged = wait_until(started + wait_ms / 1000)
     refused = next((failure for failure in failures if failure.code() in _REFUSED_CONTENT), None)
@@ -181,7 +196,8 @@ def _produce_and_wait(messages: Sequence[Outgoing], patience: Patience | None = 
         raise _refused(refused)
     if failures or unacknowledged:
         _contact.answering = False
-        _contact.left_unacknowledged = unacknowledged > 0
+        if unacknowledged:
+            _contact.on_left()
         reason = failures[0].str() if failures else f"{unacknowledged} message(s) unacknowledged"
         logger.error("Kafka delivery failed", extra={"failures": len(failures), "queued": unacknowledged})
         raise _unavailable(f"Kafka did not acknowledge the write: {reason}")
@@ -207,7 +223,7 @@ def _refuse_while_unanswered(producer: Producer) -> None:
     if _contact.left_unacknowledged:
         if queued := len(producer):  # its records, and any report or error not served yet
             raise _unavailable(f"{queued} earlier message(s) still unacknowledged")
-        _contact.left_unacknowledged = False
+        _contact.on_drained()
 
 
 def _refused(error: KafkaError) -> PayloadTooLargeError:
