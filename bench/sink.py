@@ -98,10 +98,11 @@ def fill(bootstrap: str, topic: str, organization_id: str, count: int) -> None:
 
 # --------------------------------------------------------------------------------------------- baseline
 def baseline(database_url: str, organization_id: str, count: int, batch: int) -> dict:
-    events = [LogEvent.model_validate_json(event_json(organization_id)) for _ in range(count)]
+    # As the consumer stores them (storage.EventFields: LogEvent's fields by name).
+    events = [LogEvent.model_validate_json(event_json(organization_id)).model_dump() for _ in range(count)]
     rows = [storage._row(event) for event in events]
     with psycopg.connect(database_url) as conn:
-        storage._ensure_partitions(conn, {storage.utc_day(events[0].timestamp)})
+        storage._ensure_partitions(conn, {storage.utc_day(events[0]["timestamp"])})
         conn.commit()
         postgres_pid = own_postgres_pid()
         pg_before = cpu_by_group(os.getpid(), postgres_pid)["postgresql"]
