@@ -194,8 +194,7 @@ def _produce_and_wait(messages: Sequence[Outgoing], patience: Patience | None = 
     refused = next((failure for failure in failures if failure.code() in _REFUSED_CONTENT), None)
     if refused is not None:
         raise _refused(refused)
-    if failures or unacknowledged:
-        _contact.answering = False
+    if failures or unacknowledged:  # a failure was reported by on_failure already
         if unacknowledged:
             _contact.on_left()
         reason = failures[0].str() if failures else f"{unacknowledged} message(s) unacknowledged"

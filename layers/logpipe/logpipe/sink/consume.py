@@ -94,7 +94,8 @@ def process_batch(records: Iterable[ConsumerRecordRecords], settings: Settings, 
     started = time.perf_counter()
     decoded: list[_Decoded] = []
     rejected: list[DeadLetter] = []
-    stored, unstorable = _store_decoding(_decode(records, _oldest_kept_day(settings), writer, decoded, rejected))
+    events = _decoded_events(records, _oldest_kept_day(settings), writer, decoded, rejected)
+    stored, unstorable = _store_decoding(events, decoded, writer)
     letters = rejected + unstorable
     if letters:
         outcomes.record_dead_letters(_identities(letters))
@@ -145,33 +146,23 @@ def _record_metrics(outcome: BatchOutcome, decoded: list[_Decoded], elapsed_ms: 
         metrics.add_metric(name="log_events_errors_total", unit=MetricUnit.Count, value=outcome.dead_lettered)
 
 
-class _Decoding(NamedTuple):
-    """The batch's events as they are decoded (each one also appended to `decoded`; a record that can never be
-    stored to `rejected`, as its dead letter)."""
-
-    events: Iterator[EventFields]
-    decoded: list[_Decoded]
-    writer: str
-
-
-def _decode(
+def _decoded_events(
     records: Iterable[ConsumerRecordRecords],
     oldest_kept_day: date,
     writer: str,
     decoded: list[_Decoded],
     rejected: list[DeadLetter],
-) -> _Decoding:
-    def events() -> Iterator[EventFields]:
-        for record in records:
-            try:
-                event = _event(record, oldest_kept_day)
-            except _Unusable as exc:
-                rejected.append(_dead_letter(record, exc.reason, str(exc), writer))
-                continue
-            decoded.append(_Decoded(record, event, event["organization_id"], event["id"], event["received_at"]))
-            yield event
-
-    return _Decoding(events(), decoded, writer)
+) -> Iterator[EventFields]:
+    """The batch's events as they are decoded, each one also appended to `decoded`; a record that can never be
+    stored goes to `rejected`, as its dead letter."""
+    for record in records:
+        try:
+            event = _event(record, oldest_kept_day)
+        except _Unusable as exc:
+            rejected.append(_dead_letter(record, exc.reason, str(exc), writer))
+            continue
+        decoded.append(_Decoded(record, event, event["organization_id"], event["id"], event["received_at"]))
+        yield event
 
 
 def _event(record: ConsumerRecordRecords, oldest_kept_day: date) -> EventFields:
@@ -200,13 +191,15 @@ def _short(exc: ValidationError) -> str:
     )
 
 
-def _store_decoding(decoding: _Decoding) -> tuple[int, list[DeadLetter]]:
+def _store_decoding(
+    events: Iterator[EventFields], decoded: list[_Decoded], writer: str
+) -> tuple[int, list[DeadLetter]]:
     """Store the events while they are decoded (PostgreSQL inserts a row while the next record is decoded); when
-    PostgreSQL refuses a row, isolate it among all the decoded items (store_events decodes them all either way)."""
+    PostgreSQL refuses a row, isolate it among all the `decoded` items (store_events consumes `events` whole)."""
     try:
-        return storage.store_events(decoding.events), []
+        return storage.store_events(events), []
     except storage.UnstorableRowsError as exc:
-        return _bisect(decoding.decoded, decoding.writer, exc)
+        return _bisect(decoded, writer, exc)
 
 
 def _store_isolating(items: list[_Decoded], writer: str) -> tuple[int, list[DeadLetter]]:
