@@ -1,4 +1,5 @@
 import gzip
+import json
 import tracemalloc
 import zlib
 
@@ -102,3 +103,27 @@ def test_an_ndjson_line_with_an_integer_of_thousands_of_digits_is_refused_alone(
     good, bad = batch_items('{"message": "m"}\n{"n": ' + LONG + "}\n", "application/x-ndjson", 10)
     assert good == {"message": "m"}
     assert isinstance(bad, InvalidEventError) and bad.details == {"field": "n"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"message": "\\ud800"}',  # a lone surrogate: the event's rules then refuse it, naming the field
+        "[" * 500 + "]" * 500,  # deeper than the fast parser follows
+        '{"n": 1e999, "m": -0.0, "big": 123456789012345678901234567890}',
+    ],
+)
+def test_what_json_accepts_is_read_as_json_reads_it(text: str) -> None:
+    assert body.loads(text) == json.loads(text)
+
+
+@pytest.mark.parametrize("text", ["NaN", '{"n": Infinity}', '{"n": -Infinity}'])
+def test_nan_and_infinity_are_malformed(text: str) -> None:
+    with pytest.raises(MalformedRequestError):
+        body.loads(text)
+
+
+def test_nesting_past_what_json_follows_is_malformed() -> None:
+    with pytest.raises(MalformedRequestError) as refused:
+        body.loads("[" * 100_000 + "]" * 100_000)
+    assert refused.value.code == "nesting_too_deep"
