@@ -289,6 +289,9 @@ def _health_answer():
     return json_response(503, body, {"Retry-After": str(settings.retry_after_seconds)})
 
 
+app.plan_routes()  # at cold start, not in each route's first request
+
+
 @logger.inject_lambda_context  # the resolver sets the correlation id (logpipe.edge.resolver)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -187,6 +187,9 @@ def _setup_probe(found: dict[str, Any]):
     return elasticsearch_replies.document(found)
 
 
+app.plan_routes()  # at cold start, not in each route's first request
+
+
 @logger.inject_lambda_context  # the resolver sets the correlation id (logpipe.edge.resolver)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
