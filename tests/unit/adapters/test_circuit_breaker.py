@@ -5,6 +5,7 @@ from aws_lambda_powertools.utilities.circuit_breaker import CircuitState, Circui
 from aws_lambda_powertools.utilities.circuit_breaker.persistence import CircuitStateRecord
 
 from logpipe.adapters.circuit_breaker import BreakerPolicy, RedisCircuitStore, report_state, report_transition
+from logpipe.observability import metrics
 
 
 @pytest.mark.parametrize(
@@ -49,3 +50,12 @@ def test_at_cold_start_the_circuit_series_exist_with_its_shared_state_and_no_tra
         (line["to_state"], line["circuit_transitions_total"]) for line in emf if "circuit_transitions_total" in line
     ]
     assert sorted(transitions) == [("CLOSED", [0.0]), ("HALF_OPEN", [0.0]), ("OPEN", [0.0])]
+
+
+def test_without_a_namespace_the_cold_start_publishes_nothing_and_does_not_fail(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setattr(type(metrics), "namespace", property(lambda self: None))
+    policy = BreakerPolicy(failure_threshold=3, recovery_seconds=3, success_threshold=2, state_cache_seconds=1)
+    report_state("kafka", policy, _StoredState(CircuitState.OPEN))  # a producer without one still starts
+    assert capsys.readouterr().out == ""

@@ -283,7 +283,10 @@ def _config(policy: BreakerPolicy) -> CircuitBreakerConfig:
 def report_state(name: str, policy: BreakerPolicy, store: CircuitBreakerPersistenceLayer) -> None:
     """At cold start: circuit_state at the circuit's shared state (read from the store, as the breaker's first call
     would) and circuit_transitions_total at 0 towards each state, so that both series exist before the first
-    transition and a dashboard reads the circuit, not "No data"."""
+    transition and a dashboard reads the circuit, not "No data". Without a metrics namespace
+    (POWERTOOLS_METRICS_NAMESPACE) Powertools publishes no metric, and neither does this."""
+    if not metrics.namespace:
+        return
     store.configure(_config(policy), name)
     _publish_state(name, store.get_state(name).state)
     publish_at_zero(CIRCUIT_COUNTERS, [{"circuit": name, "to_state": str(state)} for state in CircuitState])
