@@ -1,10 +1,11 @@
 """`make bench`: run every scenario script of bench/ in order, collect their figures, print a table.
 
-    python bench/run.py [--quick [SCENARIO ...]] [--only SCENARIO ...]
+    python bench/run.py [--quick [SCENARIO ...]] [--only SCENARIO ...] [--results FILE]
 
 ``--only`` replaces those scenarios' figures in an existing latest.json and keeps the others (every scenario
 records when it ran). ``--quick`` alone makes every scenario a short smoke run; ``--quick gateway`` only the
-scenarios named (each scenario's figures say whether they come from a quick run).
+scenarios named (each scenario's figures say whether they come from a quick run). ``--results`` writes the figures
+to another file than bench/results/latest.json (CI's smoke run: ``--quick --results <a temporary file>``).
 
 A scenario is ``bench/<name>.py`` (files starting with ``_`` are helpers). Each runs as its own process with the
 services' environment, prints progress on stderr and, on its last stdout line, one JSON object of named figures.
@@ -89,20 +90,22 @@ def main(argv: list[str] | None = None) -> int:
         "--quick", nargs="*", default=None, help="short smoke runs: of every scenario, or of the scenarios named"
     )
     parser.add_argument("--only", nargs="*", default=None, help="scenario names to run")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where the figures go (default: %(default)s)")
     args = parser.parse_args(argv)
     names = args.only or scenarios()
     quick = set() if args.quick is None else set(args.quick or names)
-    kept = json.loads(RESULTS.read_text()) if args.only and RESULTS.is_file() else {}
+    results_file: Path = args.results.resolve()
+    kept = json.loads(results_file.read_text()) if args.only and results_file.is_file() else {}
     report: dict[str, object] = {**kept, "machine": machine()}
     results: dict[str, dict[str, object]] = {}
     for name in names:
         print(f"== {name}", file=sys.stderr, flush=True)
         results[name] = run_scenario(name, name in quick)
     report.update(results)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    results_file.parent.mkdir(parents=True, exist_ok=True)
+    results_file.write_text(json.dumps(report, indent=2) + "\n")
     print_table(results)
-    print(f"\nwritten to {RESULTS.relative_to(BENCH.parent)}")
+    print(f"\nwritten to {results_file}")
     return 1 if any("error" in figures for figures in results.values()) else 0
 
 

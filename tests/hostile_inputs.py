@@ -152,15 +152,15 @@ def cursor(document: object) -> str:
     return base64.urlsafe_b64encode(json.dumps(document).encode()).decode().rstrip("=")
 
 
-LOGS, STATS, HISTOGRAM = "/api/logs", "/api/stats", "/api/logs/histogram"
+LOGS, STATS, HISTOGRAM, KEYS = "/api/logs", "/api/stats", "/api/logs/histogram", "/api/keys"
 SOME_ID = "0b3f2a9e-6d3c-4f7e-9a51-6f0d2b7c9e14"
 SOME_TIME, YEAR_1, END_OF_9999 = "2026-01-01T00:00:00Z", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z"
 NAIVE_AFTER_ZONED = {"from": "2026-01-02T00:00:00", "to": SOME_TIME}  # `from` read as UTC: later than `to`
 SCHEMA = "validation_failed"
 
 
-def bad_cursor(name: str, document: object) -> HostileRead:
-    return HostileRead(name, LOGS, {"cursor": cursor(document)}, 400, "invalid_query", "cursor")
+def bad_cursor(name: str, document: object, path: str = LOGS) -> HostileRead:
+    return HostileRead(name, path, {"cursor": cursor(document)}, 400, "invalid_query", "cursor")
 
 
 def bad_window(name: str, path: str, query: dict[str, str], field: str) -> HostileRead:
@@ -176,6 +176,12 @@ HOSTILE_READS: list[HostileRead] = [
     bad_cursor("cursor of an object", {"a": 1}),
     HostileRead("cursor that is not base64 JSON", LOGS, {"cursor": "not-a-cursor"}, 400, "invalid_query", "cursor"),
     HostileRead("cursor of 513 characters", LOGS, {"cursor": "a" * 513}, 422, SCHEMA, "query.cursor"),
+    bad_cursor("keys: cursor whose id is a number", [SOME_TIME, 42], KEYS),
+    bad_cursor("keys: cursor whose id is not a uuid", [SOME_TIME, "key-1"], KEYS),
+    HostileRead(
+        "keys: cursor that is not base64 JSON", KEYS, {"cursor": "not-a-cursor"}, 400, "invalid_query", "cursor"
+    ),
+    HostileRead("keys: cursor of 513 characters", KEYS, {"cursor": "a" * 513}, 422, SCHEMA, "query.cursor"),
     # Time windows
     bad_window("search: from without an offset after a to with one", LOGS, NAIVE_AFTER_ZONED, "from"),
     bad_window("stats: from without an offset after a to with one", STATS, NAIVE_AFTER_ZONED, "from"),
@@ -190,6 +196,9 @@ HOSTILE_READS: list[HostileRead] = [
     # Sizes and shapes
     HostileRead("limit of 0", LOGS, {"limit": "0"}, 422, SCHEMA, "query.limit"),
     HostileRead("limit of 1001", LOGS, {"limit": "1001"}, 422, SCHEMA, "query.limit"),
+    HostileRead("keys: limit of 0", KEYS, {"limit": "0"}, 422, SCHEMA, "query.limit"),
+    HostileRead("keys: limit of 1001", KEYS, {"limit": "1001"}, 422, SCHEMA, "query.limit"),
+    HostileRead("keys: limit that is not a number", KEYS, {"limit": "ten"}, 422, SCHEMA, "query.limit"),
     HostileRead("501 buckets", HISTOGRAM, {"buckets": "501"}, 422, SCHEMA, "query.buckets"),
     HostileRead(
         "101 events of context", f"/api/logs/{SOME_ID}/context", {"before": "101"}, 422, SCHEMA, "query.before"

@@ -14,7 +14,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from logpipe.access import keys
-from logpipe.access.models import ApiKeyList, CreatedApiKey, NewApiKey, Scope
+from logpipe.access.models import MAX_KEYS_PER_PAGE, ApiKeyList, CreatedApiKey, NewApiKey, Scope
 from logpipe.config import get_settings
 from logpipe.edge.answers import json_response
 from logpipe.edge.assets import AssetFolder
@@ -184,14 +184,18 @@ def create_key(new_key: Annotated[NewApiKey, Body()]):
 
 @app.get(
     "/api/keys",
-    summary="The organization's API keys (never the keys themselves)",
+    summary="The organization's API keys (never the keys themselves), oldest first",
+    description=f"At most `limit` keys a page (up to {MAX_KEYS_PER_PAGE:,}); follow `nextCursor` for the next ones.",
     tags=["admin"],
     security=SECURED,
     middlewares=[authorized(Scope.ADMIN)],
-    responses={200: _ok(ApiKeyList, "The keys"), **_errors()},
+    responses={200: _ok(ApiKeyList, "A page of keys"), **_errors(400)},
 )
-def list_keys():
-    listed = ApiKeyList(items=keys.list_keys(app.context["organization_id"]))
+def list_keys(
+    limit: Annotated[int, Query(ge=1, le=MAX_KEYS_PER_PAGE)] = 100,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+):
+    listed = keys.list_keys(app.context["organization_id"], limit, cursor)
     return json_response(200, listed.model_dump(mode="json", by_alias=True))
 
 
@@ -287,6 +291,9 @@ def _health_answer():
     if report.status == "up":
         return json_response(200, body)
     return json_response(503, body, {"Retry-After": str(settings.retry_after_seconds)})
+
+
+app.plan_routes()  # at cold start, not in each route's first request
 
 
 @logger.inject_lambda_context  # the resolver sets the correlation id (logpipe.edge.resolver)

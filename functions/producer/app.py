@@ -40,7 +40,7 @@ from logpipe.edge.openapi import (
 )
 from logpipe.edge.replies import elasticsearch_replies, loki_replies, otlp_replies
 from logpipe.edge.resolver import create_resolver
-from logpipe.ingest import idempotency
+from logpipe.ingest import idempotency, publisher
 from logpipe.ingest.intake import accept_batch, client_event_id, ingest_batch, ingest_event
 from logpipe.models import BatchAccepted, DecodedBatch, LogEventIn
 from logpipe.observability import INGEST_COUNTERS, logger, metrics, publish_at_zero
@@ -52,6 +52,7 @@ publish_at_zero(INGEST_COUNTERS)
 kafka.connect()
 cache.warm()
 postgres.warm()
+publisher.report_kafka_circuit(settings)  # after cache.warm(): reads the shared state
 _batch_limits = BodyLimits(settings.max_batch_body_bytes, settings.max_batch_decoded_bytes)
 _shipper_limits = BodyLimits(settings.max_batch_body_bytes, settings.max_batch_decoded_bytes, binary=True)
 app = create_resolver(
@@ -184,6 +185,9 @@ def _setup_probe(found: dict[str, Any]):
     if app.current_event.http_method == "PUT":
         return elasticsearch_replies.document({"acknowledged": True})
     return elasticsearch_replies.document(found)
+
+
+app.plan_routes()  # at cold start, not in each route's first request
 
 
 @logger.inject_lambda_context  # the resolver sets the correlation id (logpipe.edge.resolver)

@@ -110,6 +110,9 @@ TOO_MANY_REQUESTS = (429, TOO_MANY_REQUESTS_BODY)
 TOO_LARGE = (413, _message("Request Entity Too Large"))
 # Also what an HTTP API answers when Lambda throttles the integration (its log says "Rate Exceeded.").
 INTERNAL_ERROR = (500, _message("Internal Server Error"))
+# A response over Lambda's 6 MB limit (Function.ResponseSizeTooLarge): API Gateway answers 502 when the function ran
+# but its invocation failed (AWS Lambda developer guide, "Handling Lambda errors with an API Gateway API").
+BAD_GATEWAY = (502, _message("Internal Server Error"))
 SERVICE_UNAVAILABLE = (503, _message("Service Unavailable"))
 # A Lambda timeout. (A real HTTP API answers a function timeout with 500 and its own 30 s integration timeout
 # with 503; the runner makes a timeout recognisable as 504, like a REST API's "Endpoint request timed out".)
@@ -272,7 +275,7 @@ def _integration_answer(route: HttpRoute, result: InvokeResult | None) -> _Outco
     if result is None:
         return _Outcome(*SERVICE_UNAVAILABLE, detail="integration timeout")
     if not result.ok:
-        status, body = TIMED_OUT if result.status == "timeout" else INTERNAL_ERROR
+        status, body = {"timeout": TIMED_OUT, "too_large": BAD_GATEWAY}.get(result.status, INTERNAL_ERROR)
         error = result.error or {}
         detail = f"{error.get('errorType')}: {error.get('errorMessage')}"
         return _Outcome(status, body, detail=detail, request_id=result.request_id)

@@ -7,6 +7,9 @@ interpreter, like on Lambda. Frames on both pipes are a 4-byte big-endian length
 parent -> worker: {"id", "deadline_ms", "arn", "trace_id", "event"}
 worker -> parent: {"type": "ready", "init_ms"} | {"type": "init_error", "error"}
                   {"type": "result", "id", "ok": true, "result"} | {"type": "result", "id", "ok": false, "error"}
+
+A result whose JSON is over Lambda's response limit is not sent: the invocation fails with Lambda's
+`Function.ResponseSizeTooLarge` error, as the runtime API refuses such a response on AWS.
 """
 
 from __future__ import annotations
@@ -23,6 +26,10 @@ import traceback
 from typing import Any
 
 _HEADER = struct.Struct("!I")
+# Lambda's limit on a synchronous invocation's response (the function's JSON result), as its error states it:
+# "Response payload size exceeded maximum allowed payload size (6291556 bytes)." (Function.ResponseSizeTooLarge).
+MAX_RESPONSE_BYTES = 6_291_556
+RESPONSE_TOO_LARGE = "Function.ResponseSizeTooLarge"
 
 
 class _LineBuffered:
@@ -94,6 +101,14 @@ def _decimal_serializer(o: Any) -> Any:
     raise TypeError(repr(o) + " is not JSON serializable")
 
 
+def _too_large(size: int) -> dict[str, Any]:
+    return {
+        "errorType": RESPONSE_TOO_LARGE,
+        "errorMessage": f"Response payload size ({size} bytes) exceeded maximum allowed payload size "
+        f"({MAX_RESPONSE_BYTES} bytes).",
+    }
+
+
 def _error(exc: BaseException, error_type: str | None = None) -> dict[str, Any]:
     return {
         "errorType": error_type or type(exc).__name__,
@@ -136,6 +151,16 @@ def load_handler(handler: str) -> Any:
         raise AttributeError(f"Handler '{function_name}' missing on module '{module_name}'") from None
 
 
+def _send_result(channel: Channel, request_id: str, body: str) -> None:
+    """The handler's result (`body`, its JSON: ASCII, one byte a character), or Lambda's error for a result over the
+    response limit."""
+    if len(body) > MAX_RESPONSE_BYTES:
+        channel.send({"type": "result", "id": request_id, "ok": False, "error": _too_large(len(body))})
+        return
+    head = json.dumps({"type": "result", "id": request_id, "ok": True}, separators=(",", ":"))
+    channel.send_raw(f'{head[:-1]},"result":{body}}}'.encode())
+
+
 def main(argv: list[str]) -> int:
     # The parent owns our lifecycle: Ctrl-C in the terminal must not kill an invocation half-way.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -176,8 +201,7 @@ def main(argv: list[str]) -> int:
             error["requestId"] = request_id
             channel.send({"type": "result", "id": request_id, "ok": False, "error": error})
         else:
-            head = json.dumps({"type": "result", "id": request_id, "ok": True}, separators=(",", ":"))
-            channel.send_raw(f'{head[:-1]},"result":{body}}}'.encode())
+            _send_result(channel, request_id, body)
         sys.stdout.flush()  # an unfinished line of this invocation, once its answer is on its way
         sys.stderr.flush()
 

@@ -33,6 +33,7 @@ from typing import Any
 
 from .metrics import StdoutRelay, instruments
 from .sam_model import DEFAULT_ACCOUNT_ID, FunctionSpec
+from .worker_process import RESPONSE_TOO_LARGE
 
 log = logging.getLogger("runner")
 
@@ -42,7 +43,6 @@ WORKER_SCRIPT = Path(__file__).with_name("worker_process.py")
 # and a front starved by busy instances answers late even the requests it refuses (its 429s). Instances therefore
 # run at a lower CPU priority than the front (the Kafka event source process already does, and so do its instances).
 INSTANCE_NICENESS = 5
-MAX_RESPONSE_BYTES = 6 * 1024 * 1024  # Lambda's synchronous response payload limit
 INIT_TIMEOUT_S = 60.0
 TIMEOUT_RESOLUTION_S = 0.05
 # How long an invocation may wait for a busy instance when the function runs at its concurrency cap, before it is
@@ -214,8 +214,6 @@ class Worker:
                 return  # a late answer for an invocation we already gave up on
             _, fut = self._pending
             self._pending = None
-            if len(frame) > MAX_RESPONSE_BYTES:
-                message = {"ok": False, "too_large": True, "size": len(frame)}
             if not fut.done():
                 fut.set_result(message)
             self.pool._release(self)
@@ -503,13 +501,9 @@ class FunctionPool:
             }
             log.error("%s: %s", self.name, error["errorMessage"])
             return InvokeResult("crash", request_id, duration, error=error)
-        if message.get("too_large"):
-            error = {
-                "errorType": "Function.ResponseSizeTooLarge",
-                "errorMessage": f"Response payload size ({message.get('size')} bytes) exceeded maximum allowed "
-                f"payload size ({MAX_RESPONSE_BYTES} bytes).",
-            }
-            log.error("%s: %s", self.name, error["errorMessage"])
+        error = message.get("error") or {}
+        if error.get("errorType") == RESPONSE_TOO_LARGE:  # the instance refused its handler's result
+            log.error("%s: %s", self.name, error.get("errorMessage"))
             return InvokeResult("too_large", request_id, duration, error=error)
         return InvokeResult("error", request_id, duration, error=message.get("error"))
 

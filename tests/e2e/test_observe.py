@@ -135,10 +135,15 @@ def test_metrics_count_exactly_the_accepted_rejected_and_dead_lettered_events() 
             ("log_events_received_total", frozenset({"function": "ProducerFunction"}.items())),
             ("log_events_errors_total", frozenset({"function": "ConsumerFunction"}.items())),
             ("runner_invocations_total", frozenset({"function": "ProducerFunction", "outcome": "throttled"}.items())),
+            ("circuit_transitions_total", frozenset({"function": "ProducerFunction", "circuit": "kafka"}.items())),
         }
-        wait_until(lambda: known <= scrape(runner.url).keys(), 60, "the known series exist before any event")
+        circuit = ("circuit_state", frozenset({"function": "ProducerFunction", "circuit": "kafka"}.items()))
+        wait_until(
+            lambda: known | {circuit} <= scrape(runner.url).keys(), 60, "the known series exist before any event"
+        )
         before = scrape(runner.url)
         assert all(before[series] == 0 for series in known)
+        assert before[circuit] in (0, 1, 2)  # the shared circuit's state when the instance started
 
         post_events(runner.url, "observe-acme", accepted=5, rejected=3)
         produce_poison(topic, 2)

@@ -83,6 +83,9 @@ Resources:
         Malformed:
           Type: HttpApi
           Properties: {Path: /malformed, Method: GET}
+        Huge:
+          Type: HttpApi
+          Properties: {Path: /huge, Method: GET}
   Slow:
     Type: AWS::Serverless::Function
     Properties:
@@ -126,6 +129,8 @@ def misc(event, context):
         return {"statusCode": 201, "headers": {"x-one": "1"}, "cookies": ["a=1; Path=/", "b=2"], "body": "ok"}
     if path == "/malformed":
         return {"statusCode": "not a number"}
+    if path == "/huge":  # a response over Lambda's 6 MB
+        return {"statusCode": 200, "body": "x" * 7_000_000}
 
 def slow(event, context):
     marker = (event.get("queryStringParameters") or {}).get("marker")
@@ -285,6 +290,10 @@ def test_payload_limits(runner: RunnerProcess) -> None:
     assert too_big_for_lambda.status_code == 413
     fine = requests.post(f"{runner.url}/echo", data=b"x" * (1024 * 1024), timeout=30)
     assert fine.status_code == 200 and len(fine.json()["body"]) == 1024 * 1024
+    # A response over Lambda's 6 MB: the invocation fails (Function.ResponseSizeTooLarge), API Gateway answers 502.
+    huge = requests.get(f"{runner.url}/huge", timeout=30)
+    assert (huge.status_code, huge.json()) == (502, {"message": "Internal Server Error"})
+    runner.wait_for_log("Response payload size (7000028 bytes) exceeded maximum allowed payload size (6291556 bytes)")
 
 
 def test_concurrent_invocations_use_separate_instances(runner: RunnerProcess) -> None:

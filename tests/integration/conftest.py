@@ -45,10 +45,10 @@ def api_key(organization_id: str, auth_headers) -> str:
 
 @pytest.fixture
 def read(api_request, gateway_function, lambda_context, auth_headers, organization_id: str):
-    """GET a gateway route with a read key of the test's organization: (status, headers, body)."""
+    """GET a gateway route with a read and admin key of the test's organization: (status, headers, body)."""
     from tests.integration.gateway_helpers import answer
 
-    headers = auth_headers(organization_id, "read")
+    headers = auth_headers(organization_id, "read,admin")
 
     def get(path: str, **query: str) -> tuple[int, dict, dict]:
         return answer(gateway_function, api_request("GET", path, headers=headers, query=query or None), lambda_context)

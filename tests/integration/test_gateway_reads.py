@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from logpipe.access import keys
+from logpipe.access.models import Scope
 from logpipe.adapters import cache
 from logpipe.config import get_settings
 from logpipe.read import queries, stats
@@ -137,6 +139,24 @@ def test_pages_neither_repeat_nor_skip_rows_while_new_rows_arrive(read, organiza
 
     assert len(seen) == len(set(seen)), "a row was served twice"
     assert set(seen) == {str(event.id) for event in existing}, "a row was skipped (or a newer one slipped in)"
+
+
+def test_the_keys_are_listed_in_pages_that_neither_repeat_nor_skip_a_key(read, organization_id: str) -> None:
+    created = [keys.create_key(organization_id, [Scope.READ], f"k{index}") for index in range(4)]
+    listed = [key["id"] for key in read("/api/keys", limit="1000")[2]["items"]]  # with the fixture's own key
+
+    pages, cursor = [], None
+    for _ in range(5):  # three pages expected; a cursor that never ends fails below
+        status, _, body = read("/api/keys", limit="2", **({"cursor": cursor} if cursor else {}))
+        assert status == 200, body
+        pages.append([key["id"] for key in body["items"]])
+        cursor = body["nextCursor"]
+        if cursor is None:
+            break
+    assert [len(page) for page in pages] == [2, 2, 1]
+    assert [key_id for page in pages for key_id in page] == listed
+    assert {str(key.id) for key in created} < set(listed)
+    assert read("/api/keys")[2]["nextCursor"] is None  # the default page (100) holds all five
 
 
 def test_one_event_and_its_status(read, organization_id: str) -> None:

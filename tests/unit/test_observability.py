@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from logpipe.observability import INGEST_COUNTERS, SINK_COUNTERS, _Tracer, metrics, publish_at_zero, tracer
+from logpipe.observability import (
+    CIRCUIT_COUNTERS,
+    INGEST_COUNTERS,
+    SINK_COUNTERS,
+    _Tracer,
+    metrics,
+    publish_at_zero,
+    tracer,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -33,10 +41,31 @@ def test_an_enabled_tracer_wraps_methods_in_subsegments() -> None:
 def test_every_counter_the_functions_publish_is_published_at_zero_by_its_function() -> None:
     repo = Path(__file__).resolve().parents[2]
     sources = [*repo.glob("layers/*/logpipe/**/*.py"), *repo.glob("functions/*/*.py")]
-    counted = {name for path in sources for name in re.findall(r'name="([a-z_]+_total)"', path.read_text())}
-    assert counted == set(INGEST_COUNTERS) | set(SINK_COUNTERS)
+    declared = repo / "layers/logpipe/logpipe/observability.py"
+    counted = {
+        name for path in sources if path != declared for name in re.findall(r'"([a-z_]+_total)"', path.read_text())
+    }
+    assert counted == set(INGEST_COUNTERS) | set(SINK_COUNTERS) | set(CIRCUIT_COUNTERS)
     assert "publish_at_zero(INGEST_COUNTERS)" in (repo / "functions/producer/app.py").read_text()
     assert "publish_at_zero(SINK_COUNTERS)" in (repo / "functions/consumer/app.py").read_text()
+    assert (
+        "publish_at_zero(CIRCUIT_COUNTERS" in (repo / "layers/logpipe/logpipe/adapters/circuit_breaker.py").read_text()
+    )
+    assert "publisher.report_kafka_circuit(settings)" in (repo / "functions/producer/app.py").read_text()
+
+
+def test_labelled_counters_are_published_at_zero_once_per_label_set(capsys: pytest.CaptureFixture) -> None:
+    publish_at_zero(
+        CIRCUIT_COUNTERS, [{"circuit": "kafka", "to_state": "OPEN"}, {"circuit": "kafka", "to_state": "CLOSED"}]
+    )
+    documents = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(d["circuit"], d["to_state"], d["circuit_transitions_total"]) for d in documents] == [
+        ("kafka", "OPEN", [0.0]),
+        ("kafka", "CLOSED", [0.0]),
+    ]
+    assert all(
+        d["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["circuit", "to_state", "service"]] for d in documents
+    )
 
 
 def test_publish_at_zero_prints_one_emf_document_with_each_counter_at_zero(capsys: pytest.CaptureFixture) -> None:

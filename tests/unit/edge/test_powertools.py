@@ -6,6 +6,7 @@ from typing import Annotated
 
 import pytest
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+from aws_lambda_powertools.event_handler.openapi import dependant
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header
 from pydantic import BaseModel, Field
 
@@ -18,6 +19,7 @@ from logpipe.edge.powertools import (
 )
 from logpipe.edge.resolver import create_resolver
 from logpipe.errors import AuthenticationError
+from tests.conftest import load_function
 
 pytestmark = pytest.mark.unit
 
@@ -83,3 +85,27 @@ def test_swagger_ui_renders_the_merged_document(http_event, lambda_context) -> N
     event["routeKey"] = "GET /docs"
     page = served.resolve(event, lambda_context)
     assert page["statusCode"] == 200 and "/elsewhere" in page["body"]
+
+
+def test_planned_routes_work_nothing_out_on_their_first_request(
+    app, http_event, lambda_context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app.plan_routes()
+
+    def refuse(**_arguments):
+        raise AssertionError("a route's parameters were worked out on its first request")
+
+    monkeypatch.setattr(dependant, "get_dependant", refuse)  # what Powertools' Route.dependant calls, once
+    assert post(app, http_event, lambda_context, {"name": "a"}, {"x-api-key": "k", "tag": "t"}) == (
+        200,
+        {"name": "a", "tag": "t"},
+    )
+
+
+@pytest.mark.parametrize("function", ["producer", "gateway"])
+def test_the_api_functions_plan_every_route_at_cold_start(function: str) -> None:
+    app = load_function(function).app  # a fresh instance: no request has been resolved
+    routes = app._static_routes + app._dynamic_routes
+    assert routes
+    assert all(route._dependant is not None for route in routes)
+    assert set(app._response_validation_middleware._request_validation._plans) == set(routes)

@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from logpipe.access import key_store
 from logpipe.adapters import kafka
 from logpipe.read import queries
 from logpipe.read.answer_cache import AnswerCache
@@ -44,9 +45,10 @@ def test_hostile_read_gets_its_4xx_naming_the_parameter_and_runs_no_query(
 
     for name in ("find_events", "find_events_after", "find_event", "count_events", "count_buckets"):
         monkeypatch.setattr(queries, name, no_query)
+    monkeypatch.setattr(key_store, "list_keys", no_query)
     monkeypatch.setattr(AnswerCache, "get", lambda _cache, _org, _field, compute, _max_age: compute())  # no Redis
 
-    request = api_request("GET", case.path, headers=auth_headers("acme", "read"), query=case.query or None)
+    request = api_request("GET", case.path, headers=auth_headers("acme", "read,admin"), query=case.query or None)
     response = gateway_function.handler(request, lambda_context)
 
     error = json.loads(response["body"])["error"]

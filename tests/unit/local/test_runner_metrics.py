@@ -165,8 +165,7 @@ def exposed_series_names() -> set[str]:
 def test_the_dashboard_selects_only_exposed_metrics() -> None:
     selected = dashboard_series_names()
     assert {"log_events_received_total", "runner_http_requests_total", "runner_kafka_consumer_lag"} <= selected
-    # circuit_state: emitted by the Kafka circuit breaker of the ingest branch, with a computed name
-    assert selected - exposed_series_names() - {"circuit_state"} == set()
+    assert selected - exposed_series_names() == set()
 
 
 def test_the_dashboard_parser_sees_a_metric_that_is_not_exposed() -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import uvloop
 
-from local.lambda_runner import workers
+from local.lambda_runner import worker_process, workers
 from local.lambda_runner.environment import function_environment
 from local.lambda_runner.sam_model import FunctionSpec
 from local.lambda_runner.workers import FunctionPool, InvokeResult
@@ -74,6 +74,8 @@ def handler(event, context):
         return {}
     if action == "unserializable":
         return {"x": object()}
+    if action == "text":
+        return "x" * event["characters"]
     return event
 """
 
@@ -238,6 +240,24 @@ def test_unserializable_result_is_a_marshal_error(toy: Path) -> None:
 
     result = run_pool(make_spec(toy), scenario)
     assert result.status == "error" and result.error["errorType"] == "Runtime.MarshalError"
+
+
+def test_a_result_over_lambdas_response_limit_fails_the_invocation_as_lambda_does(toy: Path) -> None:
+    limit = worker_process.MAX_RESPONSE_BYTES  # the result's JSON: the text and its two quotes
+
+    async def scenario(pool):
+        at_limit = await invoke(pool, {"action": "text", "characters": limit - 2})
+        over = await invoke(pool, {"action": "text", "characters": limit - 1})
+        return at_limit, over, await invoke(pool, {"action": "count"})
+
+    at_limit, over, after = run_pool(make_spec(toy), scenario, max_workers=1)
+    assert at_limit.ok and len(at_limit.result) == limit - 2
+    assert over.status == "too_large"
+    assert over.error == {
+        "errorType": "Function.ResponseSizeTooLarge",
+        "errorMessage": "Response payload size (6291557 bytes) exceeded maximum allowed payload size (6291556 bytes).",
+    }
+    assert after.ok and after.result["invocations"] == 3  # the instance survives
 
 
 def test_crashed_instance_is_replaced(toy: Path) -> None:

@@ -1,5 +1,6 @@
 """PostgreSQL access for API keys (table api_keys, migration 0003): only hashes are stored."""
 
+from datetime import datetime
 from uuid import UUID
 
 from psycopg.rows import dict_row
@@ -27,11 +28,16 @@ def find_active_key(key_hash: bytes) -> ApiKey | None:
     return None if row is None else ApiKey.model_validate(row)
 
 
-def list_keys(organization_id: str) -> list[ApiKey]:
+def list_keys(organization_id: str, limit: int, after: tuple[datetime, UUID] | None) -> list[ApiKey]:
+    """The organization's keys in (created_at, id) order, those after `after` (a key's position) when given: at
+    most `limit`."""
+    position = "" if after is None else " AND (created_at, id) > (%(after_at)s, %(after_id)s)"
+    after_at, after_id = after or (None, None)
     with postgres.connection() as conn, conn.cursor(row_factory=dict_row) as cursor:
         rows = cursor.execute(
-            f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE organization_id = %s ORDER BY created_at, id",
-            (organization_id,),
+            f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE organization_id = %(org)s{position}"
+            " ORDER BY created_at, id LIMIT %(limit)s",
+            {"org": organization_id, "after_at": after_at, "after_id": after_id, "limit": limit},
         ).fetchall()
     return [ApiKey.model_validate(row) for row in rows]
 

@@ -40,5 +40,10 @@ class CreatedApiKey(ApiKey):
     key: str = Field(description="The API key; shown only in this answer")
 
 
+# GET /api/keys answers at most this many keys a page (a key's JSON is about 300 bytes: far below Lambda's 6 MB).
+MAX_KEYS_PER_PAGE = 1000
+
+
 class ApiKeyList(CamelModel):
     items: list[ApiKey]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next (newer) keys; null on the last page")

@@ -33,7 +33,7 @@ from aws_lambda_powertools.utilities.circuit_breaker.persistence.base import Cir
 
 from logpipe.adapters import cache
 from logpipe.errors import DependencyUnavailableError
-from logpipe.observability import logger, metrics
+from logpipe.observability import CIRCUIT_COUNTERS, logger, metrics, publish_at_zero
 
 # The value of the circuit_state metric per state, so one series shows the circuit over time.
 STATE_VALUES = {CircuitState.CLOSED: 0, CircuitState.HALF_OPEN: 1, CircuitState.OPEN: 2}
@@ -218,13 +218,20 @@ def report_transition(transition: CircuitTransition) -> None:
             "to_state": str(transition.to_state),
         },
     )
-    for name, unit, value in (
-        ("circuit_state", MetricUnit.Count, STATE_VALUES[transition.to_state]),
-        ("circuit_transitions_total", MetricUnit.Count, 1),
-    ):
-        with single_metric(name=name, unit=unit, value=value, namespace=metrics.namespace) as metric:
-            metric.add_dimension(name="circuit", value=transition.circuit_name)
-            metric.add_dimension(name="to_state", value=str(transition.to_state))
+    _publish_state(transition.circuit_name, transition.to_state)
+    with single_metric(
+        name="circuit_transitions_total", unit=MetricUnit.Count, value=1, namespace=metrics.namespace
+    ) as metric:
+        metric.add_dimension(name="circuit", value=transition.circuit_name)
+        metric.add_dimension(name="to_state", value=str(transition.to_state))
+
+
+def _publish_state(name: str, state: CircuitState) -> None:
+    with single_metric(
+        name="circuit_state", unit=MetricUnit.Count, value=STATE_VALUES[state], namespace=metrics.namespace
+    ) as metric:
+        metric.add_dimension(name="circuit", value=name)
+        metric.add_dimension(name="to_state", value=str(state))
 
 
 @dataclass(frozen=True)
@@ -259,11 +266,27 @@ def guarded(
         persistence_store=store,
         on_circuit_open=refuse,
         on_transition=report_transition,
-        config=CircuitBreakerConfig(
-            failure_threshold=policy.failure_threshold,
-            recovery_timeout=recovery,
-            success_threshold=policy.success_threshold,
-            handled_exceptions=DependencyUnavailableError,
-            local_cache_max_age=policy.state_cache_seconds,
-        ),
+        config=_config(policy),
     )
+
+
+def _config(policy: BreakerPolicy) -> CircuitBreakerConfig:
+    return CircuitBreakerConfig(
+        failure_threshold=policy.failure_threshold,
+        recovery_timeout=policy.recovery_seconds,
+        success_threshold=policy.success_threshold,
+        handled_exceptions=DependencyUnavailableError,
+        local_cache_max_age=policy.state_cache_seconds,
+    )
+
+
+def report_state(name: str, policy: BreakerPolicy, store: CircuitBreakerPersistenceLayer) -> None:
+    """At cold start: circuit_state at the circuit's shared state (read from the store, as the breaker's first call
+    would) and circuit_transitions_total at 0 towards each state, so that both series exist before the first
+    transition and a dashboard reads the circuit, not "No data". Without a metrics namespace
+    (POWERTOOLS_METRICS_NAMESPACE) Powertools publishes no metric, and neither does this."""
+    if not metrics.namespace:
+        return
+    store.configure(_config(policy), name)
+    _publish_state(name, store.get_state(name).state)
+    publish_at_zero(CIRCUIT_COUNTERS, [{"circuit": name, "to_state": str(state)} for state in CircuitState])

@@ -22,6 +22,11 @@ def publish(records: Sequence[EventRecord], settings: Settings, receipts: bool =
     metrics.add_metric(name="log_events_received_total", unit=MetricUnit.Count, value=len(records))
 
 
+def report_kafka_circuit(settings: Settings) -> None:
+    """At cold start: the Kafka circuit's metrics series (its shared state, its transitions at 0)."""
+    circuit_breaker.report_state("kafka", kafka_breaker_policy(settings), kafka_circuit_store())
+
+
 def kafka_breaker_policy(settings: Settings) -> BreakerPolicy:
     return BreakerPolicy(
         failure_threshold=settings.kafka_breaker_failure_threshold,

@@ -9,14 +9,12 @@ RESPONSE_BYTES_FOR_EVENTS (logpipe.read.queries counts each at the most it can t
 after its last event; an event's context gives its before and after lists a third of that each.
 """
 
-import base64
-import binascii
-import json
 from datetime import datetime
 from uuid import UUID
 
 from logpipe.config import Settings
-from logpipe.errors import EventNotFoundError, InvalidQueryError
+from logpipe.encoding import decode_cursor, encode_cursor
+from logpipe.errors import EventNotFoundError
 from logpipe.models import LogEvent
 from logpipe.read import queries
 from logpipe.read.models import EventContext, LogPage
@@ -31,10 +29,10 @@ def list_events(
 ) -> LogPage:
     event_filter = event_filter.in_utc()
     event_filter.check_window()
-    before = _decode_cursor(cursor) if cursor else None
+    before = decode_cursor(cursor) if cursor else None
     bounds = Bounds(settings.read_query_timeout_seconds, RESPONSE_BYTES_FOR_EVENTS)
     rows = queries.find_events(organization_id, event_filter, limit, before, bounds)
-    return LogPage(items=rows.events, next_cursor=_encode_cursor(rows.events[-1]) if rows.more else None)
+    return LogPage(items=rows.events, next_cursor=encode_cursor(_position(rows.events[-1])) if rows.more else None)
 
 
 def get_event(organization_id: str, event_id: UUID, settings: Settings) -> LogEvent:
@@ -48,7 +46,7 @@ def event_context(organization_id: str, event_id: UUID, before: int, after: int,
     """The event and the `before` / `after` events of its source just before and after it in (time, id) order
     (fewer, the nearest, when they would not fit in the answer)."""
     event = get_event(organization_id, event_id, settings)
-    position = (event.timestamp, event.id)
+    position = _position(event)
     bounds = Bounds(settings.read_query_timeout_seconds, RESPONSE_BYTES_FOR_EVENTS // 3)
     same_source = EventFilter(source=event.source)
     earlier = queries.find_events(organization_id, same_source, before, position, bounds).events if before else []
@@ -56,17 +54,5 @@ def event_context(organization_id: str, event_id: UUID, before: int, after: int,
     return EventContext(before=earlier[::-1], event=event, after=later)
 
 
-def _encode_cursor(event: LogEvent) -> str:
-    raw = json.dumps([event.timestamp.isoformat(), str(event.id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        occurred_at, event_id = json.loads(raw)
-        if not (isinstance(occurred_at, str) and isinstance(event_id, str)):
-            raise ValueError("a cursor holds a time and an id, both as text")
-        return datetime.fromisoformat(occurred_at), UUID(event_id)
-    except (binascii.Error, ValueError, TypeError) as exc:
-        raise InvalidQueryError("the cursor is not one this API returned", details={"field": "cursor"}) from exc
+def _position(event: LogEvent) -> tuple[datetime, UUID]:
+    return event.timestamp, event.id
