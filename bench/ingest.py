@@ -46,7 +46,7 @@ from _common import (
 )
 
 BENCH = Path(__file__).resolve().parent
-PRODUCER_INSTANCES = 8  # as many as ProducerFunction's ReservedConcurrentExecutions
+PRODUCER_INSTANCES = 16  # as many as ProducerFunction's ReservedConcurrentExecutions
 BATCH_SIZE = 500
 BATCH_CONNECTIONS = 4
 

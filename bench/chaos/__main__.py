@@ -7,7 +7,8 @@ A workload (workload.py) posts at a constant rate through the HTTP API of a runn
 injects the faults of faults.py one at a time. Then the load stops, the consumer catches up, and the checker
 (checker.py) holds PostgreSQL and the dead-letter topic against the ledger of answers (ledger.py). Results go to
 bench/results/chaos.json and the README's table (report.py); the short form (CI) to bench/results/chaos-short.json.
-Exit status 1 when a check fails (the ids are printed), 2 when the harness itself failed.
+Exit status 1 when a check fails (the ids, or the attempts answered 500, are printed), 2 when the harness itself
+failed.
 """
 
 from __future__ import annotations
@@ -124,9 +125,9 @@ def main() -> int:
         runner.save_log(report.results_path(args.short).with_suffix(".runner.log"))
         stack.down()
 
-    checks = checker.check(ledger, stored, letters)
     slot_ends = [injected for _, injected, _ in timeline[1:]] + [stopped]
     runs = [checker.FaultRun(n, i, r, end) for (n, i, r), end in zip(timeline, slot_ends, strict=True)]
+    checks = checker.check(ledger, stored, letters, runs)
     results = {
         "started_at": started_at,
         "seed": seed,

@@ -1,11 +1,14 @@
 """The checker: the ledger of answers against what PostgreSQL and the dead-letter topic hold, once the consumer caught
 up, and per fault what the clients saw.
 
-Checks (any failure fails the run, with the ids): every event answered 2xx is stored exactly once per
+Checks (any failure fails the run, with the ids or attempts): every event answered 2xx is stored exactly once per
 (organization, id); no event answered 4xx is stored; no (organization, id) is stored twice; every dead letter says
-why (``x-dlq-reason``). Figures per fault: the window of unavailability (first to last failed attempt: no answer or
-5xx), the answers by status in it, the slowest 503, the time from the part's return to the first 2xx and to the
-consumer's lag caught up, and the events lost and duplicated among the requests first sent during the fault's slot.
+why (``x-dlq-reason``); no answer is a 500 (a throttled invocation or a crash: a client cannot tell it from a bug,
+and OTLP and Loki clients do not retry it), through any fault or outside one.
+
+Figures per fault: the window of unavailability (first to last failed attempt: no answer or 5xx), the answers by
+status in it, the slowest 503, the time from the part's return to the first 2xx and to the consumer's lag caught
+up, and the events lost and duplicated among the requests first sent during the fault's slot.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -72,7 +76,22 @@ def _ids(ids: list[str]) -> dict[str, Any]:
     return {"count": len(ids), "ids": sorted(ids)[:SHOWN_IDS]}
 
 
-def check(ledger: Ledger, stored: Counter[str], letters: list[dict[str, str]]) -> dict[str, dict[str, Any]]:
+def answers_500(attempts: list[Attempt], runs: list[FaultRun]) -> dict[str, Any]:
+    """Every attempt answered 500, each with its time, request kind and the fault whose slot it fell in ("warm-up"
+    before the first fault)."""
+    found = sorted((a for a in attempts if a.status == 500), key=lambda a: a.started)
+    return {"count": len(found), "attempts": [_shown(a, runs) for a in found[:SHOWN_IDS]]}
+
+
+def _shown(attempt: Attempt, runs: list[FaultRun]) -> dict[str, str]:
+    fault = next((run.name for run in reversed(runs) if run.injected_at <= attempt.started), "warm-up")
+    at = datetime.fromtimestamp(attempt.started, UTC).isoformat(timespec="milliseconds")
+    return {"at": at, "kind": attempt.kind, "fault": fault}
+
+
+def check(
+    ledger: Ledger, stored: Counter[str], letters: list[dict[str, str]], runs: list[FaultRun]
+) -> dict[str, dict[str, Any]]:
     acknowledged = set(ledger.acknowledged)
     return {
         "lost": _ids([i for i in acknowledged if stored[i] == 0]),
@@ -82,6 +101,7 @@ def check(ledger: Ledger, stored: Counter[str], letters: list[dict[str, str]]) -
             "count": sum(1 for h in letters if not h.get("x-dlq-reason")),
             "of": len(letters),
         },
+        "answers_500": answers_500(ledger.attempts, runs),
     }
 
 

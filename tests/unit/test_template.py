@@ -126,6 +126,24 @@ def test_no_route_admits_at_once_more_requests_than_its_function_has_instances(n
         assert route.throttle.burst <= function.reserved_concurrency, route.route_key
 
 
+# How long an ingest request holds its instance when the host is busy or a restarted broker warms up (20-50 ms
+# measured, mostly waiting for Kafka and Redis; 3 ms on a quiet host): docs/runner.md, "Overload".
+BUSY_HOLD_S = 0.03
+
+
+def test_the_ingest_function_has_instances_for_its_routes_rate_at_a_busy_hosts_hold() -> None:
+    """Little's law: the stage admits up to its rate, and each admitted request holds an instance as long as the
+    request takes. With 8 producer instances for 500 requests/s, a hold of 16 ms already took every one, and a busy
+    host's holds answered thousands of throttled invocations 500 where 16 instances answered a few dozen. Every one
+    of them is provisioned: an instance cold-starting under load holds the CPU the others need."""
+    producer = functions()["ProducerFunction"]
+    assert producer.reserved_concurrency is not None
+    for route in producer.http_routes:
+        assert route.throttle is not None, route.route_key
+        assert producer.reserved_concurrency >= route.throttle.rate_per_s * BUSY_HOLD_S, route.route_key
+    assert producer.provisioned_concurrency == producer.reserved_concurrency
+
+
 def test_the_consumer_reads_log_events_through_msk() -> None:
     [msk] = [source for source in functions()["ConsumerFunction"].kafka_sources if source.kind == "MSK"]
     assert msk.topics == ("log-events",)

@@ -23,7 +23,7 @@ def test_every_acknowledged_event_missing_doubled_or_refused_but_stored_is_named
     stored = Counter({"kept": 1, "doubled": 2, "refused": 1, "retried-without-key": 1})
     letters = [{"x-dlq-reason": "unstorable"}, {"x-dlq-attempts": "3"}]
 
-    verdicts = check(ledger, stored, letters)
+    verdicts = check(ledger, stored, letters, [])
 
     assert verdicts["lost"] == {"count": 1, "ids": ["lost"]}
     assert verdicts["duplicated"] == {"count": 1, "ids": ["doubled"]}
@@ -32,9 +32,40 @@ def test_every_acknowledged_event_missing_doubled_or_refused_but_stored_is_named
 
 
 def test_a_clean_run_passes_every_check() -> None:
-    verdicts = check(ledger_of(["a", "b"], ["r"]), Counter({"a": 1, "b": 1}), [{"x-dlq-reason": "expired"}])
+    ledger = ledger_of(["a", "b"], ["r"])
+    ledger.attempt(Attempt("single_keyed", 100.0, 0.01, 202, False))
+    ledger.attempt(Attempt("single_keyed", 101.0, 0.01, 503, True))
+
+    verdicts = check(ledger, Counter({"a": 1, "b": 1}), [{"x-dlq-reason": "expired"}], [])
 
     assert all(found["count"] == 0 for found in verdicts.values())
+
+
+def test_every_answer_500_fails_the_run_named_by_time_kind_and_fault() -> None:
+    runs = [
+        FaultRun("kafka_kill", injected_at=100.0, restored_at=110.0, slot_end=130.0),
+        FaultRun("runner_kill", injected_at=130.0, restored_at=135.0, slot_end=150.0),
+    ]
+    ledger = ledger_of(["a"], [])
+    for attempt in (
+        Attempt("otlp_json", 131.0, 0.01, 500, False),
+        Attempt("single_plain", 50.0, 0.01, 500, False),  # during the warm-up, before any fault
+        Attempt("single_keyed", 102.0, 0.01, 503, True),
+        Attempt("loki_json", 111.5, 0.02, 500, False),
+        Attempt("single_keyed", 112.0, 0.01, 202, False),
+    ):
+        ledger.attempt(attempt)
+
+    verdicts = check(ledger, Counter({"a": 1}), [], runs)
+
+    assert verdicts["answers_500"] == {
+        "count": 3,
+        "attempts": [
+            {"at": "1970-01-01T00:00:50.000+00:00", "kind": "single_plain", "fault": "warm-up"},
+            {"at": "1970-01-01T00:01:51.500+00:00", "kind": "loki_json", "fault": "kafka_kill"},
+            {"at": "1970-01-01T00:02:11.000+00:00", "kind": "otlp_json", "fault": "runner_kill"},
+        ],
+    }
 
 
 def test_a_faults_window_runs_from_its_first_to_its_last_failed_answer() -> None:
