@@ -5,8 +5,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic_core import from_json
-
+from logpipe.edge.decoders.common import parse_json
 from logpipe.encoding import strict_base64
 from logpipe.errors import (
     InvalidEventError,
@@ -99,7 +98,7 @@ def loads(text: str | bytes) -> Any:
     same values, and refused with the same errors.
     """
     try:
-        return from_json(text, allow_inf_nan=False)
+        return parse_json(text)
     except ValueError:
         return _loads_strictly(text)
 
